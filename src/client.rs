@@ -1,0 +1,129 @@
+//! Clients: registration options, the per-client state and its handle.
+
+use std::fmt;
+use std::time::Duration;
+
+use dashmap::DashSet;
+
+use crate::criteria::RTM_PROTOCOL_SINGLE_ROUTE;
+use crate::error::RtmError;
+use crate::family::Family;
+use crate::notify::ChangeQueue;
+use crate::route::ProtocolId;
+use crate::sync::{Arc, RwLock};
+
+/// How a client registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RegisterOptions {
+    /// `RTM_PROTOCOL_SINGLE_ROUTE`: at most one route per network for this
+    /// protocol; an add to a network it has a route to replaces that route.
+    pub single_route: bool,
+    /// Keep a change queue and notifier for this client (RTMv1: a non-NULL
+    /// change event). Without it, dequeue calls are `InvalidHandle`.
+    pub notify: bool,
+}
+
+impl RegisterOptions {
+    /// Notifications on, multi-route.
+    pub fn notifying() -> Self {
+        RegisterOptions {
+            single_route: false,
+            notify: true,
+        }
+    }
+
+    /// The options for RTMv1 registration flags; any bit but
+    /// `RTM_PROTOCOL_SINGLE_ROUTE` (0x1) is `InvalidParameter`.
+    pub fn from_flags(flags: u32, notify: bool) -> Result<Self, RtmError> {
+        if flags & !RTM_PROTOCOL_SINGLE_ROUTE != 0 {
+            return Err(RtmError::invalid(format!(
+                "registration flags {flags:#x} have undefined bits (only RTM_PROTOCOL_SINGLE_ROUTE = 0x1 exists)"
+            )));
+        }
+        Ok(RegisterOptions {
+            single_route: flags & RTM_PROTOCOL_SINGLE_ROUTE != 0,
+            notify,
+        })
+    }
+}
+
+/// A registered client as the table sees it.
+pub(crate) struct ClientState<F: Family> {
+    pub(crate) rtm_id: u64,
+    pub(crate) protocol: ProtocolId,
+    pub(crate) single_route: bool,
+    /// `true` while registered. Operations hold it shared for their whole
+    /// run; deregistration takes it exclusively, so it waits for in-flight
+    /// operations and no operation of the client starts after it.
+    pub(crate) gate: RwLock<bool>,
+    /// The networks where this client owns at least one route: the
+    /// secondary index deregistration and block operations walk. Updated
+    /// under the destination's writer lock.
+    pub(crate) index: DashSet<F::Network>,
+    pub(crate) queue: Option<ChangeQueue<F>>,
+}
+
+/// A registered client's handle (RTMv1's client HANDLE).
+///
+/// Cloning is cheap. A handle outlives its client: once deregistered, or
+/// when used with another [`Rtm`](crate::Rtm), every call with it returns
+/// `InvalidHandle`.
+#[derive(Clone)]
+pub struct ClientHandle<F: Family> {
+    pub(crate) state: Arc<ClientState<F>>,
+}
+
+impl<F: Family> fmt::Debug for ClientHandle<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientHandle")
+            .field("family", &F::ID)
+            .field("protocol", &self.state.protocol)
+            .field("single_route", &self.state.single_route)
+            .field("notify", &self.state.queue.is_some())
+            .finish()
+    }
+}
+
+impl<F: Family> ClientHandle<F> {
+    /// The protocol this client registered as.
+    pub fn protocol(&self) -> ProtocolId {
+        self.state.protocol
+    }
+
+    /// Whether it registered in single-route mode.
+    pub fn single_route(&self) -> bool {
+        self.state.single_route
+    }
+
+    /// Whether it registered with notifications.
+    pub fn notifies(&self) -> bool {
+        self.state.queue.is_some()
+    }
+
+    fn queue(&self) -> Result<&ChangeQueue<F>, RtmError> {
+        self.state.queue.as_ref().ok_or_else(|| {
+            RtmError::InvalidHandle(format!(
+                "{} protocol {} registered without notifications and has no change queue",
+                F::ID,
+                self.state.protocol
+            ))
+        })
+    }
+
+    /// Whether the client's notifier is signalled: messages are pending.
+    pub fn is_signalled(&self) -> Result<bool, RtmError> {
+        Ok(self.queue()?.is_signalled())
+    }
+
+    /// Number of pending change messages.
+    pub fn pending(&self) -> Result<usize, RtmError> {
+        Ok(self.queue()?.len())
+    }
+
+    /// Blocks until a change message is pending (`Ok(true)`) or `timeout`
+    /// passes (`Ok(false)`); returns `Ok(false)` at once if the client is
+    /// deregistered meanwhile.
+    pub fn wait_for_messages(&self, timeout: Duration) -> Result<bool, RtmError> {
+        Ok(self.queue()?.wait(timeout))
+    }
+}

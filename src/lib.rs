@@ -1,0 +1,118 @@
+//! # rtm: a concurrent routing table manager with lock-free reads
+//!
+//! Routing protocols (clients) register, add and withdraw routes; rtm picks
+//! the best route per destination network, tells the other protocols about
+//! every best-route change, and answers the forwarding path's
+//! longest-prefix-match lookups without ever making a reader wait for a
+//! writer. The semantics are those of the Windows Routing Table Manager
+//! version 1 (RTMv1), expressed as a typed Rust API, for IPv4, IPv6 and IPX.
+//!
+//! ```
+//! use rtm::{Change, Criteria, Ipv4, IpRouteData, ProtocolId, RegisterOptions, Route, Rtm, Ttl};
+//!
+//! let rtm = Rtm::new();
+//! let ospf = ProtocolId(13);
+//! let rip = ProtocolId(8);
+//! rtm.set_priority(ospf, 10); // lower wins
+//! rtm.set_priority(rip, 120);
+//!
+//! let o = rtm.register::<Ipv4>(ospf, RegisterOptions::notifying())?;
+//! let r = rtm.register::<Ipv4>(rip, RegisterOptions::notifying())?;
+//!
+//! let net = "10.1.0.0/16".parse()?;
+//! let via_rip = Route::<Ipv4>::new(net, "192.0.2.1".parse()?, 1, IpRouteData::with_metric(2));
+//! let via_ospf = Route::<Ipv4>::new(net, "192.0.2.9".parse()?, 2, IpRouteData::with_metric(20));
+//!
+//! assert!(matches!(rtm.add_route(&r, &via_rip, Ttl::Seconds(180))?, Change::Added { .. }));
+//! // OSPF's priority beats RIP's better metric: the best route changes.
+//! let change = rtm.add_route(&o, &via_ospf, Ttl::Infinite)?;
+//! assert_eq!(change.flags(), 3); // RTM_ROUTE_CHANGED
+//!
+//! // The forwarding path: a lock-free longest-prefix match.
+//! let hit = rtm.lookup::<Ipv4>("10.1.2.3".parse()?).unwrap();
+//! assert_eq!(hit.next_hop, "192.0.2.9".parse::<std::net::Ipv4Addr>()?);
+//!
+//! // RIP heard about the change through its queue.
+//! assert_eq!(rtm.dequeue(&r)?.change, change);
+//!
+//! // OSPF goes away: its routes go with it, and RIP's route is best again.
+//! rtm.deregister(&o)?;
+//! assert_eq!(rtm.is_route::<Ipv4>(&net).unwrap().protocol, rip);
+//! assert_eq!(rtm.enumerate(&Criteria::<Ipv4>::all())?.count(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Which type do I want?
+//! - [`Rtm`]: the table manager; every RTMv1 call is a method on it.
+//! - [`ClientHandle`]: what registration gives a protocol; pass it to
+//!   `add_route`, `delete_route`, the block operations and `dequeue`.
+//! - [`Route`], with [`IpRouteData`] or [`IpxRouteData`]: a route.
+//! - [`Ipv4Prefix`], [`Ipv6Prefix`], [`IpxNetwork`]: destination networks.
+//! - [`Criteria`]: which routes an enumeration or block operation selects.
+//! - [`Change`]: how a best route changed, returned by writes and queued
+//!   for clients.
+//! - [`RtmError`]: every failure, with its Win32 code.
+//! - [`model::ModelRtm`]: a sequential reference implementation for tests.
+//!
+//! ## Guarantees
+//! - **Readers never wait.** `lookup`, `lookup_route`, `is_route`,
+//!   `get_first`/`get_next` and enumeration take no lock: destinations are
+//!   in a lock-free skip list, and each destination's route set is an
+//!   immutable value published with one atomic swap and reclaimed through
+//!   crossbeam-epoch. (Tested by `tests/stress.rs`.)
+//! - **Linearizable writes, one change order.** Each write to a network is
+//!   atomic; change messages are enqueued in the same critical section that
+//!   publishes the change, so all clients see the changes in the order the
+//!   table made them. (`tests/differential.rs`, `tests/stress.rs`.)
+//! - **No route of a dead client.** Once `deregister` returns, no later
+//!   lookup, query or enumeration returns a route of that client, and no
+//!   operation of the client can add one (its gate is closed first).
+//!   (`tests/stress.rs`.)
+//! - **Failed calls change nothing.** Every error leaves the table, the
+//!   queues and the FIB as they were. (`tests/bad_input.rs`.)
+//! - **The FIB follows the RIB.** A best-route change is in the FIB before
+//!   the call that made it returns; during the call a lookup sees the old or
+//!   the new answer. (`Rtm::verify_consistency`, `tests/stress.rs`.)
+//!
+//! Writers do take locks: one per destination, a short per-family sequencer
+//! around publication, and a per-client gate. Lock-freedom is a property of
+//! the read side only.
+#![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+
+mod change;
+mod client;
+mod clock;
+mod criteria;
+mod enumerate;
+mod error;
+mod family;
+mod fib;
+pub mod model;
+mod notify;
+mod prefix;
+mod priority;
+mod rib;
+mod route;
+mod rtm;
+mod sync;
+pub mod synth;
+
+pub use change::{Change, RTM_NO_CHANGE, RTM_ROUTE_ADDED, RTM_ROUTE_CHANGED, RTM_ROUTE_DELETED};
+pub use client::{ClientHandle, RegisterOptions};
+pub use clock::{Clock, ManualClock, SystemClock, TICKS_PER_SECOND, Timestamp};
+pub use criteria::{
+    Criteria, RTM_INCLUDE_DISABLED_ROUTES, RTM_ONLY_BEST_ROUTES, RTM_ONLY_THIS_INTERFACE,
+    RTM_ONLY_THIS_NETWORK, RTM_ONLY_THIS_PROTOCOL, RTM_PROTOCOL_SINGLE_ROUTE,
+};
+pub use enumerate::Enumeration;
+pub use error::{ERROR_MORE_MESSAGES, NO_ERROR, Result, RtmError};
+pub use family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
+pub use fib::{FibEntry, ForwardingTable, LpmFib, NoFib};
+pub use notify::{ChangeQueue, DequeueStatus, Dequeued};
+pub use prefix::{IpAddress, Ipv4Prefix, Ipv6Prefix, IpxNetwork, MacAddr, Prefix};
+pub use priority::{DEFAULT_PRIORITY, PriorityTable};
+pub use route::{
+    INFINITE, IP_VALID_ROUTE, IPX_GLOBAL_CLIENT_WAN_ROUTE, IpRouteData, IpxRouteData,
+    MAX_TTL_SECONDS, ProtocolId, Route, RouteData, RouteKey, Ttl,
+};
+pub use rtm::{Rtm, RtmBuilder, Sweeper};

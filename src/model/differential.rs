@@ -1,0 +1,443 @@
+//! Running one operation sequence against the engine and the model.
+//!
+//! [`run`] drives an [`Rtm`] and a [`ModelRtm`] with the same [`Op`]s over a
+//! small universe of networks (nested prefixes, a default route, host
+//! routes) and compares every result, the whole table after every step,
+//! forwarding lookups, ordered walks and, at the end, every queued message.
+//! The differential property test and the fuzzer both use it.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::{ModelHandle, ModelRtm};
+use crate::change::Change;
+use crate::client::{ClientHandle, RegisterOptions};
+use crate::clock::ManualClock;
+use crate::criteria::Criteria;
+use crate::error::RtmError;
+use crate::family::{Family, IpFamily, Ipv4, Ipv6, Ipx};
+use crate::prefix::{IpxNetwork, MacAddr, Prefix};
+use crate::route::{IpRouteData, IpxRouteData, ProtocolId, Route, Ttl};
+use crate::rtm::Rtm;
+
+/// A family with a small test universe.
+pub trait DiffFamily: Family {
+    /// Number of networks in the universe.
+    const NETS: u8;
+    /// Network `i` of the universe.
+    fn net(i: u8) -> Self::Network;
+    /// Next hop `i` (three distinct values).
+    fn nh(i: u8) -> Self::NextHop;
+    /// Route data with a small metric and the valid flag.
+    fn data(metric: u8, valid: bool) -> Self::Data;
+    /// Compares forwarding lookups of probe addresses.
+    fn check_lookups(_rtm: &Rtm, _model: &ModelRtm) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+const V4_NETS: [&str; 8] = [
+    "0.0.0.0/0",
+    "10.0.0.0/8",
+    "10.0.0.0/16",
+    "10.1.0.0/16",
+    "10.1.2.0/24",
+    "10.1.2.3/32",
+    "192.168.0.0/16",
+    "192.168.1.0/24",
+];
+const V4_PROBES: [&str; 8] = [
+    "10.1.2.3",
+    "10.1.2.4",
+    "10.1.3.0",
+    "10.0.0.1",
+    "10.2.0.0",
+    "192.168.1.1",
+    "192.168.2.1",
+    "8.8.8.8",
+];
+const V6_NETS: [&str; 6] = [
+    "::/0",
+    "2001:db8::/32",
+    "2001:db8::/48",
+    "2001:db8:1::/48",
+    "2001:db8:1::1/128",
+    "fe80::/10",
+];
+const V6_PROBES: [&str; 6] = [
+    "2001:db8::1",
+    "2001:db8:1::1",
+    "2001:db8:1::2",
+    "2001:db8:2::",
+    "fe80::1",
+    "3000::",
+];
+
+fn check_ip_lookups<F: IpFamily>(
+    rtm: &Rtm,
+    model: &ModelRtm,
+    probes: &[&str],
+) -> Result<(), String> {
+    for p in probes {
+        let Ok(a) = p.parse::<F::Addr>() else {
+            continue;
+        };
+        let (e, m) = (rtm.lookup::<F>(a), model.lookup::<F>(a));
+        if e != m {
+            return Err(format!("lookup {p}: engine {e:?}, model {m:?}"));
+        }
+        let (e, m) = (rtm.lookup_route::<F>(a), model.lookup_route::<F>(a));
+        if e != m {
+            return Err(format!("lookup_route {p}: engine {e:?}, model {m:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn ip_data(metric: u8, valid: bool) -> IpRouteData {
+    IpRouteData {
+        metric: (metric % 4) as u32,
+        flags: valid as u32,
+        ..IpRouteData::default()
+    }
+}
+
+impl DiffFamily for Ipv4 {
+    const NETS: u8 = V4_NETS.len() as u8;
+    fn net(i: u8) -> Prefix<Ipv4Addr> {
+        V4_NETS[(i % Self::NETS) as usize]
+            .parse()
+            .expect("valid literal")
+    }
+    fn nh(i: u8) -> Ipv4Addr {
+        Ipv4Addr::new(192, 0, 2, i % 3)
+    }
+    fn data(metric: u8, valid: bool) -> IpRouteData {
+        ip_data(metric, valid)
+    }
+    fn check_lookups(rtm: &Rtm, model: &ModelRtm) -> Result<(), String> {
+        check_ip_lookups::<Ipv4>(rtm, model, &V4_PROBES)
+    }
+}
+
+impl DiffFamily for Ipv6 {
+    const NETS: u8 = V6_NETS.len() as u8;
+    fn net(i: u8) -> Prefix<Ipv6Addr> {
+        V6_NETS[(i % Self::NETS) as usize]
+            .parse()
+            .expect("valid literal")
+    }
+    fn nh(i: u8) -> Ipv6Addr {
+        Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, (i % 3) as u16)
+    }
+    fn data(metric: u8, valid: bool) -> IpRouteData {
+        ip_data(metric, valid)
+    }
+    fn check_lookups(rtm: &Rtm, model: &ModelRtm) -> Result<(), String> {
+        check_ip_lookups::<Ipv6>(rtm, model, &V6_PROBES)
+    }
+}
+
+impl DiffFamily for Ipx {
+    const NETS: u8 = 4;
+    fn net(i: u8) -> IpxNetwork {
+        IpxNetwork((i % Self::NETS) as u32)
+    }
+    fn nh(i: u8) -> MacAddr {
+        MacAddr([0, 0, 0, 0, 0, i % 3])
+    }
+    fn data(metric: u8, valid: bool) -> IpxRouteData {
+        IpxRouteData {
+            flags: valid as u32,
+            ticks: (metric % 3) as u16,
+            hops: (metric / 3 % 2) as u16,
+        }
+    }
+}
+
+/// Selection criteria over the test universe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Crit {
+    /// Network index.
+    pub network: Option<u8>,
+    /// Interface (taken mod 2).
+    pub interface: Option<u8>,
+    /// Protocol (taken mod 3).
+    pub protocol: Option<u8>,
+    /// Best routes only.
+    pub best_only: bool,
+    /// Include disabled routes.
+    pub include_disabled: bool,
+}
+
+impl Crit {
+    /// The criteria in family `F`.
+    pub fn to<F: DiffFamily>(self) -> Criteria<F> {
+        Criteria {
+            network: self.network.map(F::net),
+            interface: self.interface.map(|i| (i % 2) as u32),
+            protocol: self.protocol.map(|p| ProtocolId((p % 3) as u32)),
+            best_only: self.best_only,
+            include_disabled: self.include_disabled,
+        }
+    }
+}
+
+/// One operation; protocol numbers are taken mod 3, TTL choices mod 4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[allow(missing_docs)]
+pub enum Op {
+    Register {
+        proto: u8,
+        single: bool,
+        notify: bool,
+    },
+    Deregister {
+        proto: u8,
+    },
+    Add {
+        proto: u8,
+        net: u8,
+        nh: u8,
+        iface: u8,
+        metric: u8,
+        valid: bool,
+        ttl: u8,
+        psd: u8,
+    },
+    Delete {
+        proto: u8,
+        net: u8,
+        nh: u8,
+        iface: u8,
+    },
+    BlockDelete {
+        proto: u8,
+        crit: Crit,
+    },
+    SetEnable {
+        proto: u8,
+        crit: Crit,
+        enable: bool,
+    },
+    Convert {
+        proto: u8,
+        crit: Crit,
+    },
+    Dequeue {
+        proto: u8,
+    },
+    Advance {
+        secs: u8,
+    },
+    Sweep,
+    SetPriority {
+        proto: u8,
+        prio: u8,
+    },
+    Walk {
+        crit: Crit,
+    },
+}
+
+/// Results agree by value when Ok and by variant and code when Err (the
+/// messages are free text).
+pub fn same<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    a: &Result<T, RtmError>,
+    b: &Result<T, RtmError>,
+) -> Result<(), String> {
+    let ok = match (a, b) {
+        (Ok(x), Ok(y)) => x == y,
+        (Err(x), Err(y)) => {
+            std::mem::discriminant(x) == std::mem::discriminant(y) && x.code() == y.code()
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{what}: engine {a:?}, model {b:?}"))
+    }
+}
+
+fn walk<F: DiffFamily>(rtm: &Rtm, model: &ModelRtm, c: &Criteria<F>) -> Result<(), String> {
+    let mut e = rtm.get_first(c);
+    same("get_first", &e, &model.get_first(c))?;
+    let mut steps = 0;
+    while let Ok(r) = e {
+        e = rtm.get_next(c, &r);
+        same("get_next", &e, &model.get_next(c, &r))?;
+        steps += 1;
+        if steps > 10_000 {
+            return Err("get_next walk does not end".into());
+        }
+    }
+    let engine: Result<Vec<Route<F>>, RtmError> = rtm.enumerate(c).map(|e| e.collect());
+    same(&format!("enumerate {c}"), &engine, &model.enumerate(c))
+}
+
+fn check_state<F: DiffFamily>(rtm: &Rtm, model: &ModelRtm) -> Result<(), String> {
+    for i in 0..F::NETS {
+        let n = F::net(i);
+        let (e, m) = (rtm.is_route::<F>(&n), model.is_route::<F>(&n));
+        if e != m {
+            return Err(format!("is_route {n}: engine {e:?}, model {m:?}"));
+        }
+    }
+    if rtm.network_count::<F>() != model.network_count::<F>() {
+        return Err(format!(
+            "network count: engine {}, model {}",
+            rtm.network_count::<F>(),
+            model.network_count::<F>()
+        ));
+    }
+    walk::<F>(rtm, model, &Criteria::all().include_disabled())?;
+    walk::<F>(rtm, model, &Criteria::all().best_only())?;
+    F::check_lookups(rtm, model)?;
+    rtm.verify_consistency()
+}
+
+/// Runs `ops` in family `F` on a fresh engine and model and compares
+/// everything; the error says what differed first.
+pub fn run<F: DiffFamily>(ops: &[Op]) -> Result<(), String> {
+    let clock = ManualClock::new();
+    let rtm = Rtm::builder().clock(clock.clone()).build();
+    let mut model = ModelRtm::starting_at(rtm.now());
+    let mut handles: BTreeMap<u8, (ClientHandle<F>, ModelHandle<F>)> = BTreeMap::new();
+    for (step, op) in ops.iter().enumerate() {
+        let at = |e: String| format!("step {step} {op:?}: {e}");
+        match *op {
+            Op::Register {
+                proto,
+                single,
+                notify,
+            } => {
+                let p = ProtocolId((proto % 3) as u32);
+                let o = RegisterOptions {
+                    single_route: single,
+                    notify,
+                };
+                let (e, m) = (rtm.register::<F>(p, o), model.register::<F>(p, o));
+                same(
+                    "register",
+                    &e.as_ref().map(|_| ()).map_err(Clone::clone),
+                    &m.as_ref().map(|_| ()).map_err(Clone::clone),
+                )
+                .map_err(at)?;
+                if let (Ok(e), Ok(m)) = (e, m) {
+                    handles.insert(proto % 3, (e, m));
+                }
+            }
+            Op::SetPriority { proto, prio } => {
+                rtm.set_priority(ProtocolId((proto % 3) as u32), prio as u32);
+                model.set_priority(ProtocolId((proto % 3) as u32), prio as u32);
+            }
+            Op::Advance { secs } => {
+                clock.advance_secs(secs as u64);
+                model.advance_secs(secs as u64);
+            }
+            Op::Sweep => {
+                let (e, m) = (rtm.sweep_expired(), model.sweep_expired());
+                if e != m {
+                    return Err(at(format!("sweep removed {e}, model {m}")));
+                }
+            }
+            Op::Walk { crit } => walk::<F>(&rtm, &model, &crit.to()).map_err(at)?,
+            Op::Deregister { proto }
+            | Op::Add { proto, .. }
+            | Op::Delete { proto, .. }
+            | Op::BlockDelete { proto, .. }
+            | Op::SetEnable { proto, .. }
+            | Op::Convert { proto, .. }
+            | Op::Dequeue { proto } => {
+                // Before any registration of the protocol there is no handle.
+                let Some((eh, mh)) = handles.get(&(proto % 3)) else {
+                    continue;
+                };
+                let r = match *op {
+                    Op::Deregister { .. } => {
+                        same("deregister", &rtm.deregister(eh), &model.deregister(mh))
+                    }
+                    Op::Add {
+                        net,
+                        nh,
+                        iface,
+                        metric,
+                        valid,
+                        ttl,
+                        psd,
+                        ..
+                    } => {
+                        let mut r = Route::<F>::new(
+                            F::net(net),
+                            F::nh(nh),
+                            (iface % 2) as u32,
+                            F::data(metric, valid),
+                        );
+                        r.protocol_data = [psd as u32; 4];
+                        let ttl = [
+                            Ttl::Infinite,
+                            Ttl::Seconds(0),
+                            Ttl::Seconds(5),
+                            Ttl::Seconds(20),
+                        ][(ttl % 4) as usize];
+                        same(
+                            "add",
+                            &rtm.add_route(eh, &r, ttl),
+                            &model.add_route(mh, &r, ttl),
+                        )
+                    }
+                    Op::Delete { net, nh, iface, .. } => {
+                        let r = Route::<F>::new(
+                            F::net(net),
+                            F::nh(nh),
+                            (iface % 2) as u32,
+                            F::data(0, true),
+                        );
+                        same(
+                            "delete",
+                            &rtm.delete_route(eh, &r),
+                            &model.delete_route(mh, &r),
+                        )
+                    }
+                    Op::BlockDelete { crit, .. } => same(
+                        "block_delete",
+                        &rtm.block_delete(eh, &crit.to()),
+                        &model.block_delete(mh, &crit.to()),
+                    ),
+                    Op::SetEnable { crit, enable, .. } => same(
+                        "block_set_enable",
+                        &rtm.block_set_enable(eh, &crit.to(), enable),
+                        &model.block_set_enable(mh, &crit.to(), enable),
+                    ),
+                    Op::Convert { crit, .. } => same(
+                        "block_convert_to_static",
+                        &rtm.block_convert_to_static(eh, &crit.to()),
+                        &model.block_convert_to_static(mh, &crit.to()),
+                    ),
+                    _ => same("dequeue", &rtm.dequeue(eh), &model.dequeue(mh)),
+                };
+                r.map_err(at)?;
+            }
+        }
+        check_state::<F>(&rtm, &model).map_err(at)?;
+    }
+    // Every live queue's remaining messages agree one by one.
+    for (eh, mh) in handles.values() {
+        let mut engine: Vec<Change<F>> = Vec::new();
+        while let Ok(d) = rtm.dequeue(eh) {
+            engine.push(d.change);
+        }
+        let model_msgs = model.pending(mh).unwrap_or_default();
+        if engine != model_msgs {
+            return Err(format!(
+                "final queue of protocol {}: engine {engine:?}, model {model_msgs:?}",
+                eh.protocol()
+            ));
+        }
+    }
+    Ok(())
+}

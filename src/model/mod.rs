@@ -1,0 +1,645 @@
+//! A sequential reference model of the RTM: plain `BTreeMap`s, no
+//! concurrency, no cleverness.
+//!
+//! It implements the same contract as [`Rtm`](crate::Rtm) in the most
+//! direct way, so differential tests and fuzzers can run the same
+//! operations against both and compare every result, every queued message
+//! and the final table. It shares only the plain data types with the engine
+//! (routes, networks, criteria, changes, errors), not its algorithms.
+//!
+//! ```
+//! use rtm::model::ModelRtm;
+//! use rtm::{Ipv4, IpRouteData, ProtocolId, RegisterOptions, Route, Ttl};
+//! let mut m = ModelRtm::new();
+//! let c = m.register::<Ipv4>(ProtocolId(1), RegisterOptions::default()).unwrap();
+//! let r = Route::<Ipv4>::new("10.0.0.0/8".parse().unwrap(), "192.0.2.1".parse().unwrap(), 1, IpRouteData::default());
+//! assert_eq!(m.add_route(&c, &r, Ttl::Infinite).unwrap().flags(), 1);
+//! assert_eq!(m.network_count::<Ipv4>(), 1);
+//! ```
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::change::Change;
+use crate::client::RegisterOptions;
+use crate::clock::{TICKS_PER_SECOND, Timestamp};
+use crate::criteria::Criteria;
+use crate::error::RtmError;
+use crate::family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
+use crate::fib::FibEntry;
+use crate::notify::{DequeueStatus, Dequeued};
+use crate::priority::PriorityTable;
+use crate::route::{ProtocolId, Route, RouteData, RouteKey, Ttl};
+
+/// A client of the model: its protocol and a registration generation, so
+/// handles of earlier registrations are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelHandle<F: Family> {
+    protocol: ProtocolId,
+    generation: u64,
+    _family: std::marker::PhantomData<F>,
+}
+
+impl<F: Family> ModelHandle<F> {
+    /// The handle's protocol.
+    pub fn protocol(&self) -> ProtocolId {
+        self.protocol
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ModelClient<F: Family> {
+    generation: u64,
+    single_route: bool,
+    queue: Option<VecDeque<Change<F>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ModelEntry<F: Family> {
+    route: Route<F>,
+    priority: u32,
+    expires: Option<Timestamp>,
+    enabled: bool,
+}
+
+/// One family's table in the model.
+#[derive(Debug, Clone)]
+struct ModelTable<F: Family> {
+    clients: BTreeMap<ProtocolId, ModelClient<F>>,
+    /// Every route, in RTMv1 key order.
+    routes: BTreeMap<RouteKey<F>, ModelEntry<F>>,
+    /// The best route's key per network that has one.
+    best: BTreeMap<F::Network, RouteKey<F>>,
+}
+
+impl<F: Family> Default for ModelTable<F> {
+    fn default() -> Self {
+        ModelTable {
+            clients: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            best: BTreeMap::new(),
+        }
+    }
+}
+
+/// (protocol priority, metric): lower wins.
+type Rank<F> = (u32, <<F as Family>::Data as RouteData>::Metric);
+
+enum Notify {
+    AllBut(ProtocolId),
+    All,
+}
+
+impl<F: Family> ModelTable<F> {
+    fn network_routes(
+        &self,
+        n: F::Network,
+    ) -> impl Iterator<Item = (&RouteKey<F>, &ModelEntry<F>)> {
+        self.routes.range(..).filter(move |(k, _)| k.network == n)
+    }
+
+    fn best_image(&self, n: F::Network) -> Option<Route<F>> {
+        self.best.get(&n).map(|k| self.routes[k].route)
+    }
+
+    /// Re-selects the best route of `n`, given the incumbent's key.
+    fn reselect(&mut self, n: F::Network, incumbent: Option<RouteKey<F>>, exclude_invalid: bool) {
+        let candidates: Vec<(RouteKey<F>, Rank<F>)> = self
+            .network_routes(n)
+            .filter(|(_, e)| e.enabled && (!exclude_invalid || e.route.data.is_valid()))
+            .map(|(k, e)| (*k, (e.priority, e.route.data.metric())))
+            .collect();
+        let Some(min) = candidates.iter().map(|c| c.1).min() else {
+            self.best.remove(&n);
+            return;
+        };
+        let winner = candidates
+            .iter()
+            .find(|c| c.1 == min && Some(c.0) == incumbent)
+            .or_else(|| candidates.iter().find(|c| c.1 == min))
+            .map(|c| c.0);
+        match winner {
+            Some(k) => self.best.insert(n, k),
+            None => self.best.remove(&n),
+        };
+    }
+
+    fn notify(&mut self, change: Change<F>, who: Notify) {
+        if change.is_no_change() {
+            return;
+        }
+        for (p, c) in self.clients.iter_mut() {
+            if matches!(who, Notify::AllBut(caller) if caller == *p) {
+                continue;
+            }
+            if let Some(q) = &mut c.queue {
+                q.push_back(change);
+            }
+        }
+    }
+
+    fn networks(&self) -> BTreeSet<F::Network> {
+        self.routes.keys().map(|k| k.network).collect()
+    }
+
+    fn matching(&self, criteria: &Criteria<F>) -> Vec<Route<F>> {
+        self.routes
+            .iter()
+            .filter(|(k, e)| {
+                criteria.matches(&e.route, self.best.get(&k.network) == Some(*k), e.enabled)
+            })
+            .map(|(_, e)| e.route)
+            .collect()
+    }
+}
+
+/// The sequential reference RTM. Time moves only through [`ModelRtm::advance_secs`].
+#[derive(Debug, Clone)]
+pub struct ModelRtm {
+    now: Timestamp,
+    priorities: PriorityTable,
+    exclude_invalid: bool,
+    generation: u64,
+    ipv4: ModelTable<Ipv4>,
+    ipv6: ModelTable<Ipv6>,
+    ipx: ModelTable<Ipx>,
+}
+
+impl Default for ModelRtm {
+    fn default() -> Self {
+        ModelRtm::new()
+    }
+}
+
+impl ModelRtm {
+    /// A model starting at the same instant as [`ManualClock::new`](crate::ManualClock::new).
+    pub fn new() -> Self {
+        ModelRtm::starting_at(crate::clock::ManualClock::new().now_value())
+    }
+
+    /// A model starting at `now`.
+    pub fn starting_at(now: Timestamp) -> Self {
+        ModelRtm {
+            now,
+            priorities: PriorityTable::default(),
+            exclude_invalid: true,
+            generation: 0,
+            ipv4: ModelTable::default(),
+            ipv6: ModelTable::default(),
+            ipx: ModelTable::default(),
+        }
+    }
+
+    fn table<F: Family>(&mut self) -> &mut ModelTable<F> {
+        let t: &mut dyn Any = match F::ID {
+            FamilyId::Ipv4 => &mut self.ipv4,
+            FamilyId::Ipv6 => &mut self.ipv6,
+            FamilyId::Ipx => &mut self.ipx,
+        };
+        t.downcast_mut().expect("one table type per family")
+    }
+
+    fn table_ref<F: Family>(&self) -> &ModelTable<F> {
+        let t: &dyn Any = match F::ID {
+            FamilyId::Ipv4 => &self.ipv4,
+            FamilyId::Ipv6 => &self.ipv6,
+            FamilyId::Ipx => &self.ipx,
+        };
+        t.downcast_ref().expect("one table type per family")
+    }
+
+    /// The model's current time.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Moves time forward (no aging happens until [`ModelRtm::sweep_expired`]).
+    pub fn advance_secs(&mut self, secs: u64) {
+        self.now = self.now.plus_seconds(secs);
+    }
+
+    /// Sets a protocol's priority.
+    pub fn set_priority(&mut self, protocol: ProtocolId, priority: u32) {
+        self.priorities = self.priorities.clone().with(protocol, priority);
+    }
+
+    fn live<F: Family>(&self, h: &ModelHandle<F>) -> Result<&ModelClient<F>, RtmError> {
+        match self.table_ref::<F>().clients.get(&h.protocol) {
+            Some(c) if c.generation == h.generation => Ok(c),
+            _ => Err(RtmError::InvalidHandle(format!(
+                "{} protocol {} is not registered",
+                F::ID,
+                h.protocol
+            ))),
+        }
+    }
+
+    /// RtmRegisterClient.
+    pub fn register<F: Family>(
+        &mut self,
+        protocol: ProtocolId,
+        options: RegisterOptions,
+    ) -> Result<ModelHandle<F>, RtmError> {
+        self.generation += 1;
+        let generation = self.generation;
+        let t = self.table::<F>();
+        if t.clients.contains_key(&protocol) {
+            return Err(RtmError::ClientAlreadyExists {
+                family: F::ID,
+                protocol,
+            });
+        }
+        t.clients.insert(
+            protocol,
+            ModelClient {
+                generation,
+                single_route: options.single_route,
+                queue: options.notify.then(VecDeque::new),
+            },
+        );
+        Ok(ModelHandle {
+            protocol,
+            generation,
+            _family: std::marker::PhantomData,
+        })
+    }
+
+    /// Removes the routes selected by `pick` network by network in network
+    /// order, notifying per `who`; returns how many.
+    fn remove_routes<F: Family>(
+        &mut self,
+        pick: impl Fn(&ModelEntry<F>) -> bool,
+        who: impl Fn() -> Notify,
+    ) -> usize {
+        let exclude = self.exclude_invalid;
+        let t = self.table::<F>();
+        let mut removed = 0;
+        for n in t.networks() {
+            let doomed: Vec<RouteKey<F>> = t
+                .network_routes(n)
+                .filter(|(_, e)| pick(e))
+                .map(|(k, _)| *k)
+                .collect();
+            if doomed.is_empty() {
+                continue;
+            }
+            let before = t.best_image(n);
+            let incumbent = t.best.get(&n).copied();
+            for k in &doomed {
+                t.routes.remove(k);
+            }
+            removed += doomed.len();
+            t.reselect(n, incumbent, exclude);
+            let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
+            t.notify(change, who());
+        }
+        removed
+    }
+
+    /// RtmDeregisterClient.
+    pub fn deregister<F: Family>(&mut self, h: &ModelHandle<F>) -> Result<usize, RtmError> {
+        self.live(h)?;
+        let p = h.protocol;
+        self.table::<F>().clients.remove(&p);
+        Ok(self.remove_routes::<F>(|e| e.route.protocol == p, || Notify::All))
+    }
+
+    /// RtmAddRoute.
+    pub fn add_route<F: Family>(
+        &mut self,
+        h: &ModelHandle<F>,
+        route: &Route<F>,
+        ttl: Ttl,
+    ) -> Result<Change<F>, RtmError> {
+        ttl.validate()?;
+        route.data.validate()?;
+        let single = self.live(h)?.single_route;
+        let priority = self.priorities.get(h.protocol);
+        let now = self.now;
+        let exclude = self.exclude_invalid;
+        let mut stored = *route;
+        stored.protocol = h.protocol;
+        stored.timestamp = now;
+        stored.data.stamp_priority(priority);
+        let expires = match ttl {
+            Ttl::Infinite => None,
+            Ttl::Seconds(s) => Some(now.plus_seconds(s as u64)),
+        };
+        let t = self.table::<F>();
+        let n = route.network;
+        let before = t.best_image(n);
+        let mut incumbent = t.best.get(&n).copied();
+        let old_key = if single {
+            t.network_routes(n)
+                .find(|(k, _)| k.protocol == h.protocol)
+                .map(|(k, _)| *k)
+        } else {
+            Some(stored.key()).filter(|k| t.routes.contains_key(k))
+        };
+        let mut enabled = true;
+        if let Some(k) = old_key {
+            enabled = t.routes.remove(&k).map(|e| e.enabled).unwrap_or(true);
+            if incumbent == Some(k) {
+                incumbent = Some(stored.key());
+            }
+        }
+        t.routes.insert(
+            stored.key(),
+            ModelEntry {
+                route: stored,
+                priority,
+                expires,
+                enabled,
+            },
+        );
+        t.reselect(n, incumbent, exclude);
+        let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
+        t.notify(change, Notify::AllBut(h.protocol));
+        Ok(change)
+    }
+
+    /// RtmDeleteRoute.
+    pub fn delete_route<F: Family>(
+        &mut self,
+        h: &ModelHandle<F>,
+        route: &Route<F>,
+    ) -> Result<Change<F>, RtmError> {
+        let single = self.live(h)?.single_route;
+        let exclude = self.exclude_invalid;
+        let t = self.table::<F>();
+        let n = route.network;
+        let key = t
+            .network_routes(n)
+            .find(|(k, _)| {
+                k.protocol == h.protocol
+                    && (single || (k.interface == route.interface && k.next_hop == route.next_hop))
+            })
+            .map(|(k, _)| *k)
+            .ok_or_else(|| {
+                RtmError::NoSuchRoute(format!("protocol {} has no such route to {n}", h.protocol))
+            })?;
+        let before = t.best_image(n);
+        let incumbent = t.best.get(&n).copied();
+        t.routes.remove(&key);
+        t.reselect(n, incumbent, exclude);
+        let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
+        t.notify(change, Notify::AllBut(h.protocol));
+        Ok(change)
+    }
+
+    /// RtmBlockDeleteRoutes.
+    pub fn block_delete<F: Family>(
+        &mut self,
+        h: &ModelHandle<F>,
+        criteria: &Criteria<F>,
+    ) -> Result<usize, RtmError> {
+        self.live(h)?;
+        let p = h.protocol;
+        let c = *criteria;
+        let n = self.remove_routes::<F>(
+            |e| e.route.protocol == p && c.matches_fields(&e.route),
+            || Notify::All,
+        );
+        if n == 0 {
+            return Err(RtmError::NoRoutes(c.to_string()));
+        }
+        Ok(n)
+    }
+
+    /// RtmBlockSetRouteEnable (our semantics).
+    pub fn block_set_enable<F: Family>(
+        &mut self,
+        h: &ModelHandle<F>,
+        criteria: &Criteria<F>,
+        enable: bool,
+    ) -> Result<usize, RtmError> {
+        self.live(h)?;
+        let exclude = self.exclude_invalid;
+        let t = self.table::<F>();
+        let mut matched = 0;
+        for n in t.networks() {
+            let incumbent = t.best.get(&n).copied();
+            let hits: Vec<RouteKey<F>> = t
+                .network_routes(n)
+                .filter(|(k, e)| {
+                    k.protocol == h.protocol
+                        && criteria.matches_fields(&e.route)
+                        && (!criteria.best_only || Some(**k) == incumbent)
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            if hits.is_empty() {
+                continue;
+            }
+            let before = t.best_image(n);
+            for k in &hits {
+                if let Some(e) = t.routes.get_mut(k) {
+                    e.enabled = enable;
+                }
+            }
+            matched += hits.len();
+            t.reselect(n, incumbent, exclude);
+            let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
+            t.notify(change, Notify::All);
+        }
+        if matched == 0 {
+            return Err(RtmError::NoRoutes(criteria.to_string()));
+        }
+        Ok(matched)
+    }
+
+    /// RtmBlockConvertRoutesToStatic (our semantics).
+    pub fn block_convert_to_static<F: Family>(
+        &mut self,
+        h: &ModelHandle<F>,
+        criteria: &Criteria<F>,
+    ) -> Result<usize, RtmError> {
+        let single = self.live(h)?.single_route;
+        let exclude = self.exclude_invalid;
+        let p = h.protocol;
+        let priority = self.priorities.get(p);
+        let now = self.now;
+        let t = self.table::<F>();
+        let mut converted = 0;
+        for n in t.networks() {
+            let mut incumbent = t.best.get(&n).copied();
+            let take: Vec<ModelEntry<F>> = t
+                .network_routes(n)
+                .filter(|(k, e)| {
+                    k.protocol != p && criteria.matches(&e.route, Some(**k) == incumbent, e.enabled)
+                })
+                .map(|(_, e)| *e)
+                .collect();
+            if take.is_empty() {
+                continue;
+            }
+            let before = t.best_image(n);
+            for old in &take {
+                t.routes.remove(&old.route.key());
+            }
+            for old in &take {
+                let mut route = old.route;
+                route.protocol = p;
+                route.timestamp = now;
+                route.data.stamp_priority(priority);
+                let key = route.key();
+                if incumbent == Some(old.route.key()) {
+                    incumbent = Some(key);
+                }
+                let existing = if single {
+                    t.network_routes(n)
+                        .find(|(k, _)| k.protocol == p)
+                        .map(|(k, _)| *k)
+                } else {
+                    Some(key).filter(|k| t.routes.contains_key(k))
+                };
+                let mut enabled = old.enabled;
+                if let Some(k) = existing {
+                    enabled = t.routes.remove(&k).map(|e| e.enabled).unwrap_or(enabled);
+                    if incumbent == Some(k) {
+                        incumbent = Some(key);
+                    }
+                }
+                t.routes.insert(
+                    key,
+                    ModelEntry {
+                        route,
+                        priority,
+                        expires: None,
+                        enabled,
+                    },
+                );
+            }
+            converted += take.len();
+            t.reselect(n, incumbent, exclude);
+            let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
+            t.notify(change, Notify::All);
+        }
+        if converted == 0 {
+            return Err(RtmError::NoRoutes(criteria.to_string()));
+        }
+        Ok(converted)
+    }
+
+    /// RtmDequeueRouteChangeMessage.
+    pub fn dequeue<F: Family>(&mut self, h: &ModelHandle<F>) -> Result<Dequeued<F>, RtmError> {
+        self.live(h)?;
+        let c = self
+            .table::<F>()
+            .clients
+            .get_mut(&h.protocol)
+            .expect("live");
+        let q = c
+            .queue
+            .as_mut()
+            .ok_or_else(|| RtmError::InvalidHandle("registered without notifications".into()))?;
+        let change = q.pop_front().ok_or(RtmError::NoMessages)?;
+        let status = if q.is_empty() {
+            DequeueStatus::Last
+        } else {
+            DequeueStatus::MoreMessages
+        };
+        Ok(Dequeued { change, status })
+    }
+
+    /// Pending messages of a client, oldest first (without dequeueing).
+    pub fn pending<F: Family>(&self, h: &ModelHandle<F>) -> Result<Vec<Change<F>>, RtmError> {
+        let c = self.live(h)?;
+        Ok(c.queue.iter().flatten().copied().collect())
+    }
+
+    /// Removes expired routes; returns how many.
+    pub fn sweep_expired(&mut self) -> usize {
+        let now = self.now;
+        let expired = move |e_expires: Option<Timestamp>| e_expires.is_some_and(|t| t <= now);
+        self.remove_routes::<Ipv4>(|e| expired(e.expires), || Notify::All)
+            + self.remove_routes::<Ipv6>(|e| expired(e.expires), || Notify::All)
+            + self.remove_routes::<Ipx>(|e| expired(e.expires), || Notify::All)
+    }
+
+    /// RtmIsRoute.
+    pub fn is_route<F: Family>(&self, network: &F::Network) -> Option<Route<F>> {
+        self.table_ref::<F>().best_image(*network)
+    }
+
+    /// RtmGetNetworkCount.
+    pub fn network_count<F: Family>(&self) -> usize {
+        self.table_ref::<F>().networks().len()
+    }
+
+    /// RtmGetRouteAge.
+    pub fn route_age<F: Family>(&self, route: &Route<F>) -> Result<u32, RtmError> {
+        let ts = route.timestamp;
+        if ts.0 == 0 || ts > self.now {
+            return Err(RtmError::invalid(format!(
+                "route timestamp {ts} is invalid"
+            )));
+        }
+        Ok(((self.now.0 - ts.0) / TICKS_PER_SECOND).min(u32::MAX as u64 - 1) as u32)
+    }
+
+    /// All routes an enumeration with `criteria` returns, in key order;
+    /// `NoRoutes` if none.
+    pub fn enumerate<F: Family>(&self, criteria: &Criteria<F>) -> Result<Vec<Route<F>>, RtmError> {
+        let v = self.table_ref::<F>().matching(criteria);
+        if v.is_empty() {
+            return Err(RtmError::NoRoutes(criteria.to_string()));
+        }
+        Ok(v)
+    }
+
+    /// RtmGetFirstRoute.
+    pub fn get_first<F: Family>(&self, criteria: &Criteria<F>) -> Result<Route<F>, RtmError> {
+        self.table_ref::<F>()
+            .matching(criteria)
+            .first()
+            .copied()
+            .ok_or_else(|| RtmError::NoRoutes(criteria.to_string()))
+    }
+
+    /// RtmGetNextRoute.
+    pub fn get_next<F: Family>(
+        &self,
+        criteria: &Criteria<F>,
+        after: &Route<F>,
+    ) -> Result<Route<F>, RtmError> {
+        let k = after.key();
+        self.table_ref::<F>()
+            .matching(criteria)
+            .into_iter()
+            .find(|r| r.key() > k)
+            .ok_or_else(|| RtmError::NoRoutes(criteria.to_string()))
+    }
+
+    /// The forwarding lookup by brute force: the best route of the longest
+    /// network containing `addr`.
+    pub fn lookup<F: IpFamily>(&self, addr: F::Addr) -> Option<FibEntry<F>> {
+        self.lookup_route::<F>(addr).map(|r| FibEntry {
+            prefix: r.network,
+            next_hop: r.next_hop,
+            interface: r.interface,
+            protocol: r.protocol,
+        })
+    }
+
+    /// RtmLookupIPDestination by brute force.
+    pub fn lookup_route<F: IpFamily>(&self, addr: F::Addr) -> Option<Route<F>> {
+        let t = self.table_ref::<F>();
+        t.best
+            .iter()
+            .filter(|(n, _)| n.contains(addr))
+            .max_by_key(|(n, _)| n.len())
+            .map(|(_, k)| t.routes[k].route)
+    }
+
+    /// Every route of the family in key order, with its enabled flag.
+    pub fn routes<F: Family>(&self) -> Vec<(Route<F>, bool)> {
+        self.table_ref::<F>()
+            .routes
+            .values()
+            .map(|e| (e.route, e.enabled))
+            .collect()
+    }
+}
+
+pub mod differential;

@@ -1,0 +1,758 @@
+//! The RIB of one address family: destinations, clients, the change stream.
+//!
+//! # Concurrency
+//! - **Destinations** live in a lock-free skip list keyed by network.
+//!   Readers (`is_route`, ordered walks, enumeration) pin an epoch, find the
+//!   destination and load its published route set: no lock, no waiting.
+//! - **Writers** serialise per destination on its writer lock, copy the
+//!   route set, apply their change, select the best route and publish the
+//!   new set. Different networks are written in parallel.
+//! - **The sequencer** is a short per-family critical section around the
+//!   publication and the enqueueing of the change message, so every client
+//!   sees the family's changes in one order, and that order is the order in
+//!   which the table changed (spec 3.4, A22).
+//! - **The FIB** is told of each best-route change while the writer lock is
+//!   still held, before the call returns (spec A23, design.md).
+//! - **Clients** are in a sharded map; each has a gate (shared by its
+//!   operations, exclusive for deregistration) and an index of its networks,
+//!   so deregistration and block operations touch only that client's routes.
+
+pub(crate) mod destination;
+pub(crate) mod route_set;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_epoch as epoch;
+use crossbeam_skiplist::SkipMap;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry as MapEntry;
+
+use crate::change::Change;
+use crate::client::{ClientHandle, ClientState, RegisterOptions};
+use crate::clock::Timestamp;
+use crate::criteria::Criteria;
+use crate::error::RtmError;
+use crate::family::Family;
+use crate::fib::ForwardingTable;
+use crate::notify::{ChangeQueue, Dequeued};
+use crate::route::{ProtocolId, Route, RouteData, RouteKey, Ttl};
+use crate::rtm::Shared;
+use crate::sync::{Arc, Mutex, lock};
+
+use destination::Destination;
+use route_set::{Entry, RouteSet, Working, select_best};
+
+/// Who receives the change messages of an operation (spec 3.4).
+#[derive(Clone, Copy)]
+pub(crate) enum Recipients<'a, F: Family> {
+    /// Every notifying client but the caller (add, delete).
+    AllBut(&'a Arc<ClientState<F>>),
+    /// Every notifying client (block operations, aging, deregistration).
+    All,
+}
+
+/// One family's routing table.
+pub(crate) struct Table<F: Family> {
+    pub(crate) shared: std::sync::Arc<Shared>,
+    pub(crate) destinations: SkipMap<F::Network, Destination<F>>,
+    /// Networks with at least one route.
+    networks: AtomicUsize,
+    clients: DashMap<ProtocolId, Arc<ClientState<F>>>,
+    /// The notifying clients; its lock is the sequencer.
+    subscribers: Mutex<Vec<Arc<ClientState<F>>>>,
+    pub(crate) fib: F::Fib,
+    /// Expiry time -> networks with a route expiring then. Entries may be
+    /// stale (the route was refreshed or deleted); the sweep re-checks.
+    expiries: Mutex<BTreeMap<Timestamp, Vec<F::Network>>>,
+}
+
+impl<F: Family> Table<F> {
+    pub(crate) fn new(shared: std::sync::Arc<Shared>) -> Self {
+        Table {
+            shared,
+            destinations: SkipMap::new(),
+            networks: AtomicUsize::new(0),
+            clients: DashMap::new(),
+            subscribers: Mutex::new(Vec::new()),
+            fib: F::Fib::empty(),
+            expiries: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    // ----- clients ---------------------------------------------------------
+
+    pub(crate) fn register(
+        &self,
+        protocol: ProtocolId,
+        options: RegisterOptions,
+    ) -> Result<ClientHandle<F>, RtmError> {
+        match self.clients.entry(protocol) {
+            MapEntry::Occupied(_) => Err(RtmError::ClientAlreadyExists {
+                family: F::ID,
+                protocol,
+            }),
+            MapEntry::Vacant(slot) => {
+                let state = Arc::new(ClientState {
+                    rtm_id: self.shared.id,
+                    protocol,
+                    single_route: options.single_route,
+                    gate: crate::sync::RwLock::new(true),
+                    index: Default::default(),
+                    queue: options.notify.then(ChangeQueue::new),
+                });
+                if options.notify {
+                    // Under the sequencer: the client sees exactly the
+                    // changes sequenced after its registration.
+                    lock(&self.subscribers).push(state.clone());
+                }
+                slot.insert(state.clone());
+                Ok(ClientHandle { state })
+            }
+        }
+    }
+
+    /// Checks that `handle` belongs to this table.
+    fn own<'h>(&self, handle: &'h ClientHandle<F>) -> Result<&'h Arc<ClientState<F>>, RtmError> {
+        if handle.state.rtm_id != self.shared.id {
+            return Err(RtmError::InvalidHandle(format!(
+                "{} client handle of protocol {} belongs to another routing table",
+                F::ID,
+                handle.state.protocol
+            )));
+        }
+        Ok(&handle.state)
+    }
+
+    fn stale(state: &ClientState<F>) -> RtmError {
+        RtmError::InvalidHandle(format!(
+            "{} client of protocol {} is deregistered",
+            F::ID,
+            state.protocol
+        ))
+    }
+
+    /// Runs `op` with the client's gate held shared, if it is registered.
+    fn with_client<R>(
+        &self,
+        handle: &ClientHandle<F>,
+        op: impl FnOnce(&Arc<ClientState<F>>) -> Result<R, RtmError>,
+    ) -> Result<R, RtmError> {
+        let state = self.own(handle)?;
+        let alive = state
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*alive {
+            return Err(Self::stale(state));
+        }
+        op(state)
+    }
+
+    pub(crate) fn deregister(&self, handle: &ClientHandle<F>) -> Result<usize, RtmError> {
+        let state = self.own(handle)?;
+        {
+            // Exclusive: waits for the client's in-flight operations; none
+            // starts after this.
+            let mut alive = state
+                .gate
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !*alive {
+                return Err(Self::stale(state));
+            }
+            *alive = false;
+        }
+        lock(&self.subscribers).retain(|s| !Arc::ptr_eq(s, state));
+        if let Some(q) = &state.queue {
+            q.close();
+        }
+        let protocol = state.protocol;
+        let mut removed = 0;
+        for network in Self::sorted(&state.index) {
+            if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| {
+                Ok(w.remove_where(|e| e.route.protocol == protocol))
+            })? {
+                removed += n;
+            }
+        }
+        // Only now is the (family, protocol) pair free again: until every
+        // route of the old client is gone, a new client of that protocol
+        // would share its route keys.
+        self.clients
+            .remove_if(&protocol, |_, v| Arc::ptr_eq(v, state));
+        Ok(removed)
+    }
+
+    /// A snapshot of a client index in network order (so bulk operations
+    /// emit their messages in a deterministic order).
+    fn sorted(index: &dashmap::DashSet<F::Network>) -> Vec<F::Network> {
+        let mut v: Vec<F::Network> = index.iter().map(|n| *n).collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub(crate) fn dequeue(&self, handle: &ClientHandle<F>) -> Result<Dequeued<F>, RtmError> {
+        self.with_client(handle, |state| {
+            state
+                .queue
+                .as_ref()
+                .ok_or_else(|| {
+                    RtmError::InvalidHandle(format!(
+                        "{} protocol {} registered without notifications and has no change queue",
+                        F::ID,
+                        state.protocol
+                    ))
+                })?
+                .pop()
+        })
+    }
+
+    // ----- the write path --------------------------------------------------
+
+    /// Rewrites one destination's route set with `op` and publishes the
+    /// result: best-route selection, client indexes, network count,
+    /// change messages and the FIB. Returns `None` when the destination does
+    /// not exist and `create` is false. On error nothing is changed.
+    pub(crate) fn mutate<R>(
+        &self,
+        network: F::Network,
+        create: bool,
+        recipients: Recipients<'_, F>,
+        op: impl FnOnce(&mut Working<F>) -> Result<R, RtmError>,
+    ) -> Result<Option<(R, Change<F>)>, RtmError> {
+        let guard = epoch::pin();
+        let mut op = Some(op);
+        loop {
+            let node = if create {
+                self.destinations
+                    .get_or_insert_with(network, Destination::new)
+            } else {
+                match self.destinations.get(&network) {
+                    Some(n) => n,
+                    None => return Ok(None),
+                }
+            };
+            let dest = node.value();
+            let mut dead = lock(&dest.writer);
+            if *dead {
+                // Emptied and being unlinked by another writer: look again.
+                drop(dead);
+                drop(node);
+                std::thread::yield_now();
+                continue;
+            }
+            let op = op.take().expect("taken once: every path below returns");
+            let current = dest.load(&guard);
+            let before_best = current.and_then(|s| s.best_route()).copied();
+            let before: &[Entry<F>] = current.map_or(&[], |s| &s.entries);
+            let mut work = Working {
+                entries: before.to_vec(),
+                incumbent: before_best.map(|r| r.key()),
+                modified: false,
+            };
+            let result = op(&mut work);
+            if result.is_err() || !work.modified {
+                if before.is_empty() {
+                    // We created it for an operation that added nothing.
+                    *dead = true;
+                    node.remove();
+                }
+                return result.map(|r| Some((r, Change::NoChange)));
+            }
+            let r = result?;
+            work.entries.sort_unstable_by_key(|e| e.route.key());
+            let best = select_best(&work.entries, work.incumbent, self.shared.exclude_invalid);
+            let after_best = best.map(|i| work.entries[i].route);
+            let change = Change::between(before_best.as_ref(), after_best.as_ref());
+
+            self.update_indexes(network, before, &work.entries);
+            match (before.is_empty(), work.entries.is_empty()) {
+                // Relaxed: a statistic read on its own; no data hangs off it.
+                (true, false) => {
+                    self.networks.fetch_add(1, Ordering::Relaxed);
+                }
+                (false, true) => {
+                    self.networks.fetch_sub(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+            let now_empty = work.entries.is_empty();
+            let new_set = (!now_empty).then_some(RouteSet {
+                entries: work.entries,
+                best,
+            });
+            {
+                let subscribers = lock(&self.subscribers);
+                dest.publish(new_set, &guard);
+                if !change.is_no_change() {
+                    for s in subscribers.iter() {
+                        if let Recipients::AllBut(caller) = recipients
+                            && Arc::ptr_eq(s, caller)
+                        {
+                            continue;
+                        }
+                        if let Some(q) = &s.queue {
+                            q.push(change);
+                        }
+                    }
+                }
+            }
+            if !change.is_no_change() {
+                self.fib.apply(network, after_best.as_ref());
+            }
+            if now_empty {
+                *dead = true;
+                node.remove();
+            }
+            return Ok(Some((r, change)));
+        }
+    }
+
+    /// Keeps each client's index in step with the protocols present at
+    /// `network` before and after a change.
+    fn update_indexes(&self, network: F::Network, before: &[Entry<F>], after: &[Entry<F>]) {
+        let has = |set: &[Entry<F>], p: ProtocolId| set.iter().any(|e| e.route.protocol == p);
+        for e in after {
+            let p = e.route.protocol;
+            if !has(before, p)
+                && let Some(c) = self.clients.get(&p)
+            {
+                c.index.insert(network);
+            }
+        }
+        for e in before {
+            let p = e.route.protocol;
+            if !has(after, p)
+                && let Some(c) = self.clients.get(&p)
+            {
+                c.index.remove(&network);
+            }
+        }
+    }
+
+    pub(crate) fn add_route(
+        &self,
+        handle: &ClientHandle<F>,
+        route: &Route<F>,
+        ttl: Ttl,
+    ) -> Result<Change<F>, RtmError> {
+        ttl.validate()?;
+        route.data.validate()?;
+        self.with_client(handle, |state| {
+            let now = self.shared.clock.now();
+            let priority = self.shared.priorities.load().get(state.protocol);
+            let mut stored = *route;
+            stored.protocol = state.protocol;
+            stored.timestamp = now;
+            stored.data.stamp_priority(priority);
+            let expires = match ttl {
+                Ttl::Infinite => None,
+                Ttl::Seconds(s) => Some(now.plus_seconds(s as u64)),
+            };
+            let entry = Entry {
+                route: stored,
+                priority,
+                expires,
+                enabled: true,
+            };
+            let key = stored.key();
+            let single = state.single_route;
+            let (_, change) = self
+                .mutate(route.network, true, Recipients::AllBut(state), |w| {
+                    w.upsert(entry, |e| {
+                        if single {
+                            e.route.protocol == key.protocol
+                        } else {
+                            e.route.key() == key
+                        }
+                    });
+                    Ok(())
+                })?
+                .expect("mutate with create=true always finds the destination");
+            if let Some(t) = expires {
+                lock(&self.expiries)
+                    .entry(t)
+                    .or_default()
+                    .push(route.network);
+            }
+            Ok(change)
+        })
+    }
+
+    pub(crate) fn delete_route(
+        &self,
+        handle: &ClientHandle<F>,
+        route: &Route<F>,
+    ) -> Result<Change<F>, RtmError> {
+        self.with_client(handle, |state| {
+            let protocol = state.protocol;
+            let single = state.single_route;
+            let matches = |e: &Entry<F>| {
+                e.route.protocol == protocol
+                    && (single
+                        || (e.route.interface == route.interface
+                            && e.route.next_hop == route.next_hop))
+            };
+            let missing = || {
+                RtmError::NoSuchRoute(if single {
+                    format!("protocol {protocol} has no route to {}", route.network)
+                } else {
+                    format!(
+                        "protocol {protocol} has no route to {} via {} on interface {}",
+                        route.network, route.next_hop, route.interface
+                    )
+                })
+            };
+            match self.mutate(route.network, false, Recipients::AllBut(state), |w| match w
+                .remove_where(matches)
+            {
+                0 => Err(missing()),
+                _ => Ok(()),
+            })? {
+                Some(((), change)) => Ok(change),
+                None => Err(missing()),
+            }
+        })
+    }
+
+    /// The networks a block operation visits: the criteria's one network,
+    /// or the given client indexes merged in network order.
+    fn block_networks(criteria: &Criteria<F>, owners: &[Arc<ClientState<F>>]) -> Vec<F::Network> {
+        match criteria.network {
+            Some(n) => vec![n],
+            None => {
+                let mut v: Vec<F::Network> =
+                    owners.iter().flat_map(|c| Self::sorted(&c.index)).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+        }
+    }
+
+    pub(crate) fn block_delete(
+        &self,
+        handle: &ClientHandle<F>,
+        criteria: &Criteria<F>,
+    ) -> Result<usize, RtmError> {
+        self.with_client(handle, |state| {
+            let protocol = state.protocol;
+            let mut removed = 0;
+            // RTM_ONLY_THIS_PROTOCOL intersects with the caller's protocol (A12).
+            if criteria.protocol.is_none_or(|p| p == protocol) {
+                for network in Self::block_networks(criteria, std::slice::from_ref(state)) {
+                    if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| {
+                        Ok(w.remove_where(|e| {
+                            e.route.protocol == protocol && criteria.matches_fields(&e.route)
+                        }))
+                    })? {
+                        removed += n;
+                    }
+                }
+            }
+            if removed == 0 {
+                return Err(RtmError::NoRoutes(format!(
+                    "{criteria} of protocol {protocol}"
+                )));
+            }
+            Ok(removed)
+        })
+    }
+
+    pub(crate) fn block_set_enable(
+        &self,
+        handle: &ClientHandle<F>,
+        criteria: &Criteria<F>,
+        enable: bool,
+    ) -> Result<usize, RtmError> {
+        self.with_client(handle, |state| {
+            let protocol = state.protocol;
+            let mut matched = 0;
+            if criteria.protocol.is_none_or(|p| p == protocol) {
+                for network in Self::block_networks(criteria, std::slice::from_ref(state)) {
+                    if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| {
+                        let mut n = 0;
+                        let incumbent = w.incumbent;
+                        for e in w.entries.iter_mut() {
+                            if e.route.protocol == protocol
+                                && criteria.matches_fields(&e.route)
+                                && (!criteria.best_only || Some(e.route.key()) == incumbent)
+                            {
+                                n += 1;
+                                e.enabled = enable;
+                            }
+                        }
+                        w.modified |= n > 0;
+                        Ok(n)
+                    })? {
+                        matched += n;
+                    }
+                }
+            }
+            if matched == 0 {
+                return Err(RtmError::NoRoutes(format!(
+                    "{criteria} of protocol {protocol}"
+                )));
+            }
+            Ok(matched)
+        })
+    }
+
+    pub(crate) fn block_convert_to_static(
+        &self,
+        handle: &ClientHandle<F>,
+        criteria: &Criteria<F>,
+    ) -> Result<usize, RtmError> {
+        self.with_client(handle, |state| {
+            let protocol = state.protocol;
+            let single = state.single_route;
+            let owners: Vec<Arc<ClientState<F>>> = self
+                .clients
+                .iter()
+                .filter(|c| {
+                    c.protocol != protocol && criteria.protocol.is_none_or(|p| p == c.protocol)
+                })
+                .map(|c| c.value().clone())
+                .collect();
+            let now = self.shared.clock.now();
+            let priority = self.shared.priorities.load().get(protocol);
+            let mut converted = 0;
+            for network in Self::block_networks(criteria, &owners) {
+                if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| {
+                    let (take, keep): (Vec<Entry<F>>, Vec<Entry<F>>) =
+                        w.entries.iter().partition(|e| {
+                            e.route.protocol != protocol
+                                && criteria.matches(&e.route, w.was_best(e), e.enabled)
+                        });
+                    if take.is_empty() {
+                        return Ok(0);
+                    }
+                    w.entries = keep;
+                    w.modified = true;
+                    for old in &take {
+                        let mut route = old.route;
+                        route.protocol = protocol;
+                        route.timestamp = now;
+                        route.data.stamp_priority(priority);
+                        let key = route.key();
+                        if Some(old.route.key()) == w.incumbent {
+                            w.incumbent = Some(key);
+                        }
+                        w.upsert(
+                            Entry {
+                                route,
+                                priority,
+                                expires: None,
+                                enabled: old.enabled,
+                            },
+                            |e| {
+                                if single {
+                                    e.route.protocol == protocol
+                                } else {
+                                    e.route.key() == key
+                                }
+                            },
+                        );
+                    }
+                    Ok(take.len())
+                })? {
+                    converted += n;
+                }
+            }
+            if converted == 0 {
+                return Err(RtmError::NoRoutes(format!(
+                    "{criteria} of protocols other than {protocol}"
+                )));
+            }
+            Ok(converted)
+        })
+    }
+
+    /// Removes every route whose expiry is at or before `now`; returns how many.
+    pub(crate) fn sweep(&self, now: Timestamp) -> Result<usize, RtmError> {
+        let due: Vec<F::Network> = {
+            let mut expiries = lock(&self.expiries);
+            let later = expiries.split_off(&Timestamp(now.0.saturating_add(1)));
+            let due = std::mem::replace(&mut *expiries, later);
+            let mut v: Vec<F::Network> = due.into_values().flatten().collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let mut removed = 0;
+        for network in due {
+            if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| {
+                Ok(w.remove_where(|e| e.expires.is_some_and(|t| t <= now)))
+            })? {
+                removed += n;
+            }
+        }
+        Ok(removed)
+    }
+
+    // ----- the read path ---------------------------------------------------
+
+    pub(crate) fn network_count(&self) -> usize {
+        // Relaxed: see `mutate`.
+        self.networks.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_route(&self, network: &F::Network) -> Option<Route<F>> {
+        let node = self.destinations.get(network)?;
+        let guard = epoch::pin();
+        node.value()
+            .load(&guard)
+            .and_then(|s| s.best_route())
+            .copied()
+    }
+
+    /// Calls `f` with each destination's routes, in network order, from
+    /// `start`, until it returns `Some`.
+    pub(crate) fn scan<R>(
+        &self,
+        start: Bound<F::Network>,
+        mut f: impl FnMut(F::Network, &RouteSet<F>) -> Option<R>,
+    ) -> Option<R> {
+        let guard = epoch::pin();
+        for node in self.destinations.range((start, Bound::Unbounded)) {
+            if let Some(set) = node.value().load(&guard)
+                && let Some(r) = f(*node.key(), set)
+            {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// The matching routes of one destination, in key order, with keys
+    /// strictly after `after`.
+    pub(crate) fn matching(
+        set: &RouteSet<F>,
+        criteria: &Criteria<F>,
+        after: Option<&RouteKey<F>>,
+    ) -> impl Iterator<Item = Route<F>> {
+        set.entries
+            .iter()
+            .enumerate()
+            .filter(move |(i, e)| {
+                criteria.matches(&e.route, set.best == Some(*i), e.enabled)
+                    && after.is_none_or(|a| e.route.key() > *a)
+            })
+            .map(|(_, e)| e.route)
+    }
+
+    /// The first matching route whose key is after `after` (or the first
+    /// of all): GetFirst / GetNext.
+    pub(crate) fn first_after(
+        &self,
+        criteria: &Criteria<F>,
+        after: Option<&RouteKey<F>>,
+    ) -> Option<Route<F>> {
+        let start = match (criteria.network, after) {
+            (Some(n), Some(a)) if a.network > n => return None,
+            (Some(n), _) => Bound::Included(n),
+            (None, Some(a)) => Bound::Included(a.network),
+            (None, None) => Bound::Unbounded,
+        };
+        self.scan(start, |network, set| {
+            if criteria.network.is_some_and(|n| n != network) {
+                // Past the only network asked for: stop with "no route".
+                return Some(None);
+            }
+            Self::matching(set, criteria, after).next().map(Some)
+        })
+        .flatten()
+    }
+
+    /// Checks the table's invariants; see `Rtm::verify_consistency`.
+    pub(crate) fn verify(&self) -> Result<(), String> {
+        let guard = epoch::pin();
+        let mut networks = 0;
+        let mut owned: BTreeMap<ProtocolId, Vec<F::Network>> = BTreeMap::new();
+        for node in self.destinations.iter() {
+            let Some(set) = node.value().load(&guard) else {
+                continue;
+            };
+            let n = *node.key();
+            networks += 1;
+            if set
+                .entries
+                .windows(2)
+                .any(|w| w[0].route.key() >= w[1].route.key())
+            {
+                return Err(format!(
+                    "{} {n}: routes not sorted or duplicate keys",
+                    F::ID
+                ));
+            }
+            if set.entries.iter().any(|e| e.route.network != n) {
+                return Err(format!(
+                    "{} {n}: a route of another network is stored here",
+                    F::ID
+                ));
+            }
+            let cands: Vec<_> = set
+                .entries
+                .iter()
+                .filter(|e| e.is_candidate(self.shared.exclude_invalid))
+                .collect();
+            match set.best {
+                None if !cands.is_empty() => {
+                    return Err(format!("{} {n}: candidates but no best route", F::ID));
+                }
+                Some(b) => {
+                    let e = &set.entries[b];
+                    if !e.is_candidate(self.shared.exclude_invalid)
+                        || cands.iter().any(|c| c.rank() < e.rank())
+                    {
+                        return Err(format!("{} {n}: best route is not a best candidate", F::ID));
+                    }
+                }
+                None => {}
+            }
+            for e in &set.entries {
+                let v = owned.entry(e.route.protocol).or_default();
+                if v.last() != Some(&n) {
+                    v.push(n);
+                }
+            }
+        }
+        if networks != self.network_count() {
+            return Err(format!(
+                "{}: network count {} but {networks} networks hold routes",
+                F::ID,
+                self.network_count()
+            ));
+        }
+        for (p, nets) in &owned {
+            let Some(c) = self.clients.get(p) else {
+                return Err(format!(
+                    "{}: routes of protocol {p}, which has no client",
+                    F::ID
+                ));
+            };
+            let mut indexed = Self::sorted(&c.index);
+            indexed.dedup();
+            if &indexed != nets {
+                return Err(format!(
+                    "{}: protocol {p} owns routes at {} networks, its index lists {}",
+                    F::ID,
+                    nets.len(),
+                    indexed.len()
+                ));
+            }
+        }
+        for c in self.clients.iter() {
+            if !owned.contains_key(c.key()) && !c.index.is_empty() {
+                return Err(format!(
+                    "{}: protocol {} indexes networks it has no route to",
+                    F::ID,
+                    c.key()
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,471 @@
+//! [`Rtm`]: the routing table manager, one table per family.
+
+use std::any::Any;
+use std::fmt;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::change::Change;
+use crate::client::{ClientHandle, RegisterOptions};
+use crate::clock::{Clock, SystemClock, TICKS_PER_SECOND};
+use crate::criteria::Criteria;
+use crate::enumerate::Enumeration;
+use crate::error::RtmError;
+use crate::family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
+use crate::fib::FibEntry;
+use crate::notify::Dequeued;
+use crate::prefix::{IpAddress, Prefix};
+use crate::priority::PriorityTable;
+use crate::rib::Table;
+use crate::route::{ProtocolId, Route, Ttl};
+
+/// Locks a std mutex, ignoring poisoning (the flag it guards stays valid).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What every family's table shares.
+pub(crate) struct Shared {
+    /// Identifies the `Rtm` so handles from another one are refused.
+    pub(crate) id: u64,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) priorities: ArcSwap<PriorityTable>,
+    /// Spec A6: routes without the valid flag are never best.
+    pub(crate) exclude_invalid: bool,
+}
+
+pub(crate) struct Inner {
+    shared: Arc<Shared>,
+    ipv4: Table<Ipv4>,
+    ipv6: Table<Ipv6>,
+    ipx: Table<Ipx>,
+}
+
+/// Configures an [`Rtm`].
+#[derive(Debug)]
+pub struct RtmBuilder {
+    clock: Arc<dyn Clock>,
+    priorities: PriorityTable,
+    exclude_invalid: bool,
+}
+
+impl Default for RtmBuilder {
+    fn default() -> Self {
+        RtmBuilder {
+            clock: Arc::new(SystemClock),
+            priorities: PriorityTable::default(),
+            exclude_invalid: true,
+        }
+    }
+}
+
+impl RtmBuilder {
+    /// The clock for timestamps, ages and expiry (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The initial protocol priority table.
+    pub fn priorities(mut self, priorities: PriorityTable) -> Self {
+        self.priorities = priorities;
+        self
+    }
+
+    /// Whether routes without `IP_VALID_ROUTE` are excluded from best-route
+    /// selection (spec A6; default `true`). With `false` they compete like
+    /// any other route.
+    pub fn exclude_invalid_routes(mut self, exclude: bool) -> Self {
+        self.exclude_invalid = exclude;
+        self
+    }
+
+    /// Builds the table manager.
+    pub fn build(self) -> Rtm {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let shared = Arc::new(Shared {
+            // Relaxed: only uniqueness matters.
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            clock: self.clock,
+            priorities: ArcSwap::from_pointee(self.priorities),
+            exclude_invalid: self.exclude_invalid,
+        });
+        Rtm {
+            inner: Arc::new(Inner {
+                ipv4: Table::new(shared.clone()),
+                ipv6: Table::new(shared.clone()),
+                ipx: Table::new(shared.clone()),
+                shared,
+            }),
+        }
+    }
+}
+
+/// The routing table manager: one route table per family (IPv4, IPv6, IPX),
+/// the RTMv1 operations on them, and the forwarding lookup.
+///
+/// Cloning is cheap and shares the tables. All methods take `&self` and may
+/// be called from any number of threads; every operation is linearizable,
+/// and readers (lookups, `is_route`, enumeration, ordered walks) never take a
+/// lock or wait for a writer.
+#[derive(Clone)]
+pub struct Rtm {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Rtm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rtm")
+            .field("ipv4_networks", &self.inner.ipv4.network_count())
+            .field("ipv6_networks", &self.inner.ipv6.network_count())
+            .field("ipx_networks", &self.inner.ipx.network_count())
+            .finish()
+    }
+}
+
+impl Default for Rtm {
+    fn default() -> Self {
+        Rtm::new()
+    }
+}
+
+impl Rtm {
+    /// A table manager with the system clock and default settings.
+    pub fn new() -> Rtm {
+        RtmBuilder::default().build()
+    }
+
+    /// A builder for a configured table manager.
+    pub fn builder() -> RtmBuilder {
+        RtmBuilder::default()
+    }
+
+    pub(crate) fn table<F: Family>(&self) -> &Table<F> {
+        let t: &dyn Any = match F::ID {
+            FamilyId::Ipv4 => &self.inner.ipv4,
+            FamilyId::Ipv6 => &self.inner.ipv6,
+            FamilyId::Ipx => &self.inner.ipx,
+        };
+        t.downcast_ref()
+            .expect("Family is sealed: each FamilyId has exactly one Family type")
+    }
+
+    /// Sets a protocol's priority (lower wins) for all families. Routes
+    /// already stored keep the priority they were written with until they
+    /// are next added or updated.
+    pub fn set_priority(&self, protocol: ProtocolId, priority: u32) {
+        self.inner
+            .shared
+            .priorities
+            .rcu(|t| PriorityTable::clone(t).with(protocol, priority));
+    }
+
+    /// Sets the priority of protocols without one of their own.
+    pub fn set_default_priority(&self, priority: u32) {
+        self.inner
+            .shared
+            .priorities
+            .rcu(|t| PriorityTable::clone(t).with_default(priority));
+    }
+
+    /// The priority a protocol's routes get.
+    pub fn priority(&self, protocol: ProtocolId) -> u32 {
+        self.inner.shared.priorities.load().get(protocol)
+    }
+
+    /// The clock's current time.
+    pub fn now(&self) -> crate::clock::Timestamp {
+        self.inner.shared.clock.now()
+    }
+
+    // ----- clients (2.1, 2.2) ------------------------------------------------
+
+    /// Registers a client (RtmRegisterClient): protocol `protocol` in family
+    /// `F`. `ClientAlreadyExists` if a live client holds the pair.
+    ///
+    /// ```
+    /// use rtm::{Ipv4, ProtocolId, RegisterOptions, Rtm};
+    /// let rtm = Rtm::new();
+    /// let rip = rtm.register::<Ipv4>(ProtocolId(8), RegisterOptions::notifying()).unwrap();
+    /// let again = rtm.register::<Ipv4>(ProtocolId(8), RegisterOptions::default());
+    /// assert_eq!(again.unwrap_err().code(), 183);
+    /// rtm.deregister(&rip).unwrap();
+    /// ```
+    pub fn register<F: Family>(
+        &self,
+        protocol: ProtocolId,
+        options: RegisterOptions,
+    ) -> Result<ClientHandle<F>, RtmError> {
+        self.table::<F>().register(protocol, options)
+    }
+
+    /// Deregisters a client (RtmDeregisterClient): removes every route it
+    /// added, notifying the other clients of each best-route change, and
+    /// discards its queue. Returns the number of routes removed. Every later
+    /// call with the handle is `InvalidHandle`.
+    pub fn deregister<F: Family>(&self, client: &ClientHandle<F>) -> Result<usize, RtmError> {
+        self.table::<F>().deregister(client)
+    }
+
+    // ----- routes (2.3 - 2.5, 2.15) --------------------------------------------
+
+    /// Adds or updates a route (RtmAddRoute) and returns how the network's
+    /// best route changed. The caller gets no message; every other notifying
+    /// client gets the same change.
+    pub fn add_route<F: Family>(
+        &self,
+        client: &ClientHandle<F>,
+        route: &Route<F>,
+        ttl: Ttl,
+    ) -> Result<Change<F>, RtmError> {
+        self.table::<F>().add_route(client, route, ttl)
+    }
+
+    /// Deletes the caller's route with `route`'s key (RtmDeleteRoute); for a
+    /// single-route client only the network counts. `NoSuchRoute` if absent.
+    pub fn delete_route<F: Family>(
+        &self,
+        client: &ClientHandle<F>,
+        route: &Route<F>,
+    ) -> Result<Change<F>, RtmError> {
+        self.table::<F>().delete_route(client, route)
+    }
+
+    /// Deletes the caller's routes matching `criteria` (RtmBlockDeleteRoutes);
+    /// returns how many. Every notifying client, the caller included, gets
+    /// one message per affected network. `NoRoutes` if nothing matched.
+    pub fn block_delete<F: Family>(
+        &self,
+        client: &ClientHandle<F>,
+        criteria: &Criteria<F>,
+    ) -> Result<usize, RtmError> {
+        self.table::<F>().block_delete(client, criteria)
+    }
+
+    /// Disables or enables the caller's routes matching `criteria`
+    /// (RtmBlockSetRouteEnable, our semantics: spec 2.15). A disabled route
+    /// is kept and counted but never best, and enumerations skip it unless
+    /// asked to include disabled routes. Returns how many routes matched.
+    pub fn block_set_enable<F: Family>(
+        &self,
+        client: &ClientHandle<F>,
+        criteria: &Criteria<F>,
+        enable: bool,
+    ) -> Result<usize, RtmError> {
+        self.table::<F>().block_set_enable(client, criteria, enable)
+    }
+
+    /// Re-owns every other protocol's route matching `criteria` to the
+    /// caller, data unchanged, timestamp now, never expiring
+    /// (RtmBlockConvertRoutesToStatic, our semantics: spec 2.15). A converted
+    /// route whose key the caller already has replaces that route. Returns
+    /// how many routes were converted.
+    pub fn block_convert_to_static<F: Family>(
+        &self,
+        client: &ClientHandle<F>,
+        criteria: &Criteria<F>,
+    ) -> Result<usize, RtmError> {
+        self.table::<F>().block_convert_to_static(client, criteria)
+    }
+
+    // ----- messages (2.6) ------------------------------------------------------
+
+    /// Takes the oldest change message of the client's queue
+    /// (RtmDequeueRouteChangeMessage). `NoMessages` when empty;
+    /// `InvalidHandle` for a client registered without notifications.
+    pub fn dequeue<F: Family>(&self, client: &ClientHandle<F>) -> Result<Dequeued<F>, RtmError> {
+        self.table::<F>().dequeue(client)
+    }
+
+    // ----- queries (2.7 - 2.9) -------------------------------------------------
+
+    /// The best route of exactly `network` (RtmIsRoute), or `None`.
+    pub fn is_route<F: Family>(&self, network: &F::Network) -> Option<Route<F>> {
+        self.table::<F>().is_route(network)
+    }
+
+    /// Number of networks with at least one route (RtmGetNetworkCount).
+    pub fn network_count<F: Family>(&self) -> usize {
+        self.table::<F>().network_count()
+    }
+
+    /// RtmGetNetworkCount for a raw family number: `InvalidParameter` for an
+    /// unknown family.
+    pub fn network_count_raw(&self, family: u32) -> Result<usize, RtmError> {
+        Ok(match FamilyId::from_raw(family)? {
+            FamilyId::Ipv4 => self.network_count::<Ipv4>(),
+            FamilyId::Ipv6 => self.network_count::<Ipv6>(),
+            FamilyId::Ipx => self.network_count::<Ipx>(),
+        })
+    }
+
+    /// Whole seconds since `route.timestamp` (RtmGetRouteAge); a pure
+    /// function of the route image. `InvalidParameter` for a zero timestamp
+    /// or one later than now (spec A20).
+    pub fn route_age<F: Family>(&self, route: &Route<F>) -> Result<u32, RtmError> {
+        let now = self.now();
+        let ts = route.timestamp;
+        if ts.0 == 0 || ts > now {
+            return Err(RtmError::invalid(format!(
+                "route timestamp {ts} is {} (now is {now})",
+                if ts.0 == 0 { "zero" } else { "later than now" }
+            )));
+        }
+        Ok(((now.0 - ts.0) / TICKS_PER_SECOND).min(u32::MAX as u64 - 1) as u32)
+    }
+
+    // ----- enumeration (2.10 - 2.14) -------------------------------------------
+
+    /// Opens an enumeration of the routes matching `criteria`
+    /// (RtmCreateEnumerationHandle). `NoRoutes` if none matches now.
+    pub fn enumerate<F: Family>(&self, criteria: &Criteria<F>) -> Result<Enumeration<F>, RtmError> {
+        Enumeration::open(self.clone(), *criteria)
+    }
+
+    /// The lowest matching route in (network, protocol, interface, next hop)
+    /// order (RtmGetFirstRoute). `NoRoutes` if none.
+    pub fn get_first<F: Family>(&self, criteria: &Criteria<F>) -> Result<Route<F>, RtmError> {
+        self.table::<F>()
+            .first_after(criteria, None)
+            .ok_or_else(|| RtmError::NoRoutes(criteria.to_string()))
+    }
+
+    /// The first matching route whose key is strictly greater than
+    /// `after`'s (RtmGetNextRoute); `after` need not exist. `NoRoutes` at the end.
+    pub fn get_next<F: Family>(
+        &self,
+        criteria: &Criteria<F>,
+        after: &Route<F>,
+    ) -> Result<Route<F>, RtmError> {
+        self.table::<F>()
+            .first_after(criteria, Some(&after.key()))
+            .ok_or_else(|| RtmError::NoRoutes(format!("{criteria} after {}", after.network)))
+    }
+
+    // ----- forwarding (2.15) ---------------------------------------------------
+
+    /// The forwarding lookup: the longest-prefix match for `addr` in the FIB.
+    /// Lock-free; sees every best-route change whose RIB call has returned.
+    pub fn lookup<F: IpFamily>(&self, addr: F::Addr) -> Option<FibEntry<F>> {
+        self.table::<F>().fib.lookup(addr)
+    }
+
+    /// RtmLookupIPDestination: the best route of the most specific network
+    /// containing `addr`.
+    pub fn lookup_route<F: IpFamily>(&self, addr: F::Addr) -> Option<Route<F>> {
+        let table = self.table::<F>();
+        if let Some(e) = table.fib.lookup(addr)
+            && let Some(r) = table.is_route(&e.prefix)
+        {
+            return Some(r);
+        }
+        // The FIB missed, or its match was withdrawn in between: probe the
+        // RIB itself, longest length first.
+        (0..=<F::Addr as IpAddress>::BITS)
+            .rev()
+            .find_map(|len| table.is_route(&Prefix::truncating(addr, len)))
+    }
+
+    // ----- aging (3.2) -----------------------------------------------------------
+
+    /// Removes every route whose TTL has run out by the clock's now, in all
+    /// families, notifying every client (owners included). Returns how many.
+    pub fn sweep_expired(&self) -> usize {
+        let now = self.now();
+        // A sweep only removes routes; the mutation path reports no error for it.
+        self.inner.ipv4.sweep(now).unwrap_or(0)
+            + self.inner.ipv6.sweep(now).unwrap_or(0)
+            + self.inner.ipx.sweep(now).unwrap_or(0)
+    }
+
+    /// Starts a background thread that calls [`Rtm::sweep_expired`] every
+    /// `interval` (the aging granularity). It stops when the returned
+    /// [`Sweeper`] is dropped or the `Rtm` is gone.
+    pub fn spawn_sweeper(&self, interval: Duration) -> Sweeper {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rtm-sweeper".into())
+            .spawn(move || {
+                let (flag, cv) = &*stop2;
+                let mut stopped = lock(flag);
+                loop {
+                    let (s, _) = cv
+                        .wait_timeout_while(stopped, interval, |s| !*s)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    stopped = s;
+                    if *stopped {
+                        return;
+                    }
+                    let Some(inner) = weak.upgrade() else { return };
+                    drop(stopped);
+                    Rtm { inner }.sweep_expired();
+                    stopped = lock(flag);
+                }
+            })
+            .ok();
+        Sweeper { stop, thread }
+    }
+
+    /// Checks the internal invariants of every table: sorted route sets, a
+    /// best route that is a best candidate, the network count, every route
+    /// indexed under its client and no index entry without a route, and the
+    /// FIB equal to the best routes. O(table size); for tests and debugging.
+    pub fn verify_consistency(&self) -> Result<(), String> {
+        self.inner.ipv4.verify()?;
+        self.inner.ipv6.verify()?;
+        self.inner.ipx.verify()?;
+        self.verify_fib::<Ipv4>()?;
+        self.verify_fib::<Ipv6>()
+    }
+
+    fn verify_fib<F: IpFamily>(&self) -> Result<(), String> {
+        let table = self.table::<F>();
+        let mut bests = 0;
+        let mismatch = table.scan(Bound::Unbounded, |network, set| {
+            let best = set.best_route()?;
+            bests += 1;
+            let e = table.fib.get(&network);
+            (e != Some(FibEntry::of(best))).then(|| {
+                format!(
+                    "{}: FIB has {e:?} for {network}, RIB best is {best:?}",
+                    F::ID
+                )
+            })
+        });
+        if let Some(m) = mismatch {
+            return Err(m);
+        }
+        if table.fib.len() != bests {
+            return Err(format!(
+                "{}: FIB holds {} prefixes, RIB has {bests} best routes",
+                F::ID,
+                table.fib.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The background aging thread of [`Rtm::spawn_sweeper`]; stops on drop.
+#[derive(Debug)]
+pub struct Sweeper {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        *lock(&self.stop.0) = true;
+        self.stop.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

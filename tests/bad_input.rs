@@ -1,0 +1,344 @@
+//! Bad input: every invalid value gets the documented error, with a message
+//! naming it, and leaves the table exactly as it was.
+
+mod common;
+
+use std::net::Ipv6Addr;
+
+use common::*;
+use rtm::*;
+
+/// Everything observable about the IPv4 table: routes (with disabled ones),
+/// best routes, the count, FIB answers and pending messages.
+fn snapshot(f: &Fx) -> String {
+    let routes = all_routes::<Ipv4>(&f.rtm);
+    let best: Vec<_> = f
+        .rtm
+        .enumerate(&Criteria::<Ipv4>::all().best_only())
+        .map(|e| e.collect::<Vec<_>>())
+        .unwrap_or_default();
+    let lookups: Vec<_> = ["10.1.2.3", "10.9.9.9", "11.0.0.1"]
+        .iter()
+        .map(|a| f.rtm.lookup::<Ipv4>(addr(a)))
+        .collect();
+    format!(
+        "{routes:?}\n{best:?}\n{}\n{lookups:?}\n{:?}\n{:?}",
+        f.rtm.network_count::<Ipv4>(),
+        f.a.pending(),
+        f.b.pending()
+    )
+}
+
+fn populated() -> Fx {
+    let f = fx();
+    f.rtm
+        .add_route(
+            &f.a,
+            &route("10.0.0.0/8", "1.1.1.1", 1, 5),
+            Ttl::Seconds(100),
+        )
+        .unwrap();
+    f.rtm
+        .add_route(&f.b, &route("10.1.0.0/16", "2.2.2.2", 2, 5), Ttl::Infinite)
+        .unwrap();
+    f
+}
+
+#[track_caller]
+fn rejects<T: std::fmt::Debug>(
+    f: &Fx,
+    before: &str,
+    result: Result<T, RtmError>,
+    code: u32,
+    names: &str,
+) {
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), code, "{err}");
+    assert!(
+        err.to_string().contains(names),
+        "message {:?} does not name {names:?}",
+        err.to_string()
+    );
+    assert_eq!(snapshot(f), before, "a failed call changed the table");
+}
+
+#[test]
+fn invalid_prefixes_are_rejected_with_the_value_named() {
+    for (text, names) in [
+        ("10.0.0.1/8", "host bits"),
+        ("10.0.0.0/33", "out of range"),
+        ("10.0.0.0", "ADDRESS/LENGTH"),
+        ("10.0.0/8", "not an IPv4 address"),
+        ("10.0.0.0/x", "not a prefix length"),
+        ("10.0.0.0/-1", "not a prefix length"),
+    ] {
+        let err = text.parse::<Ipv4Prefix>().unwrap_err();
+        assert_eq!(err.code(), 87);
+        assert!(err.to_string().contains(names), "{err}");
+        assert!(
+            err.to_string().contains(text.split('/').next().unwrap()),
+            "{err}"
+        );
+    }
+    assert!(
+        "2001:db8::1/32"
+            .parse::<Ipv6Prefix>()
+            .unwrap_err()
+            .to_string()
+            .contains("host bits")
+    );
+    assert!(Prefix::new("2001:db8::".parse::<Ipv6Addr>().unwrap(), 129).is_err());
+    assert!(
+        Ipv4Prefix::from_netmask(addr("10.0.0.0"), addr("255.0.255.0"))
+            .unwrap_err()
+            .to_string()
+            .contains("not contiguous")
+    );
+    assert_eq!(
+        Ipv4Prefix::from_netmask(addr("10.0.0.0"), addr("255.0.0.0")).unwrap(),
+        net("10.0.0.0/8")
+    );
+    assert!("ipx:123".parse::<IpxNetwork>().is_err());
+    assert!("0000abcd".parse::<IpxNetwork>().is_err());
+    assert_eq!(
+        "ipx:0000abcd".parse::<IpxNetwork>().unwrap(),
+        IpxNetwork(0xabcd)
+    );
+    assert!("00:11:22:33:44".parse::<MacAddr>().is_err());
+    assert!("00:11:22:33:44:zz".parse::<MacAddr>().is_err());
+}
+
+#[test]
+fn invalid_route_fields_are_rejected_and_change_nothing() {
+    let f = populated();
+    let before = snapshot(&f);
+    let mut r = route("10.2.0.0/16", "1.1.1.1", 1, 5);
+    r.data.flags = 0x4;
+    rejects(
+        &f,
+        &before,
+        f.rtm.add_route(&f.a, &r, Ttl::Infinite),
+        87,
+        "0x4",
+    );
+    let mut r = route("10.2.0.0/16", "1.1.1.1", 1, 5);
+    r.data.route_type = 9;
+    rejects(
+        &f,
+        &before,
+        f.rtm.add_route(&f.a, &r, Ttl::Infinite),
+        87,
+        "route type 9",
+    );
+    // An update of an existing route with a bad field changes nothing either.
+    let mut r = route("10.0.0.0/8", "1.1.1.1", 1, 1);
+    r.data.flags = 0x80;
+    rejects(
+        &f,
+        &before,
+        f.rtm.add_route(&f.a, &r, Ttl::Infinite),
+        87,
+        "0x80",
+    );
+
+    let ipx = f
+        .rtm
+        .register::<Ipx>(P1, RegisterOptions::default())
+        .unwrap();
+    let x = Route::<Ipx>::new(
+        IpxNetwork(1),
+        MacAddr::default(),
+        1,
+        IpxRouteData {
+            flags: 2,
+            ticks: 1,
+            hops: 1,
+        },
+    );
+    rejects(
+        &f,
+        &before,
+        f.rtm.add_route(&ipx, &x, Ttl::Infinite),
+        87,
+        "0x2",
+    );
+    assert_eq!(f.rtm.network_count::<Ipx>(), 0);
+}
+
+#[test]
+fn invalid_ttls_are_rejected_and_change_nothing() {
+    let f = populated();
+    let before = snapshot(&f);
+    for ttl in [2_147_484, 3_000_000, u32::MAX - 1] {
+        let r = route("10.0.0.0/8", "1.1.1.1", 1, 1);
+        rejects(
+            &f,
+            &before,
+            f.rtm.add_route(&f.a, &r, Ttl::Seconds(ttl)),
+            87,
+            &ttl.to_string(),
+        );
+    }
+    // The route keeps its old expiry: it still ages out at 100 s.
+    f.clock.advance_secs(100);
+    assert_eq!(f.rtm.sweep_expired(), 1);
+}
+
+#[test]
+fn invalid_flags_and_families_are_rejected() {
+    assert!(
+        RegisterOptions::from_flags(0x4, false)
+            .unwrap_err()
+            .to_string()
+            .contains("0x4")
+    );
+    assert!(
+        Criteria::<Ipv4>::from_flags(0x200, None)
+            .unwrap_err()
+            .to_string()
+            .contains("0x200")
+    );
+    let crit = route("10.0.0.0/8", "1.1.1.1", 1, 5);
+    let c = Criteria::<Ipv4>::from_flags(RTM_ONLY_THIS_NETWORK | RTM_ONLY_BEST_ROUTES, Some(&crit))
+        .unwrap();
+    assert_eq!(c, Criteria::all().network(net("10.0.0.0/8")).best_only());
+    assert!(
+        FamilyId::from_raw(2)
+            .unwrap_err()
+            .to_string()
+            .contains("family 2")
+    );
+    assert!(
+        "ipv5"
+            .parse::<FamilyId>()
+            .unwrap_err()
+            .to_string()
+            .contains("ipv5")
+    );
+    assert_eq!(Rtm::new().network_count_raw(99).unwrap_err().code(), 87);
+}
+
+#[test]
+fn stale_and_foreign_handles_are_rejected_and_change_nothing() {
+    let f = populated();
+    let c = f
+        .rtm
+        .register::<Ipv4>(P3, RegisterOptions::notifying())
+        .unwrap();
+    f.rtm.deregister(&c).unwrap();
+    let before = snapshot(&f);
+    let r = route("10.0.0.0/8", "1.1.1.1", 1, 5);
+    let all = Criteria::<Ipv4>::all();
+    rejects(
+        &f,
+        &before,
+        f.rtm.add_route(&c, &r, Ttl::Infinite),
+        6,
+        "deregistered",
+    );
+    rejects(&f, &before, f.rtm.delete_route(&c, &r), 6, "deregistered");
+    rejects(&f, &before, f.rtm.block_delete(&c, &all), 6, "deregistered");
+    rejects(
+        &f,
+        &before,
+        f.rtm.block_set_enable(&c, &all, false),
+        6,
+        "deregistered",
+    );
+    rejects(
+        &f,
+        &before,
+        f.rtm.block_convert_to_static(&c, &all),
+        6,
+        "deregistered",
+    );
+    rejects(&f, &before, f.rtm.dequeue(&c), 6, "deregistered");
+    rejects(&f, &before, f.rtm.deregister(&c), 6, "deregistered");
+    // A live handle of another table.
+    let other = fx();
+    rejects(
+        &f,
+        &before,
+        f.rtm.add_route(&other.a, &r, Ttl::Infinite),
+        6,
+        "another routing table",
+    );
+    rejects(
+        &f,
+        &before,
+        f.rtm.deregister(&other.a),
+        6,
+        "another routing table",
+    );
+    // A re-registered protocol does not revive the old handle.
+    let _new = f
+        .rtm
+        .register::<Ipv4>(P3, RegisterOptions::notifying())
+        .unwrap();
+    assert_eq!(
+        f.rtm.add_route(&c, &r, Ttl::Infinite).unwrap_err().code(),
+        6
+    );
+}
+
+#[test]
+fn failing_lookups_change_nothing() {
+    let f = populated();
+    let before = snapshot(&f);
+    rejects(
+        &f,
+        &before,
+        f.rtm
+            .delete_route(&f.a, &route("10.0.0.0/8", "9.9.9.9", 1, 5)),
+        259,
+        "10.0.0.0/8",
+    );
+    rejects(
+        &f,
+        &before,
+        f.rtm
+            .delete_route(&f.a, &route("12.0.0.0/8", "1.1.1.1", 1, 5)),
+        259,
+        "12.0.0.0/8",
+    );
+    rejects(
+        &f,
+        &before,
+        f.rtm.block_delete(&f.a, &Criteria::all().interface(7)),
+        259,
+        "interface 7",
+    );
+    rejects(
+        &f,
+        &before,
+        f.rtm
+            .block_set_enable(&f.a, &Criteria::all().interface(7), false),
+        259,
+        "interface 7",
+    );
+    rejects(
+        &f,
+        &before,
+        f.rtm
+            .block_convert_to_static(&f.a, &Criteria::all().protocol(P3)),
+        259,
+        "protocol 3",
+    );
+    rejects(
+        &f,
+        &before,
+        f.rtm.enumerate(&Criteria::<Ipv4>::all().interface(7)),
+        259,
+        "interface 7",
+    );
+    rejects(
+        &f,
+        &before,
+        f.rtm.get_first(&Criteria::<Ipv4>::all().interface(7)),
+        259,
+        "interface 7",
+    );
+    let mut future = route("10.0.0.0/8", "1.1.1.1", 1, 5);
+    future.timestamp = f.clock.now().plus_seconds(5);
+    rejects(&f, &before, f.rtm.route_age(&future), 87, "later than now");
+}

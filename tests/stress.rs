@@ -1,0 +1,294 @@
+//! Concurrency stress: writers add, delete, block-delete and deregister
+//! while readers look up; invariants are checked during the run and at
+//! quiescence.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rtm::synth::SplitMix64;
+use rtm::*;
+
+const ANCHOR: ProtocolId = ProtocolId(100);
+const CYCLER: ProtocolId = ProtocolId(3);
+
+/// A route whose fields check each other, so a torn read is detectable:
+/// the interface and metric are functions of the next hop.
+fn checked_route(network: Ipv4Prefix, nh_octet: u8) -> Route<Ipv4> {
+    let mut data = IpRouteData::with_metric(nh_octet as u32 % 7);
+    data.display_metrics = [nh_octet as u32; 5];
+    let mut r = Route::new(
+        network,
+        Ipv4Addr::new(192, 0, 2, nh_octet),
+        nh_octet as u32,
+        data,
+    );
+    r.protocol_data = [nh_octet as u32 ^ 0xdead_beef; 4];
+    r
+}
+
+fn assert_untorn(r: &Route<Ipv4>) {
+    let o = r.next_hop.octets()[3];
+    assert_eq!(r.interface, o as u32, "torn route {r:?}");
+    assert_eq!(r.data.metric, o as u32 % 7, "torn route {r:?}");
+    assert_eq!(r.data.display_metrics, [o as u32; 5], "torn route {r:?}");
+    assert_eq!(
+        r.protocol_data,
+        [o as u32 ^ 0xdead_beef; 4],
+        "torn route {r:?}"
+    );
+}
+
+/// Networks inside 10.0.0.0/8: /16s and /24s, nested.
+fn churn_net(rng: &mut SplitMix64) -> Ipv4Prefix {
+    let b = rng.below(4) as u8;
+    if rng.below(2) == 0 {
+        Prefix::new(Ipv4Addr::new(10, b, 0, 0), 16).unwrap()
+    } else {
+        Prefix::new(Ipv4Addr::new(10, b, rng.below(8) as u8, 0), 24).unwrap()
+    }
+}
+
+#[test]
+fn readers_never_see_dead_clients_torn_routes_or_holes() {
+    let rtm = Rtm::new();
+    rtm.set_priority(ANCHOR, 1000); // worst: only a fallback
+    let anchor = rtm
+        .register::<Ipv4>(ANCHOR, RegisterOptions::default())
+        .unwrap();
+    let slash8: Ipv4Prefix = "10.0.0.0/8".parse().unwrap();
+    rtm.add_route(&anchor, &checked_route(slash8, 1), Ttl::Infinite)
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    // Odd while the cycler client is (being) registered, even once its
+    // deregistration has returned.
+    let phase = Arc::new(AtomicU64::new(0));
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+
+    for (i, p) in [ProtocolId(1), ProtocolId(2)].into_iter().enumerate() {
+        let (rtm, stop) = (rtm.clone(), stop.clone());
+        threads.push(thread::spawn(move || {
+            let h = rtm
+                .register::<Ipv4>(p, RegisterOptions::notifying())
+                .unwrap();
+            let mut rng = SplitMix64::new(i as u64 + 7);
+            while !stop.load(Ordering::Relaxed) {
+                let n = churn_net(&mut rng);
+                let nh = 2 + rng.below(4) as u8;
+                match rng.below(10) {
+                    0..=5 => {
+                        rtm.add_route(&h, &checked_route(n, nh), Ttl::Infinite)
+                            .unwrap();
+                    }
+                    6..=8 => match rtm.delete_route(&h, &checked_route(n, nh)) {
+                        Ok(_) | Err(RtmError::NoSuchRoute(_)) => {}
+                        Err(e) => panic!("{e}"),
+                    },
+                    _ => match rtm.block_delete(&h, &Criteria::all().interface(nh as u32)) {
+                        Ok(_) | Err(RtmError::NoRoutes(_)) => {}
+                        Err(e) => panic!("{e}"),
+                    },
+                }
+                // Keep the queue short; the content is checked elsewhere.
+                while rtm.dequeue(&h).is_ok() {}
+            }
+            h
+        }));
+    }
+    {
+        let (rtm, stop, phase) = (rtm.clone(), stop.clone(), phase.clone());
+        threads.push(thread::spawn(move || {
+            let mut rng = SplitMix64::new(99);
+            let mut rounds = 0;
+            while !stop.load(Ordering::Relaxed) || rounds < 3 {
+                phase.fetch_add(1, Ordering::SeqCst); // odd: registering
+                rtm.set_priority(CYCLER, 1); // best when present
+                let h = rtm
+                    .register::<Ipv4>(CYCLER, RegisterOptions::default())
+                    .unwrap();
+                for _ in 0..40 {
+                    rtm.add_route(&h, &checked_route(churn_net(&mut rng), 9), Ttl::Infinite)
+                        .unwrap();
+                }
+                rtm.deregister(&h).unwrap();
+                phase.fetch_add(1, Ordering::SeqCst); // even: gone
+                rounds += 1;
+            }
+            rtm.register::<Ipv4>(ProtocolId(0), RegisterOptions::default())
+                .unwrap()
+        }));
+    }
+    let mut readers = Vec::new();
+    for seed in 0..2u64 {
+        let (rtm, stop, phase, lookups) =
+            (rtm.clone(), stop.clone(), phase.clone(), lookups.clone());
+        readers.push(thread::spawn(move || {
+            let mut rng = SplitMix64::new(seed + 1000);
+            while !stop.load(Ordering::Relaxed) {
+                let addr = Ipv4Addr::new(
+                    10,
+                    rng.below(4) as u8,
+                    rng.below(8) as u8,
+                    rng.below(256) as u8,
+                );
+                let before = phase.load(Ordering::SeqCst);
+                let hit = rtm.lookup::<Ipv4>(addr);
+                let best = rtm.is_route::<Ipv4>(&churn_net(&mut rng));
+                let after = phase.load(Ordering::SeqCst);
+                // Covered throughout by the untouched 10.0.0.0/8: never a hole.
+                let hit = hit.unwrap_or_else(|| panic!("no route for {addr}"));
+                assert!(hit.prefix.contains(addr));
+                assert_eq!(
+                    hit.interface,
+                    hit.next_hop.octets()[3] as u32,
+                    "torn FIB entry {hit:?}"
+                );
+                if let Some(r) = &best {
+                    assert_untorn(r);
+                }
+                if before == after && before % 2 == 0 {
+                    assert_ne!(hit.protocol, CYCLER, "route of a deregistered client");
+                    assert!(
+                        best.is_none_or(|r| r.protocol != CYCLER),
+                        "route of a deregistered client"
+                    );
+                }
+                lookups.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    let handles: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        lookups.load(Ordering::Relaxed) > 1000,
+        "readers made too little progress"
+    );
+
+    // Quiescence: the invariant set.
+    rtm.verify_consistency().unwrap();
+    let best = rtm
+        .enumerate(&Criteria::<Ipv4>::all().best_only())
+        .unwrap()
+        .count();
+    assert_eq!(best, rtm.network_count::<Ipv4>());
+    for r in common::all_routes::<Ipv4>(&rtm) {
+        assert_ne!(r.protocol, CYCLER);
+        assert_untorn(&r);
+    }
+    // The FIB agrees with a brute-force LPM over the best routes.
+    let bests: Vec<Route<Ipv4>> = rtm
+        .enumerate(&Criteria::<Ipv4>::all().best_only())
+        .unwrap()
+        .collect();
+    let mut rng = SplitMix64::new(5);
+    for _ in 0..2000 {
+        let addr = Ipv4Addr::new(
+            10,
+            rng.below(4) as u8,
+            rng.below(8) as u8,
+            rng.below(256) as u8,
+        );
+        let want = bests
+            .iter()
+            .filter(|r| r.network.contains(addr))
+            .max_by_key(|r| r.network.len())
+            .unwrap();
+        let got = rtm.lookup::<Ipv4>(addr).unwrap();
+        assert_eq!(
+            (got.prefix, got.next_hop, got.protocol),
+            (want.network, want.next_hop, want.protocol)
+        );
+    }
+    drop(handles);
+}
+
+#[test]
+fn deregistration_racing_the_clients_own_adds_leaves_no_orphan() {
+    for round in 0..30u64 {
+        let rtm = Rtm::new();
+        let p = ProtocolId(5);
+        let h = rtm.register::<Ipv4>(p, RegisterOptions::default()).unwrap();
+        let adder = {
+            let (rtm, h) = (rtm.clone(), h.clone());
+            thread::spawn(move || {
+                let mut rng = SplitMix64::new(round);
+                let mut refused = false;
+                for _ in 0..2000 {
+                    match rtm.add_route(&h, &checked_route(churn_net(&mut rng), 2), Ttl::Infinite) {
+                        Ok(_) => assert!(!refused, "an add succeeded after one was refused"),
+                        Err(e) => {
+                            assert_eq!(e.code(), 6);
+                            refused = true;
+                        }
+                    }
+                }
+            })
+        };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_micros(200 * (round % 5)) {}
+        rtm.deregister(&h).unwrap();
+        adder.join().unwrap();
+        assert_eq!(
+            rtm.network_count::<Ipv4>(),
+            0,
+            "orphan routes left in round {round}"
+        );
+        rtm.verify_consistency().unwrap();
+        // The pair is free again.
+        rtm.register::<Ipv4>(p, RegisterOptions::default()).unwrap();
+    }
+}
+
+#[test]
+fn concurrent_writers_on_one_destination_lose_no_update() {
+    let rtm = Rtm::new();
+    let n: Ipv4Prefix = "10.0.0.0/24".parse().unwrap();
+    let observer = rtm
+        .register::<Ipv4>(ProtocolId(99), RegisterOptions::notifying())
+        .unwrap();
+    let writers: Vec<_> = (0..4u32)
+        .map(|i| {
+            let rtm = rtm.clone();
+            thread::spawn(move || {
+                let h = rtm
+                    .register::<Ipv4>(ProtocolId(i), RegisterOptions::default())
+                    .unwrap();
+                for k in 0..500u32 {
+                    let mut r = checked_route(n, (k % 50) as u8 + 2);
+                    r.data.metric = k;
+                    rtm.add_route(&h, &r, Ttl::Infinite).unwrap();
+                }
+                h
+            })
+        })
+        .collect();
+    let handles: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    // Each writer's 50 distinct keys are all there: no lost insert.
+    assert_eq!(common::all_routes::<Ipv4>(&rtm).len(), 4 * 50);
+    rtm.verify_consistency().unwrap();
+    // The observer's messages chain: each previous image is the last current.
+    let msgs = common::drain(&rtm, &observer);
+    assert_eq!(msgs[0].flags(), RTM_ROUTE_ADDED);
+    for w in msgs.windows(2) {
+        assert!(
+            w[0].current()
+                .unwrap()
+                .same_significant_fields(w[1].previous().unwrap())
+        );
+    }
+    assert_eq!(
+        msgs.last().unwrap().current(),
+        rtm.is_route::<Ipv4>(&n).as_ref()
+    );
+    drop(handles);
+}
