@@ -9,7 +9,10 @@ fn check<T: std::str::FromStr<Err = RtmError> + std::fmt::Display>(s: &str) {
     match s.parse::<T>() {
         Ok(v) => {
             // What parses prints back to something that parses to the same.
-            let again: T = v.to_string().parse().unwrap_or_else(|e| panic!("{v} does not re-parse: {e}"));
+            let again: T = v
+                .to_string()
+                .parse()
+                .unwrap_or_else(|e| panic!("{v} does not re-parse: {e}"));
             assert_eq!(again.to_string(), v.to_string());
         }
         Err(e) => {

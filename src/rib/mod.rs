@@ -283,19 +283,21 @@ impl<F: Family> Table<F> {
                 entries: work.entries,
                 best,
             });
-            {
+            if change.is_no_change() {
+                // No message: the change's place in the family's order is
+                // unobservable, so publish without the sequencer.
+                dest.publish(new_set, &guard);
+            } else {
                 let subscribers = lock(&self.subscribers);
                 dest.publish(new_set, &guard);
-                if !change.is_no_change() {
-                    for s in subscribers.iter() {
-                        if let Recipients::AllBut(caller) = recipients
-                            && Arc::ptr_eq(s, caller)
-                        {
-                            continue;
-                        }
-                        if let Some(q) = &s.queue {
-                            q.push(change);
-                        }
+                for s in subscribers.iter() {
+                    if let Recipients::AllBut(caller) = recipients
+                        && Arc::ptr_eq(s, caller)
+                    {
+                        continue;
+                    }
+                    if let Some(q) = &s.queue {
+                        q.push(change);
                     }
                 }
             }
