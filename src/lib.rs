@@ -79,6 +79,8 @@
 //! the read side only.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
+#[cfg(feature = "cli")]
+pub mod bench;
 mod change;
 mod client;
 mod clock;
@@ -107,7 +109,7 @@ pub use criteria::{
 pub use enumerate::Enumeration;
 pub use error::{ERROR_MORE_MESSAGES, NO_ERROR, Result, RtmError};
 pub use family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
-pub use fib::{FibEntry, ForwardingTable, LpmFib, NoFib};
+pub use fib::{FibEntry, FibMemory, FibReader, ForwardingTable, LpmFib, NoFib};
 pub use notify::{ChangeQueue, DequeueStatus, Dequeued};
 pub use prefix::{IpAddress, Ipv4Prefix, Ipv6Prefix, IpxNetwork, MacAddr, Prefix};
 pub use priority::{DEFAULT_PRIORITY, PriorityTable};

@@ -17,7 +17,7 @@ use crate::criteria::Criteria;
 use crate::enumerate::Enumeration;
 use crate::error::RtmError;
 use crate::family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
-use crate::fib::FibEntry;
+use crate::fib::{FibEntry, LpmFib};
 use crate::notify::Dequeued;
 use crate::prefix::{IpAddress, Prefix};
 use crate::priority::PriorityTable;
@@ -353,6 +353,12 @@ impl Rtm {
     /// Lock-free; sees every best-route change whose RIB call has returned.
     pub fn lookup<F: IpFamily>(&self, addr: F::Addr) -> Option<FibEntry<F>> {
         self.table::<F>().fib.lookup(addr)
+    }
+
+    /// The family's FIB itself, for forwarding paths that pin once for many
+    /// lookups ([`LpmFib::reader`], [`LpmFib::lookup_batch`]).
+    pub fn fib<F: IpFamily>(&self) -> &LpmFib<F> {
+        &self.table::<F>().fib
     }
 
     /// RtmLookupIPDestination: the best route of the most specific network

@@ -2,7 +2,16 @@
 
 mod demo;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use rtm::bench::CountingAlloc;
+use rtm::bench::input::Traffic;
+use rtm::bench::lpm::{self, LpmOptions};
+
+/// Counts live heap bytes for the memory figures of `bench` and `demo`.
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc::new();
 
 /// rtm: a lock-free-read routing table manager (RTMv1 semantics).
 #[derive(Parser, Debug)]
@@ -17,12 +26,97 @@ enum Command {
     /// Loads a synthetic full-size table, runs lookups while routes churn and
     /// a protocol deregisters, and reports rates and latencies.
     Demo(demo::DemoArgs),
+    /// Benchmarks, side by side with competitors.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Longest-prefix-match lookups: rtm's FIB, a static DIR-24-8,
+    /// prefix-trie and treebitmap; with --churn, a reader during updates.
+    Lpm(LpmArgs),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum TrafficArg {
+    Ann,
+    Rnd,
+    Both,
+}
+
+#[derive(Args, Debug)]
+struct LpmArgs {
+    /// Prefix-per-line table file (gzip allowed). Default: the RIS tables in
+    /// ../shared/routing-data, else the synthetic full-size tables.
+    #[arg(long)]
+    table: Option<PathBuf>,
+    /// ann: random address inside a random table prefix; rnd: uniform.
+    #[arg(long, value_enum, default_value_t = TrafficArg::Both)]
+    traffic: TrafficArg,
+    /// Lookups per measurement.
+    #[arg(long, default_value_t = 10_000_000)]
+    lookups: usize,
+    /// Threads for the independent measurement.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Seed of traffic and synthetic tables.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Measure one reader while a writer replays a day of updates and a
+    /// full-table client registers and deregisters.
+    #[arg(long)]
+    churn: bool,
+    /// Update stream for --churn (A,prefix / W,prefix; gzip allowed).
+    /// Default: the RIS day of IPv4 updates, else synthetic churn.
+    #[arg(long)]
+    updates: Option<PathBuf>,
+}
+
+fn bench_lpm(args: &LpmArgs) -> Result<(), String> {
+    let opts = LpmOptions {
+        table: args.table.clone(),
+        traffic: match args.traffic {
+            TrafficArg::Ann => vec![Traffic::Ann],
+            TrafficArg::Rnd => vec![Traffic::Rnd],
+            TrafficArg::Both => vec![Traffic::Ann, Traffic::Rnd],
+        },
+        lookups: args.lookups.max(1),
+        threads: args.threads.max(1),
+        seed: args.seed,
+    };
+    if args.churn {
+        let report = rtm::bench::churn::run(&opts, args.updates.as_deref())?;
+        println!(
+            "{}",
+            if args.json {
+                report.json()
+            } else {
+                report.table()
+            }
+        );
+        return Ok(());
+    }
+    let report = lpm::run(&opts, &|| ALLOC.live())?;
+    println!(
+        "{}",
+        if args.json {
+            report.json()
+        } else {
+            report.table()
+        }
+    );
+    Ok(())
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(args) => demo::run(&args).map_err(|e| e.to_string()),
+        Command::Bench(BenchCommand::Lpm(args)) => bench_lpm(&args),
     };
     if let Err(e) = result {
         eprintln!("rtm: {e}");

@@ -1,0 +1,164 @@
+//! The structures `rtm bench lpm` runs side by side, behind one trait.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ip_network_table_deps_treebitmap::IpLookupTable;
+use prefix_trie::PrefixMap;
+
+use super::dir24::Dir24_8;
+use crate::family::IpFamily;
+use crate::fib::LpmFib;
+use crate::prefix::{IpAddress, Prefix};
+use crate::route::ProtocolId;
+
+/// A longest-prefix-match structure under test. Values are `u32`, 0 = no
+/// route. The run methods let each structure use its fastest public API.
+pub trait Lpm<A: IpAddress>: Send + Sync {
+    /// One lookup.
+    fn lookup(&self, a: A) -> u32;
+
+    /// Looks up every address; returns the sum of the values (so nothing
+    /// is optimised away).
+    fn run_independent(&self, addrs: &[A]) -> u64 {
+        addrs.iter().map(|a| self.lookup(*a) as u64).sum()
+    }
+
+    /// Looks up a chain where each address depends on the previous result:
+    /// measures latency rather than throughput.
+    fn run_dependent(&self, addrs: &[A]) -> u64 {
+        let mask = std::hint::black_box(0u128);
+        let mut x = 0u32;
+        let mut sum = 0u64;
+        for a in addrs {
+            x = self.lookup(A::from_bits(a.to_bits() ^ (x as u128 & mask)));
+            sum += x as u64;
+        }
+        sum
+    }
+}
+
+/// rtm's FIB through its pinned reader (dependent) and `lookup_batch`
+/// (independent).
+pub struct RtmFib<F: IpFamily>(pub LpmFib<F>);
+
+/// rtm's FIB through `LpmFib::lookup`, which pins per call.
+pub struct RtmFibPerCall<F: IpFamily>(pub LpmFib<F>);
+
+/// Next hop carrying `value`, so every structure stores the same answer.
+fn next_hop<A: IpAddress>(value: u32) -> A {
+    A::from_bits(value as u128 | 1 << (A::BITS as u32 - 2))
+}
+
+/// Builds rtm's FIB from (prefix, value) pairs; the value is the interface.
+pub fn build_rtm<F: IpFamily>(routes: &[(Prefix<F::Addr>, u32)]) -> LpmFib<F> {
+    let fib = LpmFib::<F>::new();
+    for (p, v) in routes {
+        fib.insert(*p, next_hop(*v), *v, ProtocolId(1));
+    }
+    fib
+}
+
+impl<F: IpFamily> Lpm<F::Addr> for RtmFib<F> {
+    fn lookup(&self, a: F::Addr) -> u32 {
+        self.0.lookup(a).map_or(0, |e| e.interface)
+    }
+
+    fn run_independent(&self, addrs: &[F::Addr]) -> u64 {
+        let mut out = [None; 256];
+        let mut sum = 0u64;
+        for chunk in addrs.chunks(256) {
+            let n = self.0.lookup_batch(chunk, &mut out);
+            sum += out[..n]
+                .iter()
+                .map(|e| e.map_or(0, |e| e.interface) as u64)
+                .sum::<u64>();
+        }
+        sum
+    }
+
+    fn run_dependent(&self, addrs: &[F::Addr]) -> u64 {
+        let mask = std::hint::black_box(0u128);
+        let mut reader = self.0.reader();
+        let mut x = 0u32;
+        let mut sum = 0u64;
+        for (i, a) in addrs.iter().enumerate() {
+            let a = <F::Addr as IpAddress>::from_bits(a.to_bits() ^ (x as u128 & mask));
+            x = reader.lookup(a).map_or(0, |e| e.interface);
+            sum += x as u64;
+            if i % 4096 == 4095 {
+                reader.repin();
+            }
+        }
+        sum
+    }
+}
+
+impl<F: IpFamily> Lpm<F::Addr> for RtmFibPerCall<F> {
+    fn lookup(&self, a: F::Addr) -> u32 {
+        self.0.lookup(a).map_or(0, |e| e.interface)
+    }
+}
+
+impl Lpm<Ipv4Addr> for Dir24_8 {
+    fn lookup(&self, a: Ipv4Addr) -> u32 {
+        Dir24_8::lookup(self, a)
+    }
+}
+
+/// prefix-trie's `PrefixMap` with `(bits, len)` keys, through `get_lpm`.
+pub struct PrefixTrie<R: prefix_trie::Prefix>(pub PrefixMap<R, u32>);
+
+impl Lpm<Ipv4Addr> for PrefixTrie<(u32, u8)> {
+    fn lookup(&self, a: Ipv4Addr) -> u32 {
+        self.0.get_lpm(&(u32::from(a), 32)).map_or(0, |(_, v)| *v)
+    }
+}
+
+impl Lpm<Ipv6Addr> for PrefixTrie<(u128, u8)> {
+    fn lookup(&self, a: Ipv6Addr) -> u32 {
+        self.0.get_lpm(&(u128::from(a), 128)).map_or(0, |(_, v)| *v)
+    }
+}
+
+/// Builds a prefix-trie map for IPv4.
+pub fn build_prefix_trie_v4(routes: &[(Prefix<Ipv4Addr>, u32)]) -> PrefixTrie<(u32, u8)> {
+    let mut m = PrefixMap::new();
+    for (p, v) in routes {
+        m.insert((u32::from(p.addr()), p.len()), *v);
+    }
+    PrefixTrie(m)
+}
+
+/// Builds a prefix-trie map for IPv6.
+pub fn build_prefix_trie_v6(routes: &[(Prefix<Ipv6Addr>, u32)]) -> PrefixTrie<(u128, u8)> {
+    let mut m = PrefixMap::new();
+    for (p, v) in routes {
+        m.insert((u128::from(p.addr()), p.len()), *v);
+    }
+    PrefixTrie(m)
+}
+
+/// ip_network_table-deps-treebitmap's `IpLookupTable`, through `longest_match`.
+pub struct TreeBitmap<A>(pub IpLookupTable<A, u32>);
+
+/// Builds a treebitmap table.
+pub fn build_treebitmap<A>(routes: &[(Prefix<A>, u32)]) -> TreeBitmap<A>
+where
+    A: IpAddress + ip_network_table_deps_treebitmap::address::Address,
+{
+    let mut t = IpLookupTable::new();
+    for (p, v) in routes {
+        t.insert(p.addr(), p.len() as u32, *v);
+    }
+    TreeBitmap(t)
+}
+
+impl<A> Lpm<A> for TreeBitmap<A>
+where
+    A: IpAddress + ip_network_table_deps_treebitmap::address::Address,
+    IpLookupTable<A, u32>: Send + Sync,
+{
+    fn lookup(&self, a: A) -> u32 {
+        self.0.longest_match(a).map_or(0, |(_, _, v)| *v)
+    }
+}

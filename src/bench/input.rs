@@ -1,0 +1,185 @@
+//! Benchmark inputs: prefix tables, update streams and lookup traffic.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use crate::prefix::{IpAddress, Ipv4Prefix, Ipv6Prefix, Prefix};
+use crate::synth::{self, SplitMix64};
+
+/// Opens a file for line reading, gunzipping it if it starts with the gzip
+/// magic bytes.
+pub fn open_lines(path: &Path) -> Result<Box<dyn BufRead>, String> {
+    let mut f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut magic = [0u8; 2];
+    let n = f
+        .read(&mut magic)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(if n == 2 && magic == [0x1f, 0x8b] {
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(f)))
+    } else {
+        Box::new(BufReader::new(f))
+    })
+}
+
+/// IPv4 and IPv6 prefixes read from one table.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    /// IPv4 prefixes.
+    pub v4: Vec<Ipv4Prefix>,
+    /// IPv6 prefixes.
+    pub v6: Vec<Ipv6Prefix>,
+    /// Where they came from.
+    pub source: String,
+}
+
+/// Reads a prefix-per-line file (optionally gzip'd); `#` comments and blank
+/// lines are skipped. An error names the line and the offending text.
+pub fn read_prefix_file(path: &Path) -> Result<Tables, String> {
+    let mut t = Tables {
+        source: path.display().to_string(),
+        ..Tables::default()
+    };
+    for (i, line) in open_lines(path)?.lines().enumerate() {
+        let line = line.map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
+        let s = line.trim();
+        if s.is_empty() || s.starts_with('#') {
+            continue;
+        }
+        if s.contains(':') {
+            t.v6.push(
+                s.parse()
+                    .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?,
+            );
+        } else {
+            t.v4.push(
+                s.parse()
+                    .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?,
+            );
+        }
+    }
+    Ok(t)
+}
+
+/// Reads an `A,prefix` / `W,prefix` update stream: `true` for announce.
+pub fn read_updates<A: IpAddress>(path: &Path) -> Result<Vec<(bool, Prefix<A>)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in open_lines(path)?.lines().enumerate() {
+        let line = line.map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
+        let s = line.trim();
+        if s.is_empty() || s.starts_with('#') {
+            continue;
+        }
+        let (op, p) = s.split_once(',').ok_or_else(|| {
+            format!(
+                "{} line {}: expected A,prefix or W,prefix, got {s:?}",
+                path.display(),
+                i + 1
+            )
+        })?;
+        let announce = match op {
+            "A" => true,
+            "W" => false,
+            other => {
+                return Err(format!(
+                    "{} line {}: operation {other:?} is not A or W",
+                    path.display(),
+                    i + 1
+                ));
+            }
+        };
+        let p = p
+            .parse()
+            .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
+        out.push((announce, p));
+    }
+    Ok(out)
+}
+
+/// `../shared/routing-data` seen from the working directory or from this
+/// crate's manifest directory, if it exists.
+pub fn shared_data_dir() -> Option<PathBuf> {
+    [
+        PathBuf::from("../shared/routing-data"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/routing-data"),
+    ]
+    .into_iter()
+    .find(|p| p.is_dir())
+}
+
+/// The RIS IPv4 and IPv6 tables when present, else synthetic full-size
+/// tables (1,000,000 IPv4, 200,000 IPv6) from `seed`.
+pub fn default_tables(seed: u64) -> Tables {
+    if let Some(dir) = shared_data_dir() {
+        let v4 = read_prefix_file(&dir.join("ris-20260511-as3333-ipv4-table.txt.gz"));
+        let v6 = read_prefix_file(&dir.join("ris-20260511-as3333-ipv6-table.txt.gz"));
+        if let (Ok(a), Ok(b)) = (v4, v6) {
+            return Tables {
+                v4: a.v4,
+                v6: b.v6,
+                source: "RIS 2026-05-11 AS3333 (../shared/routing-data)".into(),
+            };
+        }
+    }
+    Tables {
+        v4: synth::ipv4_table(1_000_000, seed),
+        v6: synth::ipv6_table(200_000, seed),
+        source: format!("synthetic (seed {seed})"),
+    }
+}
+
+/// Lookup traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// A random address inside a uniformly chosen table prefix: deep and
+    /// cache-hostile.
+    Ann,
+    /// Uniformly random addresses.
+    Rnd,
+}
+
+impl std::fmt::Display for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Traffic::Ann => "ann",
+            Traffic::Rnd => "rnd",
+        })
+    }
+}
+
+/// `n` addresses of the given kind.
+pub fn traffic<A: IpAddress>(table: &[Prefix<A>], kind: Traffic, n: usize, seed: u64) -> Vec<A> {
+    let mut rng = SplitMix64::new(seed);
+    let bits = A::BITS as u32;
+    let rand = |rng: &mut SplitMix64| -> u128 {
+        let x = (rng.next_u64() as u128) << 64 | rng.next_u64() as u128;
+        if bits == 128 {
+            x
+        } else {
+            x & ((1u128 << bits) - 1)
+        }
+    };
+    (0..n)
+        .map(|_| match kind {
+            Traffic::Rnd => A::from_bits(rand(&mut rng)),
+            Traffic::Ann if table.is_empty() => A::from_bits(rand(&mut rng)),
+            Traffic::Ann => {
+                let p = table[rng.below(table.len() as u64) as usize];
+                let host = rand(&mut rng) & !crate::prefix::mask_bits(A::BITS, p.len());
+                A::from_bits(p.addr().to_bits() | host)
+            }
+        })
+        .collect()
+}
+
+/// Ipv4 convenience for [`traffic`].
+pub fn traffic_v4(table: &[Ipv4Prefix], kind: Traffic, n: usize, seed: u64) -> Vec<Ipv4Addr> {
+    traffic(table, kind, n, seed)
+}
+
+/// Ipv6 convenience for [`traffic`].
+pub fn traffic_v6(table: &[Ipv6Prefix], kind: Traffic, n: usize, seed: u64) -> Vec<Ipv6Addr> {
+    traffic(table, kind, n, seed)
+}

@@ -1,0 +1,86 @@
+//! The benchmark harness behind `rtm bench` and `benches/` (feature `cli`).
+//!
+//! Not part of the routing API: it builds rtm's FIB and its competitors from
+//! the same table, generates the same traffic for all, and measures them in
+//! one run so that the ratios it prints are honest. [`CountingAlloc`] is a
+//! global allocator *type* that the binary and the benches install to
+//! measure live heap bytes; the library itself never installs it.
+
+pub mod churn;
+pub mod competitors;
+pub mod dir24;
+pub mod input;
+pub mod lpm;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A global allocator that counts live heap bytes (install with
+/// `#[global_allocator]`).
+#[derive(Debug)]
+pub struct CountingAlloc {
+    live: AtomicUsize,
+}
+
+impl CountingAlloc {
+    /// A counter at zero.
+    pub const fn new() -> Self {
+        CountingAlloc {
+            live: AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes currently allocated.
+    pub fn live(&self) -> usize {
+        // Relaxed: a statistic sampled between phases.
+        self.live.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for CountingAlloc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: forwards every call to the system allocator unchanged and only
+// counts sizes on the side.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's layout.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            // Relaxed: a statistic; no memory is published through it.
+            self.live.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's layout.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            // Relaxed: as in `alloc`.
+            self.live.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded; `ptr` came from this allocator with `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        // Relaxed: as in `alloc`.
+        self.live.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded with the caller's arguments.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            // Relaxed: as in `alloc`.
+            self.live.fetch_add(new_size, Ordering::Relaxed);
+            self.live.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+}

@@ -1,0 +1,371 @@
+//! The forwarding plane: compiled longest-prefix-match tables fed by
+//! best-route changes.
+//!
+//! The RIB calls [`ForwardingTable::apply`] for every best-route change
+//! while it still holds the destination's writer lock, so per prefix the
+//! FIB sees changes in table order, and a change is in the FIB before the
+//! RIB call that made it returns.
+//!
+//! [`LpmFib`] is a poptrie-family trie (see the `trie` module for its layout
+//! and cost model: at most two dependent memory accesses for any prefix up
+//! to /24 in IPv4). Readers never lock, never retry and never see a
+//! half-applied update: every update publishes a fully built path with one
+//! atomic store, and replaced nodes are reclaimed through crossbeam-epoch.
+
+mod nexthop;
+mod trie;
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crossbeam_epoch::{self as epoch, Guard};
+
+use crate::family::{Family, IpFamily};
+use crate::prefix::{IpAddress, Prefix};
+use crate::route::{ProtocolId, Route};
+use nexthop::{Nexthop, NexthopIds, NexthopTable};
+use trie::{Trie, TrieShadow, prefetch};
+
+/// A forwarding structure the RIB feeds with best-route changes.
+pub trait ForwardingTable<F: Family>: Send + Sync + 'static {
+    /// An empty structure.
+    fn empty() -> Self;
+    /// Sets (`Some`) or removes (`None`) the best route of `network`.
+    fn apply(&self, network: F::Network, best: Option<&Route<F>>);
+}
+
+/// The FIB of a family without longest-prefix matching (IPX).
+#[derive(Debug, Default)]
+pub struct NoFib;
+
+impl<F: Family> ForwardingTable<F> for NoFib {
+    fn empty() -> Self {
+        NoFib
+    }
+    fn apply(&self, _network: F::Network, _best: Option<&Route<F>>) {}
+}
+
+/// What the forwarding path needs of a best route: small and copyable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FibEntry<F: IpFamily> {
+    /// The matched network.
+    pub prefix: Prefix<F::Addr>,
+    /// Where to send the packet.
+    pub next_hop: F::Addr,
+    /// Out of which interface.
+    pub interface: u32,
+    /// The protocol that owns the best route.
+    pub protocol: ProtocolId,
+}
+
+impl<F: IpFamily> FibEntry<F> {
+    pub(crate) fn of(route: &Route<F>) -> Self {
+        FibEntry {
+            prefix: route.network,
+            next_hop: route.next_hop,
+            interface: route.interface,
+            protocol: route.protocol,
+        }
+    }
+}
+
+/// How much memory a FIB holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FibMemory {
+    /// What lookups read: the top level, the nodes and the next-hop table.
+    pub lookup_bytes: usize,
+    /// What only writers read: the top-level shadow and the next-hop map.
+    pub writer_bytes: usize,
+}
+
+impl FibMemory {
+    /// Everything.
+    pub fn total(&self) -> usize {
+        self.lookup_bytes + self.writer_bytes
+    }
+}
+
+struct Writer<A> {
+    shadow: TrieShadow,
+    ids: NexthopIds<A>,
+    /// Routes that could not be installed because all 2^24 - 1 next-hop
+    /// ids were in use (never expected: that needs 16M distinct next hops).
+    dropped: usize,
+}
+
+/// The lock-free longest-prefix-match FIB of an IP family.
+///
+/// ```
+/// use rtm::{Ipv4, LpmFib, ProtocolId};
+/// let fib = LpmFib::<Ipv4>::new();
+/// fib.insert("10.0.0.0/8".parse().unwrap(), "192.0.2.1".parse().unwrap(), 1, ProtocolId(2));
+/// fib.insert("10.1.0.0/16".parse().unwrap(), "192.0.2.9".parse().unwrap(), 2, ProtocolId(2));
+/// let hit = fib.lookup("10.1.2.3".parse().unwrap()).unwrap();
+/// assert_eq!(hit.prefix.to_string(), "10.1.0.0/16");
+/// let reader = fib.reader(); // pin once, look up many
+/// assert_eq!(reader.lookup("10.2.0.1".parse().unwrap()).unwrap().interface, 1);
+/// ```
+pub struct LpmFib<F: IpFamily> {
+    trie: Trie,
+    nexthops: NexthopTable<F::Addr>,
+    writer: Mutex<Writer<F::Addr>>,
+    prefixes: AtomicUsize,
+}
+
+impl<F: IpFamily> fmt::Debug for LpmFib<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LpmFib")
+            .field("family", &F::ID)
+            .field("prefixes", &self.len())
+            .field("nodes", &self.trie.node_count())
+            .finish()
+    }
+}
+
+impl<F: IpFamily> Default for LpmFib<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Bits of the direct top level: 18 for IPv4 (2 MiB, so that every /19 to
+/// /24 lies in the first node), 16 for IPv6 (512 KiB).
+fn top_bits<A: IpAddress>() -> u32 {
+    if A::BITS == 32 { 18 } else { 16 }
+}
+
+/// The address left-aligned in 128 bits.
+#[inline(always)]
+fn left<A: IpAddress>(a: A) -> u128 {
+    a.to_bits() << (128 - A::BITS as u32)
+}
+
+impl<F: IpFamily> LpmFib<F> {
+    /// An empty FIB.
+    pub fn new() -> Self {
+        let t = top_bits::<F::Addr>();
+        LpmFib {
+            trie: Trie::new(t),
+            nexthops: NexthopTable::new(),
+            writer: Mutex::new(Writer {
+                shadow: TrieShadow::new(t),
+                ids: NexthopIds::new(),
+                dropped: 0,
+            }),
+            prefixes: AtomicUsize::new(0),
+        }
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer<F::Addr>> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the entry of `prefix` (replacing any).
+    pub fn insert(
+        &self,
+        prefix: Prefix<F::Addr>,
+        next_hop: F::Addr,
+        interface: u32,
+        protocol: ProtocolId,
+    ) {
+        self.set(
+            prefix,
+            Some(Nexthop {
+                next_hop,
+                interface,
+                protocol,
+            }),
+        );
+    }
+
+    /// Removes the entry of `prefix`, if any.
+    pub fn remove(&self, prefix: Prefix<F::Addr>) {
+        self.set(prefix, None);
+    }
+
+    fn set(&self, prefix: Prefix<F::Addr>, nh: Option<Nexthop<F::Addr>>) {
+        let mut w = self.writer();
+        let w = &mut *w;
+        let guard = epoch::pin();
+        let leaf = match nh {
+            Some(nh) => match w.ids.acquire(&self.nexthops, nh) {
+                Some(id) => id << 8 | prefix.len() as u32,
+                None => {
+                    w.dropped += 1;
+                    return;
+                }
+            },
+            None => 0,
+        };
+        let old = self.trie.update(
+            &mut w.shadow,
+            left(prefix.addr()),
+            prefix.len() as u32,
+            leaf,
+            &guard,
+        );
+        if old != 0 {
+            w.ids.release(&self.nexthops, old >> 8, &guard);
+        }
+        // Relaxed: a statistic; the trie's own publication orders lookups.
+        match (old != 0, leaf != 0) {
+            (false, true) => {
+                self.prefixes.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                self.prefixes.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    #[inline(always)]
+    fn entry(&self, addr: F::Addr, leaf: u32) -> Option<FibEntry<F>> {
+        if leaf == 0 {
+            return None;
+        }
+        let nh = self.nexthops.get(leaf >> 8)?;
+        Some(FibEntry {
+            prefix: Prefix::truncating(addr, leaf as u8),
+            next_hop: nh.next_hop,
+            interface: nh.interface,
+            protocol: nh.protocol,
+        })
+    }
+
+    /// The longest-prefix match for `addr`. Pins the epoch for the call;
+    /// use [`LpmFib::reader`] or [`LpmFib::lookup_batch`] to pin once for
+    /// many lookups.
+    #[inline]
+    pub fn lookup(&self, addr: F::Addr) -> Option<FibEntry<F>> {
+        let guard = epoch::pin();
+        self.lookup_pinned(addr, &guard)
+    }
+
+    #[inline(always)]
+    fn lookup_pinned(&self, addr: F::Addr, _guard: &Guard) -> Option<FibEntry<F>> {
+        self.entry(addr, self.trie.lookup(left(addr)))
+    }
+
+    /// A reader that keeps the epoch pinned: lookups through it skip the
+    /// pinning cost. Drop it between bursts so memory can be reclaimed.
+    pub fn reader(&self) -> FibReader<'_, F> {
+        FibReader {
+            fib: self,
+            guard: epoch::pin(),
+        }
+    }
+
+    /// Looks up every address of `addrs` into `out` (as many as the shorter
+    /// of the two holds; returns that count). Pins once and overlaps the
+    /// memory accesses of groups of addresses with prefetches.
+    pub fn lookup_batch(&self, addrs: &[F::Addr], out: &mut [Option<FibEntry<F>>]) -> usize {
+        const GROUP: usize = 8;
+        let n = addrs.len().min(out.len());
+        let guard = epoch::pin();
+        for (a, o) in addrs[..n].chunks(GROUP).zip(out[..n].chunks_mut(GROUP)) {
+            let mut lefts = [0u128; GROUP];
+            for (l, x) in lefts.iter_mut().zip(a) {
+                *l = left(*x);
+                self.trie.prefetch_top(*l);
+            }
+            let mut words = [0u64; GROUP];
+            for (w, l) in words.iter_mut().zip(&lefts[..a.len()]) {
+                *w = self.trie.top_word(*l);
+                if *w != 0 && *w & 1 == 0 {
+                    prefetch(*w as *const u8);
+                }
+            }
+            for i in 0..a.len() {
+                // SAFETY: `words[i]` was loaded from the top level while
+                // `guard` is pinned, which keeps the nodes it names alive.
+                let leaf = unsafe { self.trie.finish(words[i], lefts[i]) };
+                o[i] = self.entry(a[i], leaf);
+            }
+        }
+        drop(guard);
+        n
+    }
+
+    /// The entry of exactly `prefix` (not a longest match).
+    pub fn get(&self, prefix: &Prefix<F::Addr>) -> Option<FibEntry<F>> {
+        let w = self.writer();
+        let leaf = self
+            .trie
+            .exact(&w.shadow, left(prefix.addr()), prefix.len() as u32);
+        let guard = epoch::pin();
+        let e = self.entry(prefix.addr(), leaf);
+        drop(guard);
+        e
+    }
+
+    /// Number of prefixes in the FIB.
+    pub fn len(&self) -> usize {
+        // Relaxed: see `set`.
+        self.prefixes.load(Ordering::Relaxed)
+    }
+
+    /// Whether the FIB is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Memory held, split into what lookups read and what only writers read.
+    pub fn memory(&self) -> FibMemory {
+        let w = self.writer();
+        FibMemory {
+            lookup_bytes: self.trie.memory_bytes() + self.nexthops.memory_bytes(),
+            writer_bytes: w.shadow.memory_bytes() + w.ids.memory_bytes(),
+        }
+    }
+
+    /// Number of distinct (next hop, interface, protocol) tuples in use.
+    pub fn next_hops(&self) -> usize {
+        self.writer().ids.len()
+    }
+
+    /// Routes that could not be installed (see [`FibMemory`]): always 0
+    /// unless 16M distinct next hops were in use at once.
+    pub fn dropped(&self) -> usize {
+        self.writer().dropped
+    }
+}
+
+impl<F: IpFamily> ForwardingTable<F> for LpmFib<F> {
+    fn empty() -> Self {
+        LpmFib::new()
+    }
+
+    fn apply(&self, network: Prefix<F::Addr>, best: Option<&Route<F>>) {
+        match best {
+            Some(r) => self.insert(network, r.next_hop, r.interface, r.protocol),
+            None => self.remove(network),
+        }
+    }
+}
+
+/// A pinned reader of an [`LpmFib`] (see [`LpmFib::reader`]).
+pub struct FibReader<'a, F: IpFamily> {
+    fib: &'a LpmFib<F>,
+    guard: Guard,
+}
+
+impl<F: IpFamily> fmt::Debug for FibReader<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FibReader").finish_non_exhaustive()
+    }
+}
+
+impl<F: IpFamily> FibReader<'_, F> {
+    /// The longest-prefix match for `addr`.
+    #[inline]
+    pub fn lookup(&self, addr: F::Addr) -> Option<FibEntry<F>> {
+        self.fib.lookup_pinned(addr, &self.guard)
+    }
+
+    /// Re-pins the epoch (lets memory retired since the last pin be freed).
+    pub fn repin(&mut self) {
+        self.guard.repin();
+    }
+}
