@@ -52,6 +52,9 @@
 //! - [`Change`]: how a best route changed, returned by writes and queued
 //!   for clients.
 //! - [`RtmError`]: every failure, with its Win32 code.
+//! - [`LpmFib`] (via [`Rtm::fib`]): the forwarding table itself, for paths
+//!   that pin once for many lookups ([`LpmFib::reader`],
+//!   [`LpmFib::lookup_batch`]); also usable on its own.
 //! - [`model::ModelRtm`]: a sequential reference implementation for tests.
 //!
 //! ## Guarantees
@@ -72,7 +75,8 @@
 //!   queues and the FIB as they were. (`tests/bad_input.rs`.)
 //! - **The FIB follows the RIB.** A best-route change is in the FIB before
 //!   the call that made it returns; during the call a lookup sees the old or
-//!   the new answer. (`Rtm::verify_consistency`, `tests/stress.rs`.)
+//!   the new answer, never a half-applied update. (`Rtm::verify_consistency`,
+//!   `tests/fib.rs`, `tests/stress.rs`.)
 //!
 //! Writers do take locks: one per destination, a short per-family sequencer
 //! around publication, and a per-client gate. Lock-freedom is a property of

@@ -13,12 +13,79 @@ use std::str::FromStr;
 
 use crate::error::RtmError;
 
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for u32 {}
+    impl Sealed for u128 {}
+}
+
+/// The unsigned integer an address's bits are held in: `u32` for IPv4,
+/// `u128` for IPv6, so the IPv4 forwarding path does 32-bit arithmetic.
+/// Sealed; used by the FIB.
+pub trait AddrBits: Copy + Eq + Default + Hash + Send + Sync + 'static + sealed::Sealed {
+    /// Width in bits.
+    const BITS: u32;
+    /// The first `t` bits, as an index.
+    fn top(self, t: u32) -> usize;
+    /// The 6 bits from bit `offset` (MSB = 0); zero past the end.
+    fn chunk(self, offset: u32) -> usize;
+    /// The first `len` bits, the rest cleared.
+    fn network(self, len: u32) -> Self;
+}
+
+impl AddrBits for u32 {
+    const BITS: u32 = 32;
+    #[inline(always)]
+    fn top(self, t: u32) -> usize {
+        (self >> (32 - t)) as usize
+    }
+    #[inline(always)]
+    fn chunk(self, offset: u32) -> usize {
+        // In 64 bits, so offsets up to 58 need no branch.
+        (((self as u64) << 32 << offset) >> (64 - 6)) as usize
+    }
+    #[inline(always)]
+    fn network(self, len: u32) -> Self {
+        self & (!0u64 << (32 - len.min(32))) as u32
+    }
+}
+
+impl AddrBits for u128 {
+    const BITS: u32 = 128;
+    #[inline(always)]
+    fn top(self, t: u32) -> usize {
+        (self >> (128 - t)) as usize
+    }
+    #[inline(always)]
+    fn chunk(self, offset: u32) -> usize {
+        if offset >= 128 {
+            0
+        } else {
+            ((self << offset) >> (128 - 6)) as usize
+        }
+    }
+    #[inline(always)]
+    fn network(self, len: u32) -> Self {
+        match len {
+            0 => 0,
+            l if l >= 128 => self,
+            l => self & !(u128::MAX >> l),
+        }
+    }
+}
+
 /// An IP address type usable in a [`Prefix`]: `Ipv4Addr` or `Ipv6Addr`.
 pub trait IpAddress:
     Copy + Ord + Hash + fmt::Debug + fmt::Display + FromStr + Send + Sync + 'static
 {
     /// Address width in bits (32 or 128).
     const BITS: u8;
+    /// The native integer of the address.
+    type Bits: AddrBits;
+    /// The address as its native integer.
+    fn to_native(self) -> Self::Bits;
+    /// The address from its native integer.
+    fn from_native(bits: Self::Bits) -> Self;
     /// The address as an integer in its low `BITS` bits.
     fn to_bits(self) -> u128;
     /// The address from an integer's low `BITS` bits.
@@ -27,6 +94,15 @@ pub trait IpAddress:
 
 impl IpAddress for Ipv4Addr {
     const BITS: u8 = 32;
+    type Bits = u32;
+    #[inline(always)]
+    fn to_native(self) -> u32 {
+        u32::from(self)
+    }
+    #[inline(always)]
+    fn from_native(bits: u32) -> Self {
+        Ipv4Addr::from(bits)
+    }
     fn to_bits(self) -> u128 {
         u32::from(self) as u128
     }
@@ -37,6 +113,15 @@ impl IpAddress for Ipv4Addr {
 
 impl IpAddress for Ipv6Addr {
     const BITS: u8 = 128;
+    type Bits = u128;
+    #[inline(always)]
+    fn to_native(self) -> u128 {
+        u128::from(self)
+    }
+    #[inline(always)]
+    fn from_native(bits: u128) -> Self {
+        Ipv6Addr::from(bits)
+    }
     fn to_bits(self) -> u128 {
         u128::from(self)
     }
@@ -129,6 +214,16 @@ impl<A: IpAddress> Prefix<A> {
         let len = len.min(A::BITS);
         Prefix {
             addr: A::from_bits(addr.to_bits() & mask_bits(A::BITS, len)),
+            len,
+        }
+    }
+
+    /// The `len`-bit prefix containing `addr`, for `len` at most the width
+    /// (the forwarding path's fast form of [`Prefix::truncating`]).
+    #[inline(always)]
+    pub(crate) fn of_native(addr: A::Bits, len: u8) -> Self {
+        Prefix {
+            addr: A::from_native(addr.network(len as u32)),
             len,
         }
     }

@@ -86,8 +86,8 @@ impl FibMemory {
     }
 }
 
-struct Writer<A> {
-    shadow: TrieShadow,
+struct Writer<A: IpAddress> {
+    shadow: TrieShadow<A::Bits>,
     ids: NexthopIds<A>,
     /// Routes that could not be installed because all 2^24 - 1 next-hop
     /// ids were in use (never expected: that needs 16M distinct next hops).
@@ -107,7 +107,7 @@ struct Writer<A> {
 /// assert_eq!(reader.lookup("10.2.0.1".parse().unwrap()).unwrap().interface, 1);
 /// ```
 pub struct LpmFib<F: IpFamily> {
-    trie: Trie,
+    trie: Trie<<F::Addr as IpAddress>::Bits>,
     nexthops: NexthopTable<F::Addr>,
     writer: Mutex<Writer<F::Addr>>,
     prefixes: AtomicUsize,
@@ -135,10 +135,18 @@ fn top_bits<A: IpAddress>() -> u32 {
     if A::BITS == 32 { 18 } else { 16 }
 }
 
-/// The address left-aligned in 128 bits.
+/// Prefetches the node a top-level word points to, if it is one.
 #[inline(always)]
-fn left<A: IpAddress>(a: A) -> u128 {
-    a.to_bits() << (128 - A::BITS as u32)
+fn prefetch_node(w: u64) {
+    if w != 0 && w & 1 == 0 {
+        prefetch(w as *const u8);
+    }
+}
+
+/// The address as the trie's word.
+#[inline(always)]
+fn left<A: IpAddress>(a: A) -> A::Bits {
+    a.to_native()
 }
 
 impl<F: IpFamily> LpmFib<F> {
@@ -147,7 +155,7 @@ impl<F: IpFamily> LpmFib<F> {
         let t = top_bits::<F::Addr>();
         LpmFib {
             trie: Trie::new(t),
-            nexthops: NexthopTable::new(),
+            nexthops: NexthopTable::new(<F::Addr as IpAddress>::from_native(Default::default())),
             writer: Mutex::new(Writer {
                 shadow: TrieShadow::new(t),
                 ids: NexthopIds::new(),
@@ -221,13 +229,13 @@ impl<F: IpFamily> LpmFib<F> {
     }
 
     #[inline(always)]
-    fn entry(&self, addr: F::Addr, leaf: u32) -> Option<FibEntry<F>> {
+    fn entry(&self, addr: <F::Addr as IpAddress>::Bits, leaf: u32) -> Option<FibEntry<F>> {
         if leaf == 0 {
             return None;
         }
-        let nh = self.nexthops.get(leaf >> 8)?;
+        let nh = self.nexthops.get(leaf >> 8);
         Some(FibEntry {
-            prefix: Prefix::truncating(addr, leaf as u8),
+            prefix: Prefix::of_native(addr, leaf as u8),
             next_hop: nh.next_hop,
             interface: nh.interface,
             protocol: nh.protocol,
@@ -245,7 +253,8 @@ impl<F: IpFamily> LpmFib<F> {
 
     #[inline(always)]
     fn lookup_pinned(&self, addr: F::Addr, _guard: &Guard) -> Option<FibEntry<F>> {
-        self.entry(addr, self.trie.lookup(left(addr)))
+        let a = left(addr);
+        self.entry(a, self.trie.lookup(a))
     }
 
     /// A reader that keeps the epoch pinned: lookups through it skip the
@@ -261,28 +270,37 @@ impl<F: IpFamily> LpmFib<F> {
     /// of the two holds; returns that count). Pins once and overlaps the
     /// memory accesses of groups of addresses with prefetches.
     pub fn lookup_batch(&self, addrs: &[F::Addr], out: &mut [Option<FibEntry<F>>]) -> usize {
-        const GROUP: usize = 8;
+        // A software pipeline: the top-level word of address i + 2*LEAD is
+        // prefetched, the word of i + LEAD is loaded and its node
+        // prefetched, and address i is finished, so each memory access has
+        // LEAD lookups of work to hide behind.
+        const LEAD: usize = 8;
+        const RING: usize = 2 * LEAD;
         let n = addrs.len().min(out.len());
         let guard = epoch::pin();
-        for (a, o) in addrs[..n].chunks(GROUP).zip(out[..n].chunks_mut(GROUP)) {
-            let mut lefts = [0u128; GROUP];
-            for (l, x) in lefts.iter_mut().zip(a) {
-                *l = left(*x);
-                self.trie.prefetch_top(*l);
+        let word = |i: usize| left(addrs[i]);
+        let mut words = [0u64; RING];
+        for i in 0..(2 * LEAD).min(n) {
+            self.trie.prefetch_top(word(i));
+        }
+        for i in 0..LEAD.min(n) {
+            words[i % RING] = self.trie.top_word(word(i));
+            prefetch_node(words[i % RING]);
+        }
+        for i in 0..n {
+            if i + 2 * LEAD < n {
+                self.trie.prefetch_top(word(i + 2 * LEAD));
             }
-            let mut words = [0u64; GROUP];
-            for (w, l) in words.iter_mut().zip(&lefts[..a.len()]) {
-                *w = self.trie.top_word(*l);
-                if *w != 0 && *w & 1 == 0 {
-                    prefetch(*w as *const u8);
-                }
+            if i + LEAD < n {
+                let w = self.trie.top_word(word(i + LEAD));
+                prefetch_node(w);
+                words[(i + LEAD) % RING] = w;
             }
-            for i in 0..a.len() {
-                // SAFETY: `words[i]` was loaded from the top level while
-                // `guard` is pinned, which keeps the nodes it names alive.
-                let leaf = unsafe { self.trie.finish(words[i], lefts[i]) };
-                o[i] = self.entry(a[i], leaf);
-            }
+            let a = word(i);
+            // SAFETY: `words[i % RING]` was loaded from the top level while
+            // `guard` is pinned, which keeps the nodes it names alive.
+            let leaf = unsafe { self.trie.finish(words[i % RING], a) };
+            out[i] = self.entry(a, leaf);
         }
         drop(guard);
         n
@@ -295,7 +313,7 @@ impl<F: IpFamily> LpmFib<F> {
             .trie
             .exact(&w.shadow, left(prefix.addr()), prefix.len() as u32);
         let guard = epoch::pin();
-        let e = self.entry(prefix.addr(), leaf);
+        let e = self.entry(left(prefix.addr()), leaf);
         drop(guard);
         e
     }

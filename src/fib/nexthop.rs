@@ -32,12 +32,14 @@ pub(crate) struct Nexthop<A> {
 }
 
 struct Segment<A> {
-    entries: Box<[UnsafeCell<Option<Nexthop<A>>>]>,
+    entries: [UnsafeCell<Nexthop<A>>; SEGMENT],
 }
 
 /// The id -> tuple table read by lookups.
 pub(crate) struct NexthopTable<A> {
     segments: Box<[AtomicPtr<Segment<A>>]>,
+    /// What unused entries hold.
+    placeholder: Nexthop<A>,
 }
 
 /// The writer's side: tuple -> (id, references), and free ids. Guarded by
@@ -59,22 +61,30 @@ unsafe impl<A: Send + Sync> Sync for NexthopTable<A> {}
 unsafe impl<A: Send> Send for NexthopTable<A> {}
 
 impl<A: Copy + Eq + Hash + Send + Sync + 'static> NexthopTable<A> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(placeholder: A) -> Self {
         NexthopTable {
             segments: (0..SEGMENTS)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
+            placeholder: Nexthop {
+                next_hop: placeholder,
+                interface: 0,
+                protocol: ProtocolId(0),
+            },
         }
     }
 
-    /// The tuple of a published id.
-    #[inline]
-    pub(crate) fn get(&self, id: u32) -> Option<Nexthop<A>> {
+    /// The tuple of a published id (ids come only from published leaves,
+    /// whose segment exists).
+    #[inline(always)]
+    pub(crate) fn get(&self, id: u32) -> Nexthop<A> {
         // Acquire pairs with the Release in `slot`: a segment is filled
         // before it is published.
-        let seg = self.segments[id as usize / SEGMENT].load(Ordering::Acquire);
+        let seg = self.segments[(id as usize / SEGMENT) % SEGMENTS].load(Ordering::Acquire);
         if seg.is_null() {
-            return None;
+            // Unreachable for ids from published leaves; answer something
+            // harmless rather than fault.
+            return self.placeholder;
         }
         // SAFETY: `seg` was published by `slot` and is freed only in Drop.
         // The entry was written before any leaf naming `id` was published
@@ -84,14 +94,21 @@ impl<A: Copy + Eq + Hash + Send + Sync + 'static> NexthopTable<A> {
         unsafe { *(*seg).entries[id as usize % SEGMENT].get() }
     }
 
+    /// Whether `id` names an interned tuple (writer side).
+    fn known(&self, id: u32) -> bool {
+        !self.segments[(id as usize / SEGMENT) % SEGMENTS]
+            .load(Ordering::Relaxed)
+            .is_null()
+    }
+
     /// The entry cell of `id`, allocating its segment. Only the writer
     /// (holding the FIB's writer lock) calls this.
-    fn slot(&self, id: u32) -> *mut Option<Nexthop<A>> {
+    fn slot(&self, id: u32) -> *mut Nexthop<A> {
         let cell = &self.segments[id as usize / SEGMENT];
         let mut seg = cell.load(Ordering::Relaxed); // only the writer stores
         if seg.is_null() {
             let fresh = Box::new(Segment {
-                entries: (0..SEGMENT).map(|_| UnsafeCell::new(None)).collect(),
+                entries: std::array::from_fn(|_| UnsafeCell::new(self.placeholder)),
             });
             seg = Box::into_raw(fresh);
             // Release: the segment's initialisation is visible to readers
@@ -111,7 +128,7 @@ impl<A: Copy + Eq + Hash + Send + Sync + 'static> NexthopTable<A> {
             .filter(|s| !s.load(Ordering::Relaxed).is_null())
             .count();
         self.segments.len() * std::mem::size_of::<usize>()
-            + segs * SEGMENT * std::mem::size_of::<Option<Nexthop<A>>>()
+            + segs * std::mem::size_of::<Segment<A>>()
     }
 }
 
@@ -147,14 +164,17 @@ impl<A: Copy + Eq + Hash + Send + Sync + 'static> NexthopIds<A> {
         let slot = table.slot(id);
         // SAFETY: `id` is fresh or past its grace period: no reader can be
         // reading this entry (see `get`), and we are the only writer.
-        unsafe { *slot = Some(nh) };
+        unsafe { *slot = nh };
         self.ids.insert(nh, (id, 1));
         Some(id)
     }
 
     /// Drops a reference; the last one frees the id after a grace period.
     pub(crate) fn release(&mut self, table: &NexthopTable<A>, id: u32, guard: &Guard) {
-        let Some(nh) = table.get(id) else { return };
+        if !table.known(id) {
+            return;
+        }
+        let nh = table.get(id);
         let Some((_, refs)) = self.ids.get_mut(&nh) else {
             return;
         };

@@ -42,18 +42,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_epoch::Guard;
 
+use crate::prefix::AddrBits as Word;
+
 const STRIDE: u32 = 6;
 const SLOTS: usize = 1 << STRIDE;
-
-/// Bits of a left-aligned address from bit `offset` (MSB = 0), `STRIDE` wide.
-#[inline(always)]
-fn chunk(a: u128, offset: u32) -> usize {
-    if offset >= 128 {
-        0
-    } else {
-        ((a << offset) >> (128 - STRIDE)) as usize
-    }
-}
 
 /// Rank of slot `v` among the set bits of `bits` up to and including `v`.
 #[inline(always)]
@@ -61,7 +53,9 @@ fn rank_incl(bits: u64, v: usize) -> usize {
     (bits << (63 - v)).count_ones() as usize
 }
 
-// Node words: [child_bits, leaf_bits, meta, children.., leaves (2 per word).., prefixes..]
+// Node words: [child_bits, leaf_bits, meta, leaves (2 per word).., children.., owned prefixes..]
+// Leaves come first so a lookup that ends in this node (the common case)
+// finds its leaf without first counting the children.
 const W_CHILD: usize = 0;
 const W_LEAF: usize = 1;
 const W_META: usize = 2;
@@ -123,6 +117,22 @@ impl NodeRef {
         }
     }
 
+    /// The owned prefixes, read in place.
+    ///
+    /// # Safety
+    /// As for `word`, for as long as the iterator is used.
+    unsafe fn owned(self) -> impl Iterator<Item = Owned> {
+        // SAFETY: forwarded; the owned section ends the node.
+        unsafe {
+            let c = self.word(W_CHILD).count_ones() as usize;
+            let l = self.word(W_LEAF).count_ones() as usize;
+            let start = HEADER + c + l.div_ceil(2);
+            let n = (self.word(W_META) >> 32) as usize;
+            // SAFETY: `start + i` is inside the node for i < n.
+            (0..n).map(move |i| Owned::unpack(self.word(start + i)))
+        }
+    }
+
     /// # Safety
     /// As for `word`.
     unsafe fn decode(self) -> NodeBuf {
@@ -136,7 +146,7 @@ impl NodeRef {
             let mut k = 0;
             for (v, child) in children.iter_mut().enumerate() {
                 if child_bits >> v & 1 == 1 {
-                    *child = self.word(HEADER + k);
+                    *child = self.word(HEADER + l.div_ceil(2) + k);
                     k += 1;
                 }
             }
@@ -203,12 +213,6 @@ impl NodeBuf {
         let mut child_bits = 0u64;
         let mut leaf_bits = 0u64;
         let mut words = vec![0u64; HEADER];
-        for (v, c) in self.children.iter().enumerate() {
-            if *c != 0 {
-                child_bits |= 1 << v;
-                words.push(*c);
-            }
-        }
         let mut leaves = Vec::new();
         for v in 0..SLOTS {
             if v == 0 || vals[v] != vals[v - 1] {
@@ -218,6 +222,12 @@ impl NodeBuf {
         }
         for pair in leaves.chunks(2) {
             words.push(pair[0] as u64 | (pair.get(1).copied().unwrap_or(0) as u64) << 32);
+        }
+        for (v, c) in self.children.iter().enumerate() {
+            if *c != 0 {
+                child_bits |= 1 << v;
+                words.push(*c);
+            }
         }
         words.extend(self.owned.iter().map(|o| o.pack()));
         words[W_CHILD] = child_bits;
@@ -229,8 +239,9 @@ impl NodeBuf {
 }
 
 /// The trie's shared part: everything lookups read. Addresses are passed
-/// left-aligned in a `u128`.
-pub(crate) struct Trie {
+/// as their [`Word`].
+pub(crate) struct Trie<W> {
+    _word: std::marker::PhantomData<W>,
     /// Bits of the direct top level.
     top_bits: u32,
     top: Box<[AtomicU64]>,
@@ -251,11 +262,11 @@ fn top_leaf_word(leaf: u32) -> u64 {
 
 /// The writer's shadow of the top level: per length 0..=T, network -> leaf.
 /// Guarded by the FIB's writer lock.
-pub(crate) struct TrieShadow {
-    top_prefixes: Vec<HashMap<u128, u32>>,
+pub(crate) struct TrieShadow<W> {
+    top_prefixes: Vec<HashMap<W, u32>>,
 }
 
-impl TrieShadow {
+impl<W: Word> TrieShadow<W> {
     pub(crate) fn new(top_bits: u32) -> Self {
         TrieShadow {
             top_prefixes: (0..=top_bits).map(|_| HashMap::new()).collect(),
@@ -268,9 +279,10 @@ impl TrieShadow {
     }
 }
 
-impl Trie {
+impl<W: Word> Trie<W> {
     pub(crate) fn new(top_bits: u32) -> Self {
         Trie {
+            _word: std::marker::PhantomData,
             top_bits,
             top: (0..1usize << top_bits).map(|_| AtomicU64::new(0)).collect(),
             node_words: AtomicUsize::new(0),
@@ -283,7 +295,7 @@ impl Trie {
     /// The caller must be pinned (crossbeam-epoch) for as long as it uses
     /// the result's next-hop id.
     #[inline(always)]
-    pub(crate) fn lookup(&self, a: u128) -> u32 {
+    pub(crate) fn lookup(&self, a: W) -> u32 {
         let e = self.top_word(a);
         // SAFETY: `e` was just loaded from the top level and the caller is
         // pinned.
@@ -292,11 +304,11 @@ impl Trie {
 
     /// The top-level word for `a`.
     #[inline(always)]
-    pub(crate) fn top_word(&self, a: u128) -> u64 {
+    pub(crate) fn top_word(&self, a: W) -> u64 {
         // Acquire pairs with the writer's Release stores into the top level:
         // a node (and every node below it) is fully written before its
         // pointer is stored.
-        self.top[(a >> (128 - self.top_bits)) as usize].load(Ordering::Acquire)
+        self.top[a.top(self.top_bits)].load(Ordering::Acquire)
     }
 
     /// Completes a lookup from its top-level word.
@@ -306,7 +318,7 @@ impl Trie {
     /// pinned ever since: nodes are freed only a grace period after being
     /// unlinked, so the node it names (and every node below) is live.
     #[inline(always)]
-    pub(crate) unsafe fn finish(&self, e: u64, a: u128) -> u32 {
+    pub(crate) unsafe fn finish(&self, e: u64, a: W) -> u32 {
         if e & 1 == 1 || e == 0 {
             return (e >> 32) as u32;
         }
@@ -316,10 +328,10 @@ impl Trie {
 
     /// The leaf of exactly `a/len` (writer side: the caller holds the
     /// writer lock, so no node it reads is retired meanwhile).
-    pub(crate) fn exact(&self, shadow: &TrieShadow, a: u128, len: u32) -> u32 {
+    pub(crate) fn exact(&self, shadow: &TrieShadow<W>, a: W, len: u32) -> u32 {
         if len <= self.top_bits {
             shadow.top_prefixes[len as usize]
-                .get(&Self::network(a, len))
+                .get(&Self::net(a, len))
                 .copied()
                 .unwrap_or(0)
         } else {
@@ -332,27 +344,28 @@ impl Trie {
     /// # Safety
     /// `node` must be live for the duration (the caller is pinned).
     #[inline(always)]
-    unsafe fn descend(mut node: NodeRef, a: u128, top_bits: u32) -> u32 {
+    unsafe fn descend(mut node: NodeRef, a: W, top_bits: u32) -> u32 {
         // SAFETY: every node read is live (caller's contract), and the
         // indices computed from its bitmaps stay within it.
         unsafe {
             let mut best = node.word(W_META) as u32;
             let mut offset = top_bits;
             loop {
-                let v = chunk(a, offset);
-                let child_bits = node.word(W_CHILD);
+                let v = a.chunk(offset);
                 let leaf_bits = node.word(W_LEAF);
-                let c = child_bits.count_ones() as usize;
                 let li = rank_incl(leaf_bits, v) - 1;
-                let pair = node.word(HEADER + c + li / 2);
-                let leaf = (pair >> (32 * (li & 1))) as u32;
+                let leaf = (node.word(HEADER + li / 2) >> (32 * (li & 1))) as u32;
                 if leaf != 0 {
                     best = leaf;
                 }
+                let child_bits = node.word(W_CHILD);
                 if child_bits >> v & 1 == 0 {
                     return best;
                 }
-                node = NodeRef(node.word(HEADER + rank_incl(child_bits, v) - 1) as *const u64);
+                let l = leaf_bits.count_ones() as usize;
+                node = NodeRef(
+                    node.word(HEADER + l.div_ceil(2) + rank_incl(child_bits, v) - 1) as *const u64,
+                );
                 offset += STRIDE;
             }
         }
@@ -360,16 +373,16 @@ impl Trie {
 
     /// Prefetches the top-level word of `a` (for batched lookups).
     #[inline(always)]
-    pub(crate) fn prefetch_top(&self, a: u128) {
-        prefetch(self.top[(a >> (128 - self.top_bits)) as usize].as_ptr() as *const u8);
+    pub(crate) fn prefetch_top(&self, a: W) {
+        prefetch(self.top[a.top(self.top_bits)].as_ptr() as *const u8);
     }
 
     /// Sets (`leaf != 0`) or removes (`leaf == 0`) the prefix `a/len`.
     /// Returns the leaf it replaced (0 if none). Callers serialise writes.
     pub(crate) fn update(
         &self,
-        shadow: &mut TrieShadow,
-        a: u128,
+        shadow: &mut TrieShadow<W>,
+        a: W,
         len: u32,
         leaf: u32,
         guard: &Guard,
@@ -381,21 +394,17 @@ impl Trie {
         }
     }
 
-    fn network(a: u128, len: u32) -> u128 {
-        match len {
-            0 => 0,
-            l if l >= 128 => a,
-            l => a & !(u128::MAX >> l),
-        }
+    fn net(a: W, len: u32) -> W {
+        a.network(len)
     }
 
     /// The longest top-level prefix shorter than `len` covering `net`.
-    fn top_fallback(shadow: &TrieShadow, net: u128, len: u32) -> u32 {
+    fn top_fallback(shadow: &TrieShadow<W>, net: W, len: u32) -> u32 {
         (0..len)
             .rev()
             .find_map(|l| {
                 shadow.top_prefixes[l as usize]
-                    .get(&Self::network(net, l))
+                    .get(&Self::net(net, l))
                     .copied()
             })
             .unwrap_or(0)
@@ -415,13 +424,13 @@ impl Trie {
 
     fn update_top(
         &self,
-        shadow: &mut TrieShadow,
-        a: u128,
+        shadow: &mut TrieShadow<W>,
+        a: W,
         len: u32,
         leaf: u32,
         guard: &Guard,
     ) -> u32 {
-        let net = Self::network(a, len);
+        let net = Self::net(a, len);
         let old = if leaf == 0 {
             shadow.top_prefixes[len as usize].remove(&net)
         } else {
@@ -440,7 +449,7 @@ impl Trie {
         } else {
             0
         };
-        let first = (net >> (128 - self.top_bits)) as usize;
+        let first = net.top(self.top_bits);
         for s in first..first + (1usize << (self.top_bits - len)) {
             let (cur, root) = self.top_slot(s);
             let cur_len = cur & 0xff;
@@ -469,39 +478,38 @@ impl Trie {
     }
 
     /// The leaf of exactly `a/len` (len > T) in the nodes, 0 if absent.
-    fn find_deep(&self, a: u128, len: u32) -> u32 {
-        let (_, mut node) = self.top_slot((a >> (128 - self.top_bits)) as usize);
+    fn find_deep(&self, a: W, len: u32) -> u32 {
+        let (_, mut node) = self.top_slot(a.top(self.top_bits));
         let mut start = self.top_bits;
         while let Some(n) = node {
             if len <= start + STRIDE {
-                let first = chunk(Self::network(a, len), start) as u8;
-                // SAFETY: the writer only reads nodes it has not retired.
-                let buf = unsafe { n.decode() };
-                return buf
-                    .owned
-                    .iter()
+                let first = Self::net(a, len).chunk(start) as u8;
+                // SAFETY: the writer only reads nodes it has not retired;
+                // the owned section lies within the node.
+                return unsafe { n.owned() }
                     .find(|o| o.len as u32 == len && o.slot == first)
                     .map_or(0, |o| o.leaf);
             }
             // SAFETY: as above.
-            let child_bits = unsafe { n.word(W_CHILD) };
-            let v = chunk(a, start);
+            let (child_bits, leaf_bits) = unsafe { (n.word(W_CHILD), n.word(W_LEAF)) };
+            let v = a.chunk(start);
+            let base = HEADER + (leaf_bits.count_ones() as usize).div_ceil(2);
             node = (child_bits >> v & 1 == 1)
                 // SAFETY: as above; the index is within the node.
                 .then(|| {
-                    NodeRef(unsafe { n.word(HEADER + rank_incl(child_bits, v) - 1) } as *const u64)
+                    NodeRef(unsafe { n.word(base + rank_incl(child_bits, v) - 1) } as *const u64)
                 });
             start += STRIDE;
         }
         0
     }
 
-    fn update_deep(&self, a: u128, len: u32, leaf: u32, guard: &Guard) -> u32 {
+    fn update_deep(&self, a: W, len: u32, leaf: u32, guard: &Guard) -> u32 {
         let old = self.find_deep(a, len);
         if old == leaf {
             return old;
         }
-        let s = (a >> (128 - self.top_bits)) as usize;
+        let s = a.top(self.top_bits);
         let (top_leaf, root) = self.top_slot(s);
         let mut retired = Vec::new();
         match self.rebuild(root, self.top_bits, a, len, leaf, top_leaf, &mut retired) {
@@ -523,7 +531,7 @@ impl Trie {
         &self,
         node: Option<NodeRef>,
         start: u32,
-        a: u128,
+        a: W,
         len: u32,
         leaf: u32,
         top_leaf: u32,
@@ -536,7 +544,7 @@ impl Trie {
             None => NodeBuf::empty(if start == self.top_bits { top_leaf } else { 0 }),
         };
         if len <= end {
-            let first = chunk(Self::network(a, len), start) as u8;
+            let first = Self::net(a, len).chunk(start) as u8;
             buf.owned
                 .retain(|o| !(o.len as u32 == len && o.slot == first));
             if leaf != 0 {
@@ -547,7 +555,7 @@ impl Trie {
                 });
             }
         } else {
-            let v = chunk(a, start);
+            let v = a.chunk(start);
             let child = (buf.children[v] != 0).then(|| NodeRef(buf.children[v] as *const u64));
             buf.children[v] = self
                 .rebuild(child, end, a, len, leaf, top_leaf, retired)
@@ -607,15 +615,16 @@ impl Trie {
     }
 }
 
-impl Drop for Trie {
+impl<W> Drop for Trie<W> {
     fn drop(&mut self) {
         fn free_tree(n: NodeRef) {
             // SAFETY: dropping the trie: no reader remains, every node is
             // reachable exactly once from the top level.
             unsafe {
                 let child_bits = n.word(W_CHILD);
+                let base = HEADER + (n.word(W_LEAF).count_ones() as usize).div_ceil(2);
                 for k in 0..child_bits.count_ones() as usize {
-                    free_tree(NodeRef(n.word(HEADER + k) as *const u64));
+                    free_tree(NodeRef(n.word(base + k) as *const u64));
                 }
                 n.free();
             }
