@@ -25,7 +25,7 @@ use crate::family::{Family, IpFamily};
 use crate::prefix::{IpAddress, Prefix};
 use crate::route::{ProtocolId, Route};
 use nexthop::{Nexthop, NexthopIds, NexthopTable};
-use trie::{Trie, TrieShadow, prefetch};
+use trie::{Trie, TrieShadow};
 
 /// A forwarding structure the RIB feeds with best-route changes.
 pub trait ForwardingTable<F: Family>: Send + Sync + 'static {
@@ -133,14 +133,6 @@ impl<F: IpFamily> Default for LpmFib<F> {
 /// /24 lies in the first node), 16 for IPv6 (512 KiB).
 fn top_bits<A: IpAddress>() -> u32 {
     if A::BITS == 32 { 18 } else { 16 }
-}
-
-/// Prefetches the node a top-level word points to, if it is one.
-#[inline(always)]
-fn prefetch_node(w: u64) {
-    if w != 0 && w & 1 == 0 {
-        prefetch(w as *const u8);
-    }
 }
 
 /// The address as the trie's word.
@@ -270,37 +262,34 @@ impl<F: IpFamily> LpmFib<F> {
     /// of the two holds; returns that count). Pins once and overlaps the
     /// memory accesses of groups of addresses with prefetches.
     pub fn lookup_batch(&self, addrs: &[F::Addr], out: &mut [Option<FibEntry<F>>]) -> usize {
-        // A software pipeline: the top-level word of address i + 2*LEAD is
-        // prefetched, the word of i + LEAD is loaded and its node
-        // prefetched, and address i is finished, so each memory access has
-        // LEAD lookups of work to hide behind.
-        const LEAD: usize = 8;
-        const RING: usize = 2 * LEAD;
+        // Groups of GROUP walks interleaved level by level (see
+        // `Trie::lookup_group`); the next group's top-level words are
+        // prefetched while the current one is walked.
+        const GROUP: usize = 16;
         let n = addrs.len().min(out.len());
         let guard = epoch::pin();
-        let word = |i: usize| left(addrs[i]);
-        let mut words = [0u64; RING];
-        for i in 0..(2 * LEAD).min(n) {
-            self.trie.prefetch_top(word(i));
+        let mut words = [<F::Addr as IpAddress>::Bits::default(); GROUP];
+        let mut leaves = [0u32; GROUP];
+        for (i, x) in addrs[..n.min(GROUP)].iter().enumerate() {
+            words[i] = left(*x);
+            self.trie.prefetch_top(words[i]);
         }
-        for i in 0..LEAD.min(n) {
-            words[i % RING] = self.trie.top_word(word(i));
-            prefetch_node(words[i % RING]);
-        }
-        for i in 0..n {
-            if i + 2 * LEAD < n {
-                self.trie.prefetch_top(word(i + 2 * LEAD));
+        let mut start = 0;
+        while start < n {
+            let len = GROUP.min(n - start);
+            let next = start + len;
+            for x in &addrs[next..n.min(next + GROUP)] {
+                self.trie.prefetch_top(left(*x));
             }
-            if i + LEAD < n {
-                let w = self.trie.top_word(word(i + LEAD));
-                prefetch_node(w);
-                words[(i + LEAD) % RING] = w;
+            // SAFETY: `guard` is pinned for the whole batch.
+            unsafe { self.trie.lookup_group(&words[..len], &mut leaves[..len]) };
+            for i in 0..len {
+                out[start + i] = self.entry(words[i], leaves[i]);
             }
-            let a = word(i);
-            // SAFETY: `words[i % RING]` was loaded from the top level while
-            // `guard` is pinned, which keeps the nodes it names alive.
-            let leaf = unsafe { self.trie.finish(words[i % RING], a) };
-            out[i] = self.entry(a, leaf);
+            for (i, x) in addrs[next..n.min(next + GROUP)].iter().enumerate() {
+                words[i] = left(*x);
+            }
+            start = next;
         }
         drop(guard);
         n

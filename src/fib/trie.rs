@@ -345,29 +345,98 @@ impl<W: Word> Trie<W> {
     /// `node` must be live for the duration (the caller is pinned).
     #[inline(always)]
     unsafe fn descend(mut node: NodeRef, a: W, top_bits: u32) -> u32 {
-        // SAFETY: every node read is live (caller's contract), and the
-        // indices computed from its bitmaps stay within it.
+        // SAFETY: every node read is live (caller's contract).
         unsafe {
             let mut best = node.word(W_META) as u32;
             let mut offset = top_bits;
             loop {
-                let v = a.chunk(offset);
-                let leaf_bits = node.word(W_LEAF);
-                let li = rank_incl(leaf_bits, v) - 1;
-                let leaf = (node.word(HEADER + li / 2) >> (32 * (li & 1))) as u32;
-                if leaf != 0 {
-                    best = leaf;
-                }
-                let child_bits = node.word(W_CHILD);
-                if child_bits >> v & 1 == 0 {
+                let (b, next) = Self::step(node, a, offset, best);
+                best = b;
+                if next.is_null() {
                     return best;
                 }
-                let l = leaf_bits.count_ones() as usize;
-                node = NodeRef(
-                    node.word(HEADER + l.div_ceil(2) + rank_incl(child_bits, v) - 1) as *const u64,
-                );
+                node = NodeRef(next);
                 offset += STRIDE;
             }
+        }
+    }
+
+    /// One level of a lookup at `node` (whose stride starts at `offset`):
+    /// the improved best leaf, and the child to descend to (null: done).
+    ///
+    /// # Safety
+    /// `node` must be live (the caller is pinned).
+    #[inline(always)]
+    unsafe fn step(node: NodeRef, a: W, offset: u32, mut best: u32) -> (u32, *const u64) {
+        // SAFETY: the caller's contract; the indices computed from the
+        // node's bitmaps stay within it.
+        unsafe {
+            let v = a.chunk(offset);
+            let leaf_bits = node.word(W_LEAF);
+            let li = rank_incl(leaf_bits, v) - 1;
+            let leaf = (node.word(HEADER + li / 2) >> (32 * (li & 1))) as u32;
+            if leaf != 0 {
+                best = leaf;
+            }
+            let child_bits = node.word(W_CHILD);
+            if child_bits >> v & 1 == 0 {
+                return (best, std::ptr::null());
+            }
+            let l = leaf_bits.count_ones() as usize;
+            (
+                best,
+                node.word(HEADER + l.div_ceil(2) + rank_incl(child_bits, v) - 1) as *const u64,
+            )
+        }
+    }
+
+    /// Looks up a group of addresses with their walks interleaved level by
+    /// level: every level issues the group's node loads together (after
+    /// prefetching them), so up to `leaves.len()` cache misses are in
+    /// flight at once instead of one walk's worth.
+    ///
+    /// # Safety
+    /// The caller must be pinned for the duration.
+    #[inline(always)]
+    pub(crate) unsafe fn lookup_group(&self, addrs: &[W], leaves: &mut [u32]) {
+        const MAX: usize = 32;
+        let n = addrs.len().min(leaves.len()).min(MAX);
+        let mut nodes = [std::ptr::null::<u64>(); MAX];
+        for i in 0..n {
+            let e = self.top_word(addrs[i]);
+            if e & 1 == 1 || e == 0 {
+                leaves[i] = (e >> 32) as u32;
+            } else {
+                nodes[i] = e as *const u64;
+                prefetch(nodes[i] as *const u8);
+            }
+        }
+        // Root nodes carry the top-level leaf of their slot.
+        for i in 0..n {
+            if !nodes[i].is_null() {
+                // SAFETY: loaded from the top level while pinned.
+                leaves[i] = unsafe { NodeRef(nodes[i]).word(W_META) } as u32;
+            }
+        }
+        let mut offset = self.top_bits;
+        let mut active = nodes[..n].iter().any(|p| !p.is_null());
+        while active {
+            active = false;
+            for i in 0..n {
+                if nodes[i].is_null() {
+                    continue;
+                }
+                // SAFETY: reached from the top level while pinned.
+                let (best, next) =
+                    unsafe { Self::step(NodeRef(nodes[i]), addrs[i], offset, leaves[i]) };
+                leaves[i] = best;
+                nodes[i] = next;
+                if !next.is_null() {
+                    prefetch(next as *const u8);
+                    active = true;
+                }
+            }
+            offset += STRIDE;
         }
     }
 

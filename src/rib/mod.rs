@@ -434,6 +434,33 @@ impl<F: Family> Table<F> {
         }
     }
 
+    /// Runs `op` on each network where the caller has routes selected by
+    /// `criteria` (one atomic mutation per network, every notifying client
+    /// told), and sums what it reports; `NoRoutes` if that is zero.
+    /// RTM_ONLY_THIS_PROTOCOL intersects with the caller's protocol (A12).
+    fn block_own(
+        &self,
+        state: &Arc<ClientState<F>>,
+        criteria: &Criteria<F>,
+        op: impl Fn(&mut Working<F>) -> usize,
+    ) -> Result<usize, RtmError> {
+        let protocol = state.protocol;
+        let mut total = 0;
+        if criteria.protocol.is_none_or(|p| p == protocol) {
+            for network in Self::block_networks(criteria, std::slice::from_ref(state)) {
+                if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| Ok(op(w)))? {
+                    total += n;
+                }
+            }
+        }
+        if total == 0 {
+            return Err(RtmError::NoRoutes(format!(
+                "{criteria} of protocol {protocol}"
+            )));
+        }
+        Ok(total)
+    }
+
     pub(crate) fn block_delete(
         &self,
         handle: &ClientHandle<F>,
@@ -441,25 +468,11 @@ impl<F: Family> Table<F> {
     ) -> Result<usize, RtmError> {
         self.with_client(handle, |state| {
             let protocol = state.protocol;
-            let mut removed = 0;
-            // RTM_ONLY_THIS_PROTOCOL intersects with the caller's protocol (A12).
-            if criteria.protocol.is_none_or(|p| p == protocol) {
-                for network in Self::block_networks(criteria, std::slice::from_ref(state)) {
-                    if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| {
-                        Ok(w.remove_where(|e| {
-                            e.route.protocol == protocol && criteria.matches_fields(&e.route)
-                        }))
-                    })? {
-                        removed += n;
-                    }
-                }
-            }
-            if removed == 0 {
-                return Err(RtmError::NoRoutes(format!(
-                    "{criteria} of protocol {protocol}"
-                )));
-            }
-            Ok(removed)
+            self.block_own(state, criteria, |w| {
+                w.remove_where(|e| {
+                    e.route.protocol == protocol && criteria.matches_fields(&e.route)
+                })
+            })
         })
     }
 
@@ -471,34 +484,21 @@ impl<F: Family> Table<F> {
     ) -> Result<usize, RtmError> {
         self.with_client(handle, |state| {
             let protocol = state.protocol;
-            let mut matched = 0;
-            if criteria.protocol.is_none_or(|p| p == protocol) {
-                for network in Self::block_networks(criteria, std::slice::from_ref(state)) {
-                    if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| {
-                        let mut n = 0;
-                        let incumbent = w.incumbent;
-                        for e in w.entries.iter_mut() {
-                            if e.route.protocol == protocol
-                                && criteria.matches_fields(&e.route)
-                                && (!criteria.best_only || Some(e.route.key()) == incumbent)
-                            {
-                                n += 1;
-                                e.enabled = enable;
-                            }
-                        }
-                        w.modified |= n > 0;
-                        Ok(n)
-                    })? {
-                        matched += n;
+            self.block_own(state, criteria, |w| {
+                let incumbent = w.incumbent;
+                let mut n = 0;
+                for e in w.entries.iter_mut() {
+                    if e.route.protocol == protocol
+                        && criteria.matches_fields(&e.route)
+                        && (!criteria.best_only || Some(e.route.key()) == incumbent)
+                    {
+                        n += 1;
+                        e.enabled = enable;
                     }
                 }
-            }
-            if matched == 0 {
-                return Err(RtmError::NoRoutes(format!(
-                    "{criteria} of protocol {protocol}"
-                )));
-            }
-            Ok(matched)
+                w.modified |= n > 0;
+                n
+            })
         })
     }
 
