@@ -265,7 +265,7 @@ impl<F: IpFamily> LpmFib<F> {
         // Groups of GROUP walks interleaved level by level (see
         // `Trie::lookup_group`); the next group's top-level words are
         // prefetched while the current one is walked.
-        const GROUP: usize = 16;
+        const GROUP: usize = 32;
         let n = addrs.len().min(out.len());
         let guard = epoch::pin();
         let mut words = [<F::Addr as IpAddress>::Bits::default(); GROUP];
