@@ -31,6 +31,9 @@ pub trait AddrBits: Copy + Eq + Default + Hash + Send + Sync + 'static + sealed:
     fn chunk(self, offset: u32) -> usize;
     /// The first `len` bits, the rest cleared.
     fn network(self, len: u32) -> Self;
+    /// The `len` bits from bit `offset` (MSB = 0), right-aligned;
+    /// `offset + len` must not exceed the width.
+    fn bits(self, offset: u32, len: u32) -> u128;
 }
 
 impl AddrBits for u32 {
@@ -47,6 +50,14 @@ impl AddrBits for u32 {
     #[inline(always)]
     fn network(self, len: u32) -> Self {
         self & (!0u64 << (32 - len.min(32))) as u32
+    }
+    #[inline(always)]
+    fn bits(self, offset: u32, len: u32) -> u128 {
+        if len == 0 {
+            0
+        } else {
+            (((self as u128) << 96) << offset) >> (128 - len)
+        }
     }
 }
 
@@ -70,6 +81,14 @@ impl AddrBits for u128 {
             0 => 0,
             l if l >= 128 => self,
             l => self & !(u128::MAX >> l),
+        }
+    }
+    #[inline(always)]
+    fn bits(self, offset: u32, len: u32) -> u128 {
+        if len == 0 {
+            0
+        } else {
+            (self << offset) >> (128 - len)
         }
     }
 }

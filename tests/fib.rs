@@ -80,13 +80,26 @@ fn check<F: IpFamily>(
     Ok(())
 }
 
-/// A prefix from a small pool of bases, so prefixes nest and share slots.
+/// A prefix from a small pool of bases, so prefixes nest and share slots;
+/// half of them flip a few bits at fixed depths of the base, so they share
+/// long stems and diverge deep (exercising path compression's splits and
+/// merges), the other half perturb the low bits at random.
 fn prefix<A: IpAddress>(base: u8, noise: u128, len: u8) -> Prefix<A> {
     let width = A::BITS as u32;
     let bases: [u128; 4] = [0x0a01_0000 << 96, 0x0a01_c000 << 96, 0xc0a8_0000 << 96, 0];
     let b = bases[base as usize % 4] >> (128 - width);
-    let n = (noise >> (128 - width)) >> 8; // perturb the low bits only
-    Prefix::truncating(A::from_bits(b | n), len.min(A::BITS))
+    let n = if noise & 1 == 0 {
+        // Flip chosen bits at depths spread over the address.
+        let depths = [9u32, 17, 20, 23, 30, 31, 47, 64, 100, 127];
+        depths
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| noise >> (i + 1) & 1 == 1 && **d < width)
+            .fold(0u128, |acc, (_, d)| acc | 1u128 << (width - 1 - d))
+    } else {
+        (noise >> (128 - width)) >> 8
+    };
+    Prefix::truncating(A::from_bits(b ^ n), len.min(A::BITS))
 }
 
 fn run<F: IpFamily>(

@@ -132,7 +132,7 @@ impl<F: IpFamily> Default for LpmFib<F> {
 /// Bits of the direct top level: 18 for IPv4 (2 MiB, so that every /19 to
 /// /24 lies in the first node), 16 for IPv6 (512 KiB).
 fn top_bits<A: IpAddress>() -> u32 {
-    if A::BITS == 32 { 18 } else { 16 }
+    if A::BITS == 32 { 18 } else { 20 }
 }
 
 /// The address as the trie's word.

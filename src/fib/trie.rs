@@ -10,8 +10,13 @@
 //!   pointers are stored densely; `leaf_bits` marks where a run of equal
 //!   leaf values starts, and only run heads are stored. A node's slot value
 //!   is the longest prefix *ending in that node* that covers the slot, so a
-//!   change never has to be pushed down into child nodes. A node directly
-//!   under the top level also carries the top-level leaf of its slot.
+//!   change never has to be pushed down into child nodes. The node the
+//!   top-level word points to also carries the top-level leaf of its slot.
+//! - **Path compression**: a node that would hold no prefix and have one
+//!   child is never built; its child records the address bits of the
+//!   skipped strides instead (`skip`, up to 112 bits), and a lookup whose
+//!   bits differ there stops with the best leaf so far. An IPv6 /48 under a
+//!   lone /32 then costs one node, not four.
 //! - **Leaves** are 32 bits: an interned next-hop id (24 bits) and the
 //!   matched prefix length (8 bits), so the matched prefix is rebuilt from
 //!   the address.
@@ -22,9 +27,11 @@
 //! child pointer, all within the node's single allocation. For the RIS
 //! IPv4 table (every prefix is /24 or shorter) that is at most **two
 //! dependent memory accesses** (top word, one node) plus the next-hop table
-//! (a few KiB, cache-resident); longer prefixes add one node per 6 bits.
-//! IPv6 /48s take the top word and up to six nodes. DIR-24-8 takes one
+//! (a few KiB, cache-resident); longer prefixes add one node per 6 bits
+//! where prefixes branch (skipped strides cost nothing). DIR-24-8 takes one
 //! access (two for prefixes longer than /24) into 64 MiB.
+//! `lookup_group` interleaves the walks of a group of addresses level by
+//! level, so their cache misses overlap.
 //!
 //! # Updates
 //! Nodes are immutable once published. A writer (serialised by the FIB's
@@ -53,13 +60,27 @@ fn rank_incl(bits: u64, v: usize) -> usize {
     (bits << (63 - v)).count_ones() as usize
 }
 
-// Node words: [child_bits, leaf_bits, meta, leaves (2 per word).., children.., owned prefixes..]
+// Node words: [child_bits, leaf_bits, meta, expected lo, expected hi,
+//              leaves (2 per word).., children.., owned prefixes..]
+// meta = top_leaf (bits 0..32) | owned count (32..48) | skip length (48..56).
 // Leaves come first so a lookup that ends in this node (the common case)
 // finds its leaf without first counting the children.
 const W_CHILD: usize = 0;
 const W_LEAF: usize = 1;
 const W_META: usize = 2;
-const HEADER: usize = 3;
+const W_EXP_LO: usize = 3;
+const W_EXP_HI: usize = 4;
+const HEADER: usize = 5;
+
+#[inline(always)]
+fn meta_owned(meta: u64) -> usize {
+    (meta >> 32 & 0xffff) as usize
+}
+
+#[inline(always)]
+fn meta_skip(meta: u64) -> u32 {
+    (meta >> 48 & 0xff) as u32
+}
 
 /// A prefix ending in a node: its length and first slot, and its leaf.
 /// Kept in the node's writer section; lookups never read it.
@@ -85,7 +106,13 @@ impl Owned {
 
 /// A node being rebuilt: the decoded contents.
 struct NodeBuf {
+    /// The top-level leaf (meaningful only in the node the top word names).
     top_leaf: u32,
+    /// Offset of the node's own stride (after its skip).
+    start: u32,
+    /// Bits skipped before the stride, and their expected value.
+    skip: u32,
+    expected: u128,
     children: [u64; SLOTS],
     owned: Vec<Owned>,
 }
@@ -112,8 +139,7 @@ impl NodeRef {
         unsafe {
             let c = self.word(W_CHILD).count_ones() as usize;
             let l = self.word(W_LEAF).count_ones() as usize;
-            let o = (self.word(W_META) >> 32) as usize;
-            HEADER + c + l.div_ceil(2) + o
+            HEADER + c + l.div_ceil(2) + meta_owned(self.word(W_META))
         }
     }
 
@@ -127,15 +153,32 @@ impl NodeRef {
             let c = self.word(W_CHILD).count_ones() as usize;
             let l = self.word(W_LEAF).count_ones() as usize;
             let start = HEADER + c + l.div_ceil(2);
-            let n = (self.word(W_META) >> 32) as usize;
+            let n = meta_owned(self.word(W_META));
             // SAFETY: `start + i` is inside the node for i < n.
             (0..n).map(move |i| Owned::unpack(self.word(start + i)))
         }
     }
 
+    /// The skip length and the expected bits.
+    ///
     /// # Safety
     /// As for `word`.
-    unsafe fn decode(self) -> NodeBuf {
+    #[inline(always)]
+    unsafe fn skip(self) -> (u32, u128) {
+        // SAFETY: forwarded; header words.
+        unsafe {
+            (
+                meta_skip(self.word(W_META)),
+                self.word(W_EXP_LO) as u128 | (self.word(W_EXP_HI) as u128) << 64,
+            )
+        }
+    }
+
+    /// Decodes the node reached with its skip beginning at `offset`.
+    ///
+    /// # Safety
+    /// As for `word`.
+    unsafe fn decode(self, offset: u32) -> NodeBuf {
         // SAFETY: forwarded; all indices stay inside the node.
         unsafe {
             let child_bits = self.word(W_CHILD);
@@ -151,11 +194,15 @@ impl NodeRef {
                 }
             }
             let owned_start = HEADER + c + l.div_ceil(2);
-            let owned = (0..(meta >> 32) as usize)
+            let owned = (0..meta_owned(meta))
                 .map(|i| Owned::unpack(self.word(owned_start + i)))
                 .collect();
+            let (skip, expected) = self.skip();
             NodeBuf {
                 top_leaf: meta as u32,
+                start: offset + skip,
+                skip,
+                expected,
                 children,
                 owned,
             }
@@ -181,11 +228,28 @@ impl NodeRef {
 }
 
 impl NodeBuf {
-    fn empty(top_leaf: u32) -> NodeBuf {
+    /// An empty node whose stride starts at `start`, reached through
+    /// `skip` bits of value `expected`.
+    fn empty(start: u32, skip: u32, expected: u128) -> NodeBuf {
         NodeBuf {
-            top_leaf,
+            top_leaf: 0,
+            start,
+            skip,
+            expected,
             children: [0; SLOTS],
             owned: Vec::new(),
+        }
+    }
+
+    /// The only child, if the node owns nothing and has exactly one.
+    fn sole_child(&self) -> Option<(usize, u64)> {
+        if !self.owned.is_empty() {
+            return None;
+        }
+        let mut it = self.children.iter().enumerate().filter(|(_, c)| **c != 0);
+        match (it.next(), it.next()) {
+            (Some((v, c)), None) => Some((v, *c)),
+            _ => None,
         }
     }
 
@@ -208,8 +272,8 @@ impl NodeBuf {
     }
 
     /// Encodes into one allocation; returns the pointer and its size in words.
-    fn encode(&self, node_end: u32) -> (*const u64, usize) {
-        let vals = self.slot_values(node_end);
+    fn encode(&self) -> (*const u64, usize) {
+        let vals = self.slot_values(self.start + STRIDE);
         let mut child_bits = 0u64;
         let mut leaf_bits = 0u64;
         let mut words = vec![0u64; HEADER];
@@ -232,7 +296,10 @@ impl NodeBuf {
         words.extend(self.owned.iter().map(|o| o.pack()));
         words[W_CHILD] = child_bits;
         words[W_LEAF] = leaf_bits;
-        words[W_META] = self.top_leaf as u64 | (self.owned.len() as u64) << 32;
+        words[W_META] =
+            self.top_leaf as u64 | (self.owned.len() as u64) << 32 | (self.skip as u64) << 48;
+        words[W_EXP_LO] = self.expected as u64;
+        words[W_EXP_HI] = (self.expected >> 64) as u64;
         let len = words.len();
         (Box::into_raw(words.into_boxed_slice()) as *const u64, len)
     }
@@ -350,28 +417,38 @@ impl<W: Word> Trie<W> {
             let mut best = node.word(W_META) as u32;
             let mut offset = top_bits;
             loop {
-                let (b, next) = Self::step(node, a, offset, best);
+                let (b, next, o) = Self::step(node, a, offset, best);
                 best = b;
                 if next.is_null() {
                     return best;
                 }
                 node = NodeRef(next);
-                offset += STRIDE;
+                offset = o;
             }
         }
     }
 
-    /// One level of a lookup at `node` (whose stride starts at `offset`):
-    /// the improved best leaf, and the child to descend to (null: done).
+    /// One level of a lookup at `node`, whose skip begins at `offset`: the
+    /// improved best leaf, the child to descend to (null: done) and the
+    /// offset where the child's skip begins.
     ///
     /// # Safety
     /// `node` must be live (the caller is pinned).
     #[inline(always)]
-    unsafe fn step(node: NodeRef, a: W, offset: u32, mut best: u32) -> (u32, *const u64) {
+    unsafe fn step(node: NodeRef, a: W, offset: u32, mut best: u32) -> (u32, *const u64, u32) {
         // SAFETY: the caller's contract; the indices computed from the
         // node's bitmaps stay within it.
         unsafe {
-            let v = a.chunk(offset);
+            let skip = meta_skip(node.word(W_META));
+            let mut o = offset;
+            if skip != 0 {
+                if a.bits(o, skip) != node.skip().1 {
+                    // Off the compressed path: nothing below matches.
+                    return (best, std::ptr::null(), 0);
+                }
+                o += skip;
+            }
+            let v = a.chunk(o);
             let leaf_bits = node.word(W_LEAF);
             let li = rank_incl(leaf_bits, v) - 1;
             let leaf = (node.word(HEADER + li / 2) >> (32 * (li & 1))) as u32;
@@ -380,13 +457,11 @@ impl<W: Word> Trie<W> {
             }
             let child_bits = node.word(W_CHILD);
             if child_bits >> v & 1 == 0 {
-                return (best, std::ptr::null());
+                return (best, std::ptr::null(), 0);
             }
             let l = leaf_bits.count_ones() as usize;
-            (
-                best,
-                node.word(HEADER + l.div_ceil(2) + rank_incl(child_bits, v) - 1) as *const u64,
-            )
+            let child = node.word(HEADER + l.div_ceil(2) + rank_incl(child_bits, v) - 1);
+            (best, child as *const u64, o + STRIDE)
         }
     }
 
@@ -402,6 +477,7 @@ impl<W: Word> Trie<W> {
         const MAX: usize = 32;
         let n = addrs.len().min(leaves.len()).min(MAX);
         let mut nodes = [std::ptr::null::<u64>(); MAX];
+        let mut offsets = [self.top_bits; MAX];
         for i in 0..n {
             let e = self.top_word(addrs[i]);
             if e & 1 == 1 || e == 0 {
@@ -411,14 +487,13 @@ impl<W: Word> Trie<W> {
                 prefetch(nodes[i] as *const u8);
             }
         }
-        // Root nodes carry the top-level leaf of their slot.
+        // The node a top-level word names carries the top-level leaf.
         for i in 0..n {
             if !nodes[i].is_null() {
                 // SAFETY: loaded from the top level while pinned.
                 leaves[i] = unsafe { NodeRef(nodes[i]).word(W_META) } as u32;
             }
         }
-        let mut offset = self.top_bits;
         let mut active = nodes[..n].iter().any(|p| !p.is_null());
         while active {
             active = false;
@@ -427,16 +502,16 @@ impl<W: Word> Trie<W> {
                     continue;
                 }
                 // SAFETY: reached from the top level while pinned.
-                let (best, next) =
-                    unsafe { Self::step(NodeRef(nodes[i]), addrs[i], offset, leaves[i]) };
+                let (best, next, o) =
+                    unsafe { Self::step(NodeRef(nodes[i]), addrs[i], offsets[i], leaves[i]) };
                 leaves[i] = best;
                 nodes[i] = next;
+                offsets[i] = o;
                 if !next.is_null() {
                     prefetch(next as *const u8);
                     active = true;
                 }
             }
-            offset += STRIDE;
         }
     }
 
@@ -537,7 +612,7 @@ impl<W: Word> Trie<W> {
                 None => self.top[s].store(top_leaf_word(want), Ordering::Release), // Release: see `lookup`
                 Some(node) => {
                     // SAFETY: the writer only reads nodes it has not retired.
-                    let mut buf = unsafe { node.decode() };
+                    let mut buf = unsafe { node.decode(self.top_bits) };
                     buf.top_leaf = want;
                     self.replace_root(s, node, buf, guard);
                 }
@@ -549,26 +624,35 @@ impl<W: Word> Trie<W> {
     /// The leaf of exactly `a/len` (len > T) in the nodes, 0 if absent.
     fn find_deep(&self, a: W, len: u32) -> u32 {
         let (_, mut node) = self.top_slot(a.top(self.top_bits));
-        let mut start = self.top_bits;
+        let mut o = self.top_bits;
         while let Some(n) = node {
-            if len <= start + STRIDE {
-                let first = Self::net(a, len).chunk(start) as u8;
-                // SAFETY: the writer only reads nodes it has not retired;
-                // the owned section lies within the node.
+            // SAFETY: the writer only reads nodes it has not retired.
+            let (skip, expected) = unsafe { n.skip() };
+            if skip != 0 {
+                // A prefix ending inside a skipped run would own a node,
+                // and a path off the run has no node: absent either way.
+                if len <= o + skip || a.bits(o, skip) != expected {
+                    return 0;
+                }
+                o += skip;
+            }
+            if len <= o + STRIDE {
+                let first = Self::net(a, len).chunk(o) as u8;
+                // SAFETY: as above; the owned section lies within the node.
                 return unsafe { n.owned() }
-                    .find(|o| o.len as u32 == len && o.slot == first)
-                    .map_or(0, |o| o.leaf);
+                    .find(|w| w.len as u32 == len && w.slot == first)
+                    .map_or(0, |w| w.leaf);
             }
             // SAFETY: as above.
             let (child_bits, leaf_bits) = unsafe { (n.word(W_CHILD), n.word(W_LEAF)) };
-            let v = a.chunk(start);
+            let v = a.chunk(o);
             let base = HEADER + (leaf_bits.count_ones() as usize).div_ceil(2);
             node = (child_bits >> v & 1 == 1)
                 // SAFETY: as above; the index is within the node.
                 .then(|| {
                     NodeRef(unsafe { n.word(base + rank_incl(child_bits, v) - 1) } as *const u64)
                 });
-            start += STRIDE;
+            o += STRIDE;
         }
         0
     }
@@ -581,9 +665,15 @@ impl<W: Word> Trie<W> {
         let s = a.top(self.top_bits);
         let (top_leaf, root) = self.top_slot(s);
         let mut retired = Vec::new();
-        match self.rebuild(root, self.top_bits, a, len, leaf, top_leaf, &mut retired) {
-            // Release: see `lookup`.
-            Some(p) => self.top[s].store(p as u64, Ordering::Release),
+        match self.rebuild(root, self.top_bits, a, len, leaf, &mut retired) {
+            Some(mut buf) => {
+                // Whatever node now hangs from the top word carries the
+                // slot's top-level leaf.
+                buf.top_leaf = top_leaf;
+                let p = self.encode(&buf);
+                // Release: see `lookup`.
+                self.top[s].store(p as u64, Ordering::Release);
+            }
             // No more-specifics left in the slot: back to a plain leaf.
             None => self.top[s].store(top_leaf_word(top_leaf), Ordering::Release),
         }
@@ -591,56 +681,127 @@ impl<W: Word> Trie<W> {
         old
     }
 
-    /// Rebuilds the node at bit offset `start` (None: absent) with the
-    /// prefix set or removed; returns the new node, or None if it ends up
-    /// empty. The replaced node is pushed to `retired`. The caller has
-    /// checked that the update changes something.
-    #[allow(clippy::too_many_arguments)]
+    /// The node that replaces `node` (None: absent), whose skip begins at
+    /// offset `o`, after setting (`leaf != 0`) or removing the prefix
+    /// `a/len` (`len > o`); None if nothing is left. Returned unencoded so
+    /// the caller can stamp it; nodes it replaces are pushed to `retired`.
+    /// The caller has checked that the update changes something.
     fn rebuild(
         &self,
         node: Option<NodeRef>,
-        start: u32,
+        o: u32,
         a: W,
         len: u32,
         leaf: u32,
-        top_leaf: u32,
         retired: &mut Vec<NodeRef>,
-    ) -> Option<*const u64> {
-        let end = start + STRIDE;
-        let mut buf = match node {
-            // SAFETY: the writer only reads nodes it has not retired.
-            Some(n) => unsafe { n.decode() },
-            None => NodeBuf::empty(if start == self.top_bits { top_leaf } else { 0 }),
-        };
-        if len <= end {
-            let first = Self::net(a, len).chunk(start) as u8;
-            buf.owned
-                .retain(|o| !(o.len as u32 == len && o.slot == first));
-            if leaf != 0 {
-                buf.owned.push(Owned {
-                    len: len as u8,
-                    slot: first,
-                    leaf,
-                });
+    ) -> Option<NodeBuf> {
+        let Some(n) = node else {
+            if leaf == 0 {
+                return None;
             }
+            // A fresh node at the stride where the prefix ends, reached by
+            // skipping the strides in between.
+            let start = o + STRIDE * ((len - 1 - o) / STRIDE);
+            let mut buf = NodeBuf::empty(start, start - o, a.bits(o, start - o));
+            buf.owned.push(Owned {
+                len: len as u8,
+                slot: Self::net(a, len).chunk(start) as u8,
+                leaf,
+            });
+            return Some(buf);
+        };
+        // SAFETY: the writer only reads nodes it has not retired.
+        let mut buf = unsafe { n.decode(o) };
+        retired.push(n);
+        let skip = buf.skip;
+        // How many of the prefix's bits agree with the skipped run.
+        let defined = skip.min(len - o);
+        let diff = a.bits(o, defined) ^ (buf.expected >> (skip - defined));
+        let agree = if diff == 0 {
+            defined
         } else {
-            let v = a.chunk(start);
-            let child = (buf.children[v] != 0).then(|| NodeRef(buf.children[v] as *const u64));
-            buf.children[v] = self
-                .rebuild(child, end, a, len, leaf, top_leaf, retired)
-                .map_or(0, |p| p as u64);
+            diff.leading_zeros() - (128 - defined)
+        };
+        if agree == skip && len > o + skip {
+            // The prefix lies at or below this node's stride.
+            let start = buf.start;
+            if len <= start + STRIDE {
+                let first = Self::net(a, len).chunk(start) as u8;
+                buf.owned
+                    .retain(|w| !(w.len as u32 == len && w.slot == first));
+                if leaf != 0 {
+                    buf.owned.push(Owned {
+                        len: len as u8,
+                        slot: first,
+                        leaf,
+                    });
+                }
+            } else {
+                let v = a.chunk(start);
+                let child = (buf.children[v] != 0).then(|| NodeRef(buf.children[v] as *const u64));
+                buf.children[v] = self
+                    .rebuild(child, start + STRIDE, a, len, leaf, retired)
+                    .map_or(0, |c| self.encode(&c) as u64);
+            }
+            return self.normalize(buf, retired);
         }
-        if let Some(n) = node {
-            retired.push(n);
+        if leaf == 0 {
+            // Removing a prefix that is not here (callers check first):
+            // keep the node as it was.
+            return Some(buf);
         }
+        // The prefix leaves the skipped run (or ends inside it): split the
+        // run at the stride where that happens.
+        let at = agree.min(len - 1 - o);
+        let split = o + STRIDE * (at / STRIDE);
+        let above = split - o;
+        let mut top = NodeBuf::empty(split, above, buf.expected >> (skip - above));
+        let below = skip - above - STRIDE;
+        let old_slot = (buf.expected >> below) as usize & (SLOTS - 1);
+        buf.skip = below;
+        buf.expected &= if below == 0 {
+            0
+        } else {
+            u128::MAX >> (128 - below)
+        };
+        top.children[old_slot] = self.encode(&buf) as u64;
+        if len <= split + STRIDE {
+            top.owned.push(Owned {
+                len: len as u8,
+                slot: Self::net(a, len).chunk(split) as u8,
+                leaf,
+            });
+        } else {
+            let fresh = self.rebuild(None, split + STRIDE, a, len, leaf, retired);
+            top.children[a.chunk(split)] = fresh.map_or(0, |c| self.encode(&c) as u64);
+        }
+        Some(top)
+    }
+
+    /// Applies path compression to a rebuilt node: None if empty; if it
+    /// owns nothing and has one child, that child takes its place with the
+    /// node's skip, stride bits and its own skip as one longer skip.
+    fn normalize(&self, buf: NodeBuf, retired: &mut Vec<NodeRef>) -> Option<NodeBuf> {
         if buf.is_empty() {
             return None;
         }
-        Some(self.encode(&buf, end))
+        let Some((v, child)) = buf.sole_child() else {
+            return Some(buf);
+        };
+        let c = NodeRef(child as *const u64);
+        // SAFETY: the child is live and not yet retired (the writer only
+        // retires what it replaces, and it is replaced right here).
+        let mut merged = unsafe { c.decode(buf.start + STRIDE) };
+        retired.push(c);
+        // The child's pointer was counted when it was encoded; it is now
+        // retired and re-encoded by the caller.
+        merged.expected |= ((buf.expected << STRIDE) | v as u128) << merged.skip;
+        merged.skip += buf.skip + STRIDE;
+        Some(merged)
     }
 
-    fn encode(&self, buf: &NodeBuf, end: u32) -> *const u64 {
-        let (p, words) = buf.encode(end);
+    fn encode(&self, buf: &NodeBuf) -> *const u64 {
+        let (p, words) = buf.encode();
         // Relaxed: statistics, written by the single writer.
         self.nodes.fetch_add(1, Ordering::Relaxed);
         self.node_words.fetch_add(words, Ordering::Relaxed);
@@ -648,7 +809,7 @@ impl<W: Word> Trie<W> {
     }
 
     fn replace_root(&self, s: usize, old: NodeRef, buf: NodeBuf, guard: &Guard) {
-        let p = self.encode(&buf, self.top_bits + STRIDE);
+        let p = self.encode(&buf);
         // Release: see `lookup`.
         self.top[s].store(p as u64, Ordering::Release);
         self.retire(vec![old], guard);
