@@ -262,34 +262,51 @@ impl<F: IpFamily> LpmFib<F> {
     /// of the two holds; returns that count). Pins once and overlaps the
     /// memory accesses of groups of addresses with prefetches.
     pub fn lookup_batch(&self, addrs: &[F::Addr], out: &mut [Option<FibEntry<F>>]) -> usize {
-        // Groups of GROUP walks interleaved level by level (see
-        // `Trie::lookup_group`); the next group's top-level words are
-        // prefetched while the current one is walked.
+        // A three-stage pipeline over groups of GROUP addresses: while
+        // group g is walked (its walks interleaved level by level), the
+        // top-level words of group g+1 are loaded and their nodes
+        // prefetched, and the top-level lines of group g+2 are prefetched.
+        // Every memory access thus has a group's worth of work to hide behind.
         const GROUP: usize = 32;
+        type Bits<F> = <<F as IpFamily>::Addr as IpAddress>::Bits;
         let n = addrs.len().min(out.len());
         let guard = epoch::pin();
-        let mut words = [<F::Addr as IpAddress>::Bits::default(); GROUP];
+        let load = |g: usize, w: &mut [Bits<F>; GROUP]| -> usize {
+            let chunk = &addrs[(g * GROUP).min(n)..((g + 1) * GROUP).min(n)];
+            for (x, a) in w.iter_mut().zip(chunk) {
+                *x = left(*a);
+            }
+            chunk.len()
+        };
+        let prefetch_tops = |g: usize| {
+            for a in &addrs[(g * GROUP).min(n)..((g + 1) * GROUP).min(n)] {
+                self.trie.prefetch_top(left(*a));
+            }
+        };
+        let groups = n.div_ceil(GROUP);
+        let (mut cur, mut next) = ([Bits::<F>::default(); GROUP], [Bits::<F>::default(); GROUP]);
+        let (mut cur_words, mut next_words) = ([0u64; GROUP], [0u64; GROUP]);
         let mut leaves = [0u32; GROUP];
-        for (i, x) in addrs[..n.min(GROUP)].iter().enumerate() {
-            words[i] = left(*x);
-            self.trie.prefetch_top(words[i]);
-        }
-        let mut start = 0;
-        while start < n {
-            let len = GROUP.min(n - start);
-            let next = start + len;
-            for x in &addrs[next..n.min(next + GROUP)] {
-                self.trie.prefetch_top(left(*x));
+        prefetch_tops(0);
+        prefetch_tops(1);
+        let mut cur_len = load(0, &mut cur);
+        self.trie.load_group(&cur[..cur_len], &mut cur_words);
+        for g in 0..groups {
+            prefetch_tops(g + 2);
+            let next_len = load(g + 1, &mut next);
+            self.trie.load_group(&next[..next_len], &mut next_words);
+            // SAFETY: `cur_words` came from `load_group` under `guard`,
+            // pinned for the whole batch.
+            unsafe {
+                self.trie
+                    .walk_group(&cur[..cur_len], &cur_words, &mut leaves)
+            };
+            for i in 0..cur_len {
+                out[g * GROUP + i] = self.entry(cur[i], leaves[i]);
             }
-            // SAFETY: `guard` is pinned for the whole batch.
-            unsafe { self.trie.lookup_group(&words[..len], &mut leaves[..len]) };
-            for i in 0..len {
-                out[start + i] = self.entry(words[i], leaves[i]);
-            }
-            for (i, x) in addrs[next..n.min(next + GROUP)].iter().enumerate() {
-                words[i] = left(*x);
-            }
-            start = next;
+            std::mem::swap(&mut cur, &mut next);
+            std::mem::swap(&mut cur_words, &mut next_words);
+            cur_len = next_len;
         }
         drop(guard);
         n

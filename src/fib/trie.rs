@@ -317,6 +317,16 @@ pub(crate) struct Trie<W> {
     nodes: AtomicUsize,
 }
 
+/// `n` atomics at zero, from one zeroed allocation (calloc: pages are only
+/// touched, and so only resident, where routes are).
+fn zeroed_atomics(n: usize) -> Box<[AtomicU64]> {
+    let words: Box<[u64]> = vec![0u64; n].into_boxed_slice();
+    // SAFETY: `AtomicU64` has the same size, alignment and bit validity as
+    // `u64` (documented), so a boxed slice of one is a boxed slice of the
+    // other; ownership moves from `words` to the result.
+    unsafe { Box::from_raw(Box::into_raw(words) as *mut [AtomicU64]) }
+}
+
 /// What a top-level word holds.
 #[inline(always)]
 fn top_leaf_word(leaf: u32) -> u64 {
@@ -351,7 +361,7 @@ impl<W: Word> Trie<W> {
         Trie {
             _word: std::marker::PhantomData,
             top_bits,
-            top: (0..1usize << top_bits).map(|_| AtomicU64::new(0)).collect(),
+            top: zeroed_atomics(1usize << top_bits),
             node_words: AtomicUsize::new(0),
             nodes: AtomicUsize::new(0),
         }
@@ -465,36 +475,46 @@ impl<W: Word> Trie<W> {
         }
     }
 
-    /// Looks up a group of addresses with their walks interleaved level by
-    /// level: every level issues the group's node loads together (after
-    /// prefetching them), so up to `leaves.len()` cache misses are in
-    /// flight at once instead of one walk's worth.
+    /// Loads the top-level words of a group of addresses (their lines
+    /// should have been prefetched) and prefetches the nodes they name:
+    /// the first stage of [`Trie::walk_group`].
+    #[inline(always)]
+    pub(crate) fn load_group(&self, addrs: &[W], words: &mut [u64]) {
+        for (w, a) in words.iter_mut().zip(addrs) {
+            *w = self.top_word(*a);
+            if *w & 1 == 0 && *w != 0 {
+                prefetch_node(*w as *const u64);
+            }
+        }
+    }
+
+    /// Finishes the lookups of a group from their top-level words, with the
+    /// walks interleaved level by level: each level issues the group's node
+    /// loads together (after prefetching them), so a group's cache misses
+    /// are in flight at once instead of one walk's worth.
     ///
     /// # Safety
-    /// The caller must be pinned for the duration.
+    /// `words` must come from [`Trie::load_group`] and the caller must have
+    /// been pinned since.
     #[inline(always)]
-    pub(crate) unsafe fn lookup_group(&self, addrs: &[W], leaves: &mut [u32]) {
+    pub(crate) unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]) {
         const MAX: usize = 32;
-        let n = addrs.len().min(leaves.len()).min(MAX);
+        let n = addrs.len().min(words.len()).min(leaves.len()).min(MAX);
         let mut nodes = [std::ptr::null::<u64>(); MAX];
         let mut offsets = [self.top_bits; MAX];
+        let mut active = false;
         for i in 0..n {
-            let e = self.top_word(addrs[i]);
+            let e = words[i];
             if e & 1 == 1 || e == 0 {
                 leaves[i] = (e >> 32) as u32;
             } else {
                 nodes[i] = e as *const u64;
-                prefetch(nodes[i] as *const u8);
-            }
-        }
-        // The node a top-level word names carries the top-level leaf.
-        for i in 0..n {
-            if !nodes[i].is_null() {
+                // The node a top-level word names carries the top-level leaf.
                 // SAFETY: loaded from the top level while pinned.
                 leaves[i] = unsafe { NodeRef(nodes[i]).word(W_META) } as u32;
+                active = true;
             }
         }
-        let mut active = nodes[..n].iter().any(|p| !p.is_null());
         while active {
             active = false;
             for i in 0..n {
@@ -508,7 +528,7 @@ impl<W: Word> Trie<W> {
                 nodes[i] = next;
                 offsets[i] = o;
                 if !next.is_null() {
-                    prefetch(next as *const u8);
+                    prefetch_node(next);
                     active = true;
                 }
             }
@@ -866,6 +886,14 @@ impl<W> Drop for Trie<W> {
             }
         }
     }
+}
+
+/// Prefetches a node's first two cache lines: its header and the leaves
+/// right after it (a node's leaf runs usually end within 128 bytes).
+#[inline(always)]
+fn prefetch_node(p: *const u64) {
+    prefetch(p as *const u8);
+    prefetch(p.wrapping_add(8) as *const u8);
 }
 
 /// Hints the CPU to fetch the line at `p`; never faults.
