@@ -2,7 +2,7 @@
 //!
 //! # Layout (poptrie family)
 //! - **Top level**: a direct-indexed array of `2^T` atomic words, indexed by
-//!   the address's first `T` bits (T = 18 for IPv4: 2 MiB; 16 for IPv6).
+//!   the address's first `T` bits (T = 18 for IPv4: 2 MiB; 20 for IPv6).
 //!   A word is `0` (no route), a *leaf* (`leaf << 32 | 1`: the longest
 //!   prefix of length <= T covering the slot), or a pointer to a *node*.
 //! - **Nodes** consume 6 address bits each (64 slots) and are
