@@ -60,17 +60,19 @@ fn rank_incl(bits: u64, v: usize) -> usize {
     (bits << (63 - v)).count_ones() as usize
 }
 
-// Node words: [child_bits, leaf_bits, meta, expected lo, expected hi,
-//              leaves (2 per word).., children.., owned prefixes..]
+// Node words: [child_bits, leaf_bits, meta, leaves (2 per word)..,
+//              children.., expected lo, expected hi, owned prefixes..]
 // meta = top_leaf (bits 0..32) | owned count (32..48) | skip length (48..56).
-// Leaves come first so a lookup that ends in this node (the common case)
-// finds its leaf without first counting the children.
+// Leaves come right after the 24-byte header so a lookup that ends in this
+// node (the common case) finds its leaf in the first line or two without
+// counting the children; the skip's expected bits, read only on compressed
+// paths, and the writer's section come last.
 const W_CHILD: usize = 0;
 const W_LEAF: usize = 1;
 const W_META: usize = 2;
-const W_EXP_LO: usize = 3;
-const W_EXP_HI: usize = 4;
-const HEADER: usize = 5;
+const HEADER: usize = 3;
+/// Words of the expected skip bits.
+const EXPECTED: usize = 2;
 
 #[inline(always)]
 fn meta_owned(meta: u64) -> usize {
@@ -139,7 +141,7 @@ impl NodeRef {
         unsafe {
             let c = self.word(W_CHILD).count_ones() as usize;
             let l = self.word(W_LEAF).count_ones() as usize;
-            HEADER + c + l.div_ceil(2) + meta_owned(self.word(W_META))
+            HEADER + c + l.div_ceil(2) + EXPECTED + meta_owned(self.word(W_META))
         }
     }
 
@@ -152,7 +154,7 @@ impl NodeRef {
         unsafe {
             let c = self.word(W_CHILD).count_ones() as usize;
             let l = self.word(W_LEAF).count_ones() as usize;
-            let start = HEADER + c + l.div_ceil(2);
+            let start = HEADER + c + l.div_ceil(2) + EXPECTED;
             let n = meta_owned(self.word(W_META));
             // SAFETY: `start + i` is inside the node for i < n.
             (0..n).map(move |i| Owned::unpack(self.word(start + i)))
@@ -165,11 +167,14 @@ impl NodeRef {
     /// As for `word`.
     #[inline(always)]
     unsafe fn skip(self) -> (u32, u128) {
-        // SAFETY: forwarded; header words.
+        // SAFETY: forwarded; the expected words follow the children.
         unsafe {
+            let c = self.word(W_CHILD).count_ones() as usize;
+            let l = self.word(W_LEAF).count_ones() as usize;
+            let at = HEADER + c + l.div_ceil(2);
             (
                 meta_skip(self.word(W_META)),
-                self.word(W_EXP_LO) as u128 | (self.word(W_EXP_HI) as u128) << 64,
+                self.word(at) as u128 | (self.word(at + 1) as u128) << 64,
             )
         }
     }
@@ -193,7 +198,7 @@ impl NodeRef {
                     k += 1;
                 }
             }
-            let owned_start = HEADER + c + l.div_ceil(2);
+            let owned_start = HEADER + c + l.div_ceil(2) + EXPECTED;
             let owned = (0..meta_owned(meta))
                 .map(|i| Owned::unpack(self.word(owned_start + i)))
                 .collect();
@@ -293,13 +298,13 @@ impl NodeBuf {
                 words.push(*c);
             }
         }
+        words.push(self.expected as u64);
+        words.push((self.expected >> 64) as u64);
         words.extend(self.owned.iter().map(|o| o.pack()));
         words[W_CHILD] = child_bits;
         words[W_LEAF] = leaf_bits;
         words[W_META] =
             self.top_leaf as u64 | (self.owned.len() as u64) << 32 | (self.skip as u64) << 48;
-        words[W_EXP_LO] = self.expected as u64;
-        words[W_EXP_HI] = (self.expected >> 64) as u64;
         let len = words.len();
         (Box::into_raw(words.into_boxed_slice()) as *const u64, len)
     }
