@@ -88,27 +88,14 @@ fn bench_lpm(args: &LpmArgs) -> Result<(), String> {
         threads: args.threads.max(1),
         seed: args.seed,
     };
-    if args.churn {
-        let report = rtm::bench::churn::run(&opts, args.updates.as_deref())?;
-        println!(
-            "{}",
-            if args.json {
-                report.json()
-            } else {
-                report.table()
-            }
-        );
-        return Ok(());
-    }
-    let report = lpm::run(&opts, &|| ALLOC.live())?;
-    println!(
-        "{}",
-        if args.json {
-            report.json()
-        } else {
-            report.table()
-        }
-    );
+    let (json, table) = if args.churn {
+        let r = rtm::bench::churn::run(&opts, args.updates.as_deref())?;
+        (r.json(), r.table())
+    } else {
+        let r = lpm::run(&opts, &|| ALLOC.live())?;
+        (r.json(), r.table())
+    };
+    println!("{}", if args.json { json } else { table });
     Ok(())
 }
 
