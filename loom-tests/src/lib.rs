@@ -12,5 +12,6 @@
 //! atomics and `Arc` from loom through its `sync` shim, so the code checked
 //! here is the library's own. What loom cannot see: crossbeam-skiplist and
 //! crossbeam-epoch (the destination map and route-set reclamation), dashmap
-//! (the client registry) and arc-swap (the priority table and FIB slots)
-//! use std atomics and are covered by the stress tests instead.
+//! (the client registry) and arc-swap (the priority table)
+//! use std atomics and are covered by the stress tests instead, as is the
+//! FIB's publish/retire protocol (`tests/fib.rs`, `tests/stress.rs`).
