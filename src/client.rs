@@ -100,7 +100,7 @@ impl<F: Family> ClientHandle<F> {
         self.state.queue.is_some()
     }
 
-    fn queue(&self) -> Result<&ChangeQueue<F>, RtmError> {
+    pub(crate) fn queue(&self) -> Result<&ChangeQueue<F>, RtmError> {
         self.state.queue.as_ref().ok_or_else(|| {
             RtmError::InvalidHandle(format!(
                 "{} protocol {} registered without notifications and has no change queue",

@@ -217,11 +217,11 @@ impl<A: IpAddress> Prefix<A> {
                 A::BITS
             )));
         }
-        let host = addr.to_bits() & !mask_bits(A::BITS, len);
-        if host != 0 {
+        let network = addr.to_native().network(len as u32);
+        if network != addr.to_native() {
             return Err(RtmError::invalid(format!(
                 "prefix {addr}/{len}: host bits are set outside the /{len} mask (the network is {}/{len})",
-                A::from_bits(addr.to_bits() & mask_bits(A::BITS, len))
+                A::from_native(network)
             )));
         }
         Ok(Prefix { addr, len })
@@ -230,11 +230,7 @@ impl<A: IpAddress> Prefix<A> {
     /// The `len`-bit prefix containing `addr` (host bits cleared); `len` is
     /// capped at the address width.
     pub fn truncating(addr: A, len: u8) -> Self {
-        let len = len.min(A::BITS);
-        Prefix {
-            addr: A::from_bits(addr.to_bits() & mask_bits(A::BITS, len)),
-            len,
-        }
+        Prefix::of_native(addr.to_native(), len.min(A::BITS))
     }
 
     /// The `len`-bit prefix containing `addr`, for `len` at most the width
@@ -265,7 +261,7 @@ impl<A: IpAddress> Prefix<A> {
 
     /// Whether `addr` lies inside this prefix.
     pub fn contains(&self, addr: A) -> bool {
-        addr.to_bits() & mask_bits(A::BITS, self.len) == self.addr.to_bits()
+        addr.to_native().network(self.len as u32) == self.addr.to_native()
     }
 
     /// Whether `other` is equal to or more specific than this prefix.

@@ -137,12 +137,6 @@ fn top_bits<A: IpAddress>() -> u32 {
     if A::BITS == 32 { 18 } else { 20 }
 }
 
-/// The address as the trie's word.
-#[inline(always)]
-fn left<A: IpAddress>(a: A) -> A::Bits {
-    a.to_native()
-}
-
 impl<F: IpFamily> LpmFib<F> {
     /// An empty FIB.
     pub fn new() -> Self {
@@ -202,7 +196,7 @@ impl<F: IpFamily> LpmFib<F> {
         };
         let old = self.trie.update(
             &mut w.shadow,
-            left(prefix.addr()),
+            prefix.addr().to_native(),
             prefix.len() as u32,
             leaf,
             &guard,
@@ -247,7 +241,7 @@ impl<F: IpFamily> LpmFib<F> {
 
     #[inline(always)]
     fn lookup_pinned(&self, addr: F::Addr, _guard: &Guard) -> Option<FibEntry<F>> {
-        let a = left(addr);
+        let a = addr.to_native();
         self.entry(a, self.trie.lookup(a))
     }
 
@@ -273,16 +267,16 @@ impl<F: IpFamily> LpmFib<F> {
         type Bits<F> = <<F as IpFamily>::Addr as IpAddress>::Bits;
         let n = addrs.len().min(out.len());
         let guard = epoch::pin();
+        let group = |g: usize| &addrs[(g * GROUP).min(n)..((g + 1) * GROUP).min(n)];
         let load = |g: usize, w: &mut [Bits<F>; GROUP]| -> usize {
-            let chunk = &addrs[(g * GROUP).min(n)..((g + 1) * GROUP).min(n)];
-            for (x, a) in w.iter_mut().zip(chunk) {
-                *x = left(*a);
+            for (x, a) in w.iter_mut().zip(group(g)) {
+                *x = a.to_native();
             }
-            chunk.len()
+            group(g).len()
         };
         let prefetch_tops = |g: usize| {
-            for a in &addrs[(g * GROUP).min(n)..((g + 1) * GROUP).min(n)] {
-                self.trie.prefetch_top(left(*a));
+            for a in group(g) {
+                self.trie.prefetch_top(a.to_native());
             }
         };
         let groups = n.div_ceil(GROUP);
@@ -319,9 +313,9 @@ impl<F: IpFamily> LpmFib<F> {
         let w = self.writer();
         let leaf = self
             .trie
-            .exact(&w.shadow, left(prefix.addr()), prefix.len() as u32);
+            .exact(&w.shadow, prefix.addr().to_native(), prefix.len() as u32);
         let guard = epoch::pin();
-        let e = self.entry(left(prefix.addr()), leaf);
+        let e = self.entry(prefix.addr().to_native(), leaf);
         drop(guard);
         e
     }

@@ -194,19 +194,7 @@ impl<F: Family> Table<F> {
     }
 
     pub(crate) fn dequeue(&self, handle: &ClientHandle<F>) -> Result<Dequeued<F>, RtmError> {
-        self.with_client(handle, |state| {
-            state
-                .queue
-                .as_ref()
-                .ok_or_else(|| {
-                    RtmError::InvalidHandle(format!(
-                        "{} protocol {} registered without notifications and has no change queue",
-                        F::ID,
-                        state.protocol
-                    ))
-                })?
-                .pop()
-        })
+        self.with_client(handle, |_| handle.queue()?.pop())
     }
 
     // ----- the write path --------------------------------------------------
