@@ -38,7 +38,7 @@ pub struct LpmRow {
     /// Traffic kind.
     pub traffic: Traffic,
     /// Million lookups per second, independent (all threads summed; best
-    /// of three runs).
+    /// of three rounds, the structures taking turns).
     pub independent_mlps: f64,
     /// Million lookups per second, dependent chain (one thread; best of
     /// three runs of up to 2M lookups).
@@ -104,16 +104,10 @@ fn rate(lookups: usize, secs: f64) -> f64 {
     lookups as f64 / secs / 1e6
 }
 
-/// Runs the independent loop on `threads` threads, each over its own share
-/// of `addrs`; returns million lookups per second overall.
-fn independent<A: IpAddress>(lpm: &dyn Lpm<A>, addrs: &[A], threads: usize) -> f64 {
-    lpm.run_independent(&addrs[..addrs.len().min(100_000)]); // warm up
-    // Best of three: the machines we run on are shared, and a slow run
-    // measures the neighbours, not the structure.
-    (0..3)
-        .map(|_| independent_once(lpm, addrs, threads))
-        .fold(0.0, f64::max)
-}
+/// Rounds of independent measurements; each structure keeps its best.
+/// The structures take turns within a round, so a slow stretch of a shared
+/// machine hits all of them rather than one.
+const ROUNDS: usize = 3;
 
 fn independent_once<A: IpAddress>(lpm: &dyn Lpm<A>, addrs: &[A], threads: usize) -> f64 {
     if threads <= 1 {
@@ -174,12 +168,20 @@ fn measure<A: IpAddress>(
                 }
             }
         }
-        for b in built {
+        let mut best = vec![0.0f64; built.len()];
+        for _ in 0..ROUNDS {
+            for (b, best) in built.iter().zip(&mut best) {
+                // Warm up the structure's lines after the others ran.
+                b.lpm.run_independent(&addrs[..addrs.len().min(100_000)]);
+                *best = best.max(independent_once(b.lpm.as_ref(), &addrs, opts.threads));
+            }
+        }
+        for (b, independent_mlps) in built.iter().zip(best) {
             rows.push(LpmRow {
                 family,
                 name: b.name,
                 traffic: kind,
-                independent_mlps: independent(b.lpm.as_ref(), &addrs, opts.threads),
+                independent_mlps,
                 dependent_mlps: dependent(b.lpm.as_ref(), &addrs),
                 bytes_per_prefix: b.bytes as f64 / table.len().max(1) as f64,
                 build_secs: b.secs,

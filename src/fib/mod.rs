@@ -12,7 +12,9 @@
 //! half-applied update: every update publishes a fully built path with one
 //! atomic store, and replaced nodes are reclaimed through crossbeam-epoch.
 
+mod arena;
 mod nexthop;
+mod pages;
 mod trie;
 
 use std::fmt;
@@ -119,6 +121,7 @@ impl<F: IpFamily> fmt::Debug for LpmFib<F> {
             .field("family", &F::ID)
             .field("prefixes", &self.len())
             .field("nodes", &self.trie.node_count())
+            .field("node_bytes", &self.trie.node_bytes())
             .finish()
     }
 }
@@ -258,51 +261,75 @@ impl<F: IpFamily> LpmFib<F> {
     /// of the two holds; returns that count). Pins once and overlaps the
     /// memory accesses of groups of addresses with prefetches.
     pub fn lookup_batch(&self, addrs: &[F::Addr], out: &mut [Option<FibEntry<F>>]) -> usize {
-        // A three-stage pipeline over groups of GROUP addresses: while
-        // group g is walked (its walks interleaved level by level), the
-        // top-level words of group g+1 are loaded and their nodes
-        // prefetched, and the top-level lines of group g+2 are prefetched.
-        // Every memory access thus has a group's worth of work to hide behind.
+        // A four-stage pipeline over groups of GROUP addresses. In one
+        // round, group g is walked (its walks interleaved level by level),
+        // group g+1 gets the lines holding its leaves prefetched (their
+        // node headers arrived meanwhile), group g+2 has its top-level
+        // words loaded and its node headers prefetched, and group g+3 has
+        // its top-level lines prefetched. Every access thus has a group's
+        // worth of work to hide behind.
         const GROUP: usize = 32;
+        const STAGES: usize = 3;
         type Bits<F> = <<F as IpFamily>::Addr as IpAddress>::Bits;
         let n = addrs.len().min(out.len());
         let guard = epoch::pin();
         let group = |g: usize| &addrs[(g * GROUP).min(n)..((g + 1) * GROUP).min(n)];
-        let load = |g: usize, w: &mut [Bits<F>; GROUP]| -> usize {
-            for (x, a) in w.iter_mut().zip(group(g)) {
-                *x = a.to_native();
-            }
-            group(g).len()
-        };
         let prefetch_tops = |g: usize| {
             for a in group(g) {
                 self.trie.prefetch_top(a.to_native());
             }
         };
         let groups = n.div_ceil(GROUP);
-        let (mut cur, mut next) = ([Bits::<F>::default(); GROUP], [Bits::<F>::default(); GROUP]);
-        let (mut cur_words, mut next_words) = ([0u64; GROUP], [0u64; GROUP]);
+        // Ring of the groups in flight: native addresses, their count and
+        // their top-level words.
+        let mut native = [[Bits::<F>::default(); GROUP]; STAGES];
+        let mut lens = [0usize; STAGES];
+        let mut words = [[0u64; GROUP]; STAGES];
         let mut leaves = [0u32; GROUP];
-        prefetch_tops(0);
-        prefetch_tops(1);
-        let mut cur_len = load(0, &mut cur);
-        self.trie.load_group(&cur[..cur_len], &mut cur_words);
+        // Loads group g into its ring slot: native addresses, top-level
+        // words (prefetching the node lines they name).
+        #[inline(always)]
+        fn load<F: IpFamily>(
+            trie: &Trie<Bits<F>>,
+            src: &[F::Addr],
+            native: &mut [Bits<F>],
+            words: &mut [u64],
+        ) -> usize {
+            for (x, a) in native.iter_mut().zip(src) {
+                *x = a.to_native();
+            }
+            trie.load_group(&native[..src.len()], &mut words[..src.len()]);
+            src.len()
+        }
+        for g in 0..3 {
+            prefetch_tops(g);
+        }
+        for g in 0..2 {
+            lens[g] = load::<F>(&self.trie, group(g), &mut native[g], &mut words[g]);
+        }
+        // SAFETY: the words came from `load_group` under `guard`, pinned
+        // for the whole batch.
+        unsafe { self.trie.prefetch_leaves(&native[0][..lens[0]], &words[0]) };
         for g in 0..groups {
-            prefetch_tops(g + 2);
-            let next_len = load(g + 1, &mut next);
-            self.trie.load_group(&next[..next_len], &mut next_words);
-            // SAFETY: `cur_words` came from `load_group` under `guard`,
-            // pinned for the whole batch.
+            prefetch_tops(g + 3);
+            let r2 = (g + 2) % STAGES;
+            lens[r2] = load::<F>(&self.trie, group(g + 2), &mut native[r2], &mut words[r2]);
+            let r1 = (g + 1) % STAGES;
+            // SAFETY: as above.
             unsafe {
                 self.trie
-                    .walk_group(&cur[..cur_len], &cur_words, &mut leaves)
+                    .prefetch_leaves(&native[r1][..lens[r1]], &words[r1][..lens[r1]])
             };
-            for i in 0..cur_len {
-                out[g * GROUP + i] = self.entry(cur[i], leaves[i]);
+            let r = g % STAGES;
+            let len = lens[r];
+            // SAFETY: as above.
+            unsafe {
+                self.trie
+                    .walk_group(&native[r][..len], &words[r][..len], &mut leaves)
+            };
+            for i in 0..len {
+                out[g * GROUP + i] = self.entry(native[r][i], leaves[i]);
             }
-            std::mem::swap(&mut cur, &mut next);
-            std::mem::swap(&mut cur_words, &mut next_words);
-            cur_len = next_len;
         }
         drop(guard);
         n

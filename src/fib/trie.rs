@@ -1,10 +1,12 @@
 //! The compiled longest-prefix-match trie behind [`LpmFib`](super::LpmFib).
 //!
 //! # Layout (poptrie family)
-//! - **Top level**: a direct-indexed array of `2^T` atomic words, indexed by
-//!   the address's first `T` bits (T = 18 for IPv4: 2 MiB; 20 for IPv6).
-//!   A word is `0` (no route), a *leaf* (`leaf << 32 | 1`: the longest
-//!   prefix of length <= T covering the slot), or a pointer to a *node*.
+//! - **Top level**: a direct-indexed array of `2^T` 32-bit atomic entries,
+//!   indexed by the address's first `T` bits (T = 18 for IPv4: 1 MiB; 20
+//!   for IPv6: 4 MiB), on transparent huge pages where Linux offers them
+//!   (`pages`), so the top-level access never misses the TLB. An entry is
+//!   `0` (no route), a *leaf* (the longest prefix of length <= T covering
+//!   the slot), or the arena id of a *node* (see `leaf_entry`).
 //! - **Nodes** consume 6 address bits each (64 slots) and are
 //!   popcount-compressed: `child_bits` marks slots with a child node, whose
 //!   pointers are stored densely; `leaf_bits` marks where a run of equal
@@ -17,6 +19,9 @@
 //!   skipped strides instead (`skip`, up to 112 bits), and a lookup whose
 //!   bits differ there stops with the best leaf so far. An IPv6 /48 under a
 //!   lone /32 then costs one node, not four.
+//! - **Nodes live in an arena** (`arena`) of 2 MiB huge-page chunks,
+//!   32-byte aligned, so a node's header never straddles two cache lines
+//!   and a full table's nodes sit in a few TLB entries.
 //! - **Leaves** are 32 bits: an interned next-hop id (24 bits) and the
 //!   matched prefix length (8 bits), so the matched prefix is rebuilt from
 //!   the address.
@@ -30,8 +35,11 @@
 //! (a few KiB, cache-resident); longer prefixes add one node per 6 bits
 //! where prefixes branch (skipped strides cost nothing). DIR-24-8 takes one
 //! access (two for prefixes longer than /24) into 64 MiB.
-//! `lookup_group` interleaves the walks of a group of addresses level by
-//! level, so their cache misses overlap.
+//! `LpmFib::lookup_batch` pipelines groups of addresses through four
+//! stages (prefetch the top-level line; load the top word and prefetch the
+//! node header; prefetch the exact leaf line; walk, levels interleaved), so
+//! a lookup's dependent accesses overlap with other lookups' instead of
+//! stalling it.
 //!
 //! # Updates
 //! Nodes are immutable once published. A writer (serialised by the FIB's
@@ -41,14 +49,18 @@
 //! the replaced nodes to crossbeam-epoch. A prefix of length <= T rewrites
 //! the top-level words it covers whose longest match changes (a root node
 //! is copied shallowly to carry the new top-level leaf). Nothing is ever
-//! rebuilt wholesale. Each retired node is freed by its own deferred
-//! function, so the collector frees garbage in small bounded steps.
+//! rebuilt wholesale. Each retired node is returned to the arena by its own
+//! deferred function (a push onto a free list), so the collector frees
+//! garbage in small bounded steps.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_epoch::Guard;
 
+use super::arena::{NodeArena, UNIT_WORDS};
+use super::pages::ZeroedWords;
 use crate::prefix::AddrBits as Word;
 
 const STRIDE: u32 = 6;
@@ -60,13 +72,16 @@ fn rank_incl(bits: u64, v: usize) -> usize {
     (bits << (63 - v)).count_ones() as usize
 }
 
-// Node words: [child_bits, leaf_bits, meta, leaves (2 per word)..,
-//              children.., expected lo, expected hi, owned prefixes..]
+// Node words: [child_bits, leaf_bits, meta, children.., leaves (2 per
+//              word).., (expected lo, expected hi: only if skip > 0),
+//              owned prefixes..]
 // meta = top_leaf (bits 0..32) | owned count (32..48) | skip length (48..56).
-// Leaves come right after the 24-byte header so a lookup that ends in this
-// node (the common case) finds its leaf in the first line or two without
-// counting the children; the skip's expected bits, read only on compressed
-// paths, and the writer's section come last.
+// Children come right after the 24-byte header: a lookup passing through
+// the node (every level but the last) reads a child pointer at an offset
+// one popcount gives, usually in the header's line; the leaf it also reads
+// is independent of the pointer, so the two loads overlap. The skip's
+// expected bits, read only on compressed paths, and the writer's section
+// come last and take no room where unused.
 const W_CHILD: usize = 0;
 const W_LEAF: usize = 1;
 const W_META: usize = 2;
@@ -82,6 +97,26 @@ fn meta_owned(meta: u64) -> usize {
 #[inline(always)]
 fn meta_skip(meta: u64) -> u32 {
     (meta >> 48 & 0xff) as u32
+}
+
+/// Word offsets of a node's sections, from its header words.
+#[derive(Clone, Copy)]
+struct Sections {
+    expected: usize,
+    owned: usize,
+    end: usize,
+}
+
+#[inline(always)]
+fn sections(child_bits: u64, leaf_bits: u64, meta: u64) -> Sections {
+    let leaves = HEADER + child_bits.count_ones() as usize;
+    let expected = leaves + (leaf_bits.count_ones() as usize).div_ceil(2);
+    let owned = expected + if meta_skip(meta) > 0 { EXPECTED } else { 0 };
+    Sections {
+        expected,
+        owned,
+        end: owned + meta_owned(meta),
+    }
 }
 
 /// A prefix ending in a node: its length and first slot, and its leaf.
@@ -134,15 +169,21 @@ impl NodeRef {
         unsafe { *self.0.add(i) }
     }
 
+    /// The node's section offsets.
+    ///
+    /// # Safety
+    /// As for `word`.
+    #[inline(always)]
+    unsafe fn sections(self) -> Sections {
+        // SAFETY: forwarded; the header is always present.
+        unsafe { sections(self.word(W_CHILD), self.word(W_LEAF), self.word(W_META)) }
+    }
+
     /// # Safety
     /// As for `word`.
     unsafe fn len_words(self) -> usize {
         // SAFETY: forwarded.
-        unsafe {
-            let c = self.word(W_CHILD).count_ones() as usize;
-            let l = self.word(W_LEAF).count_ones() as usize;
-            HEADER + c + l.div_ceil(2) + EXPECTED + meta_owned(self.word(W_META))
-        }
+        unsafe { self.sections().end }
     }
 
     /// The owned prefixes, read in place.
@@ -152,12 +193,9 @@ impl NodeRef {
     unsafe fn owned(self) -> impl Iterator<Item = Owned> {
         // SAFETY: forwarded; the owned section ends the node.
         unsafe {
-            let c = self.word(W_CHILD).count_ones() as usize;
-            let l = self.word(W_LEAF).count_ones() as usize;
-            let start = HEADER + c + l.div_ceil(2) + EXPECTED;
-            let n = meta_owned(self.word(W_META));
-            // SAFETY: `start + i` is inside the node for i < n.
-            (0..n).map(move |i| Owned::unpack(self.word(start + i)))
+            let sec = self.sections();
+            // SAFETY: `sec.owned + i` is inside the node for i < the count.
+            (sec.owned..sec.end).map(move |i| Owned::unpack(self.word(i)))
         }
     }
 
@@ -167,13 +205,15 @@ impl NodeRef {
     /// As for `word`.
     #[inline(always)]
     unsafe fn skip(self) -> (u32, u128) {
-        // SAFETY: forwarded; the expected words follow the children.
+        // SAFETY: forwarded; the expected words exist when skip > 0.
         unsafe {
-            let c = self.word(W_CHILD).count_ones() as usize;
-            let l = self.word(W_LEAF).count_ones() as usize;
-            let at = HEADER + c + l.div_ceil(2);
+            let skip = meta_skip(self.word(W_META));
+            if skip == 0 {
+                return (0, 0);
+            }
+            let at = self.sections().expected;
             (
-                meta_skip(self.word(W_META)),
+                skip,
                 self.word(at) as u128 | (self.word(at + 1) as u128) << 64,
             )
         }
@@ -188,20 +228,15 @@ impl NodeRef {
         unsafe {
             let child_bits = self.word(W_CHILD);
             let meta = self.word(W_META);
-            let c = child_bits.count_ones() as usize;
-            let l = self.word(W_LEAF).count_ones() as usize;
             let mut children = [0u64; SLOTS];
             let mut k = 0;
             for (v, child) in children.iter_mut().enumerate() {
                 if child_bits >> v & 1 == 1 {
-                    *child = self.word(HEADER + l.div_ceil(2) + k);
+                    *child = self.word(HEADER + k);
                     k += 1;
                 }
             }
-            let owned_start = HEADER + c + l.div_ceil(2) + EXPECTED;
-            let owned = (0..meta_owned(meta))
-                .map(|i| Owned::unpack(self.word(owned_start + i)))
-                .collect();
+            let owned = self.owned().collect();
             let (skip, expected) = self.skip();
             NodeBuf {
                 top_leaf: meta as u32,
@@ -211,23 +246,6 @@ impl NodeRef {
                 children,
                 owned,
             }
-        }
-    }
-
-    /// Frees the node (not its children).
-    ///
-    /// # Safety
-    /// The node must be unreachable by readers that could still use it
-    /// (its grace period has passed, or the trie is being dropped).
-    unsafe fn free(self) {
-        // SAFETY: forwarded; the allocation was a Box<[u64]> of exactly
-        // `len_words` words (see `NodeBuf::encode`).
-        unsafe {
-            let len = self.len_words();
-            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                self.0 as *mut u64,
-                len,
-            )));
         }
     }
 }
@@ -276,8 +294,8 @@ impl NodeBuf {
         vals
     }
 
-    /// Encodes into one allocation; returns the pointer and its size in words.
-    fn encode(&self) -> (*const u64, usize) {
+    /// Encodes the node's words.
+    fn encode(&self) -> Vec<u64> {
         let vals = self.slot_values(self.start + STRIDE);
         let mut child_bits = 0u64;
         let mut leaf_bits = 0u64;
@@ -289,24 +307,25 @@ impl NodeBuf {
                 leaves.push(vals[v]);
             }
         }
-        for pair in leaves.chunks(2) {
-            words.push(pair[0] as u64 | (pair.get(1).copied().unwrap_or(0) as u64) << 32);
-        }
         for (v, c) in self.children.iter().enumerate() {
             if *c != 0 {
                 child_bits |= 1 << v;
                 words.push(*c);
             }
         }
-        words.push(self.expected as u64);
-        words.push((self.expected >> 64) as u64);
+        for pair in leaves.chunks(2) {
+            words.push(pair[0] as u64 | (pair.get(1).copied().unwrap_or(0) as u64) << 32);
+        }
+        if self.skip > 0 {
+            words.push(self.expected as u64);
+            words.push((self.expected >> 64) as u64);
+        }
         words.extend(self.owned.iter().map(|o| o.pack()));
         words[W_CHILD] = child_bits;
         words[W_LEAF] = leaf_bits;
         words[W_META] =
             self.top_leaf as u64 | (self.owned.len() as u64) << 32 | (self.skip as u64) << 48;
-        let len = words.len();
-        (Box::into_raw(words.into_boxed_slice()) as *const u64, len)
+        words
     }
 }
 
@@ -316,29 +335,29 @@ pub(crate) struct Trie<W> {
     _word: std::marker::PhantomData<W>,
     /// Bits of the direct top level.
     top_bits: u32,
-    top: Box<[AtomicU64]>,
-    /// Words allocated in nodes (for memory accounting).
-    node_words: AtomicUsize,
+    top: ZeroedWords,
+    /// Where the nodes live; shared with the deferred frees of retired
+    /// nodes, which may run after the trie is gone.
+    arena: Arc<NodeArena>,
+    /// Live nodes (statistics).
     nodes: AtomicUsize,
 }
 
-/// `n` atomics at zero, from one zeroed allocation (calloc: pages are only
-/// touched, and so only resident, where routes are).
-fn zeroed_atomics(n: usize) -> Box<[AtomicU64]> {
-    let words: Box<[u64]> = vec![0u64; n].into_boxed_slice();
-    // SAFETY: `AtomicU64` has the same size, alignment and bit validity as
-    // `u64` (documented), so a boxed slice of one is a boxed slice of the
-    // other; ownership moves from `words` to the result.
-    unsafe { Box::from_raw(Box::into_raw(words) as *mut [AtomicU64]) }
-}
+// Top-level entries are 32 bits (the IPv4 top level is then 1 MiB and
+// mostly stays in L2): 0 = no route; `leaf entry << 1 | 1`, where a leaf
+// entry packs a leaf of length <= T (<= 31) as `id << 5 | len`; or a node's
+// arena id `<< 1`. Readers decode an entry into a *top word*: 0, a leaf as
+// `leaf << 32 | 1`, or the node's pointer (nodes are 32-byte aligned, so
+// bit 0 is clear).
 
-/// What a top-level word holds.
+/// The entry of a top-level leaf (len <= T).
 #[inline(always)]
-fn top_leaf_word(leaf: u32) -> u64 {
+fn leaf_entry(leaf: u32) -> u32 {
     if leaf == 0 {
         0
     } else {
-        (leaf as u64) << 32 | 1
+        debug_assert!(leaf & 0xff < 32, "top-level leaves are at most /31");
+        ((leaf >> 8) << 5 | (leaf & 0x1f)) << 1 | 1
     }
 }
 
@@ -366,8 +385,8 @@ impl<W: Word> Trie<W> {
         Trie {
             _word: std::marker::PhantomData,
             top_bits,
-            top: zeroed_atomics(1usize << top_bits),
-            node_words: AtomicUsize::new(0),
+            top: ZeroedWords::new(1usize << top_bits),
+            arena: Arc::new(NodeArena::new()),
             nodes: AtomicUsize::new(0),
         }
     }
@@ -389,8 +408,27 @@ impl<W: Word> Trie<W> {
     pub(crate) fn top_word(&self, a: W) -> u64 {
         // Acquire pairs with the writer's Release stores into the top level:
         // a node (and every node below it) is fully written before its
-        // pointer is stored.
-        self.top[a.top(self.top_bits)].load(Ordering::Acquire)
+        // entry is stored.
+        self.decode(self.top[a.top(self.top_bits)].load(Ordering::Acquire))
+    }
+
+    /// The top word of a top-level entry.
+    #[inline(always)]
+    fn decode(&self, e: u32) -> u64 {
+        if e & 1 == 1 {
+            let leaf = (e >> 6) << 8 | (e >> 1) & 0x1f;
+            (leaf as u64) << 32 | 1
+        } else if e == 0 {
+            0
+        } else {
+            self.arena.resolve(e >> 1) as u64
+        }
+    }
+
+    /// The entry naming a root node.
+    fn node_entry(&self, p: *const u64) -> u32 {
+        // SAFETY: `p` was just allocated from the arena by the writer.
+        unsafe { self.arena.id_of(p) << 1 }
     }
 
     /// Completes a lookup from its top-level word.
@@ -464,31 +502,62 @@ impl<W: Word> Trie<W> {
                 o += skip;
             }
             let v = a.chunk(o);
-            let leaf_bits = node.word(W_LEAF);
-            let li = rank_incl(leaf_bits, v) - 1;
-            let leaf = (node.word(HEADER + li / 2) >> (32 * (li & 1))) as u32;
+            let child_bits = node.word(W_CHILD);
+            let li = rank_incl(node.word(W_LEAF), v) - 1;
+            let at = HEADER + child_bits.count_ones() as usize + li / 2;
+            let leaf = (node.word(at) >> (32 * (li & 1))) as u32;
             if leaf != 0 {
                 best = leaf;
             }
-            let child_bits = node.word(W_CHILD);
             if child_bits >> v & 1 == 0 {
                 return (best, std::ptr::null(), 0);
             }
-            let l = leaf_bits.count_ones() as usize;
-            let child = node.word(HEADER + l.div_ceil(2) + rank_incl(child_bits, v) - 1);
+            let child = node.word(HEADER + rank_incl(child_bits, v) - 1);
             (best, child as *const u64, o + STRIDE)
         }
     }
 
     /// Loads the top-level words of a group of addresses (their lines
-    /// should have been prefetched) and prefetches the nodes they name:
-    /// the first stage of [`Trie::walk_group`].
+    /// should have been prefetched) and prefetches the headers of the
+    /// nodes they name: the first stage of [`Trie::walk_group`].
     #[inline(always)]
     pub(crate) fn load_group(&self, addrs: &[W], words: &mut [u64]) {
         for (w, a) in words.iter_mut().zip(addrs) {
             *w = self.top_word(*a);
             if *w & 1 == 0 && *w != 0 {
-                prefetch_node(*w as *const u64);
+                prefetch(*w as *const u8);
+            }
+        }
+    }
+
+    /// Prefetches the line holding each address's leaf (and, when the walk
+    /// goes on, its child pointer) in the node its top-level word names: the
+    /// second stage of [`Trie::walk_group`]. The node's header line should
+    /// have been prefetched by [`Trie::load_group`] a group earlier; big
+    /// nodes keep their leaves on later lines that the header alone tells.
+    ///
+    /// # Safety
+    /// `words` must come from [`Trie::load_group`] and the caller must have
+    /// been pinned since.
+    #[inline(always)]
+    pub(crate) unsafe fn prefetch_leaves(&self, addrs: &[W], words: &[u64]) {
+        for (a, &e) in addrs.iter().zip(words) {
+            if e & 1 == 1 || e == 0 {
+                continue;
+            }
+            let node = NodeRef(e as *const u64);
+            // SAFETY: loaded from the top level while pinned; the indices
+            // computed from the node's bitmaps stay within it.
+            unsafe {
+                let skip = meta_skip(node.word(W_META));
+                let v = a.chunk(self.top_bits + skip);
+                let child_bits = node.word(W_CHILD);
+                let li = rank_incl(node.word(W_LEAF), v) - 1;
+                let at = HEADER + child_bits.count_ones() as usize + li / 2;
+                prefetch(node.0.add(at) as *const u8);
+                if child_bits >> v & 1 == 1 {
+                    prefetch(node.0.add(HEADER + rank_incl(child_bits, v) - 1) as *const u8);
+                }
             }
         }
     }
@@ -533,7 +602,8 @@ impl<W: Word> Trie<W> {
                 nodes[i] = next;
                 offsets[i] = o;
                 if !next.is_null() {
-                    prefetch_node(next);
+                    // The header; the rest of the node's lines as needed.
+                    prefetch(next as *const u8);
                     active = true;
                 }
             }
@@ -581,7 +651,7 @@ impl<W: Word> Trie<W> {
 
     /// The top-level leaf of slot `s` and the root node there, if any.
     fn top_slot(&self, s: usize) -> (u32, Option<NodeRef>) {
-        let e = self.top[s].load(Ordering::Relaxed); // only the writer stores
+        let e = self.decode(self.top[s].load(Ordering::Relaxed)); // only the writer stores
         if e & 1 == 1 || e == 0 {
             ((e >> 32) as u32, None)
         } else {
@@ -634,7 +704,7 @@ impl<W: Word> Trie<W> {
                 continue;
             };
             match root {
-                None => self.top[s].store(top_leaf_word(want), Ordering::Release), // Release: see `lookup`
+                None => self.top[s].store(leaf_entry(want), Ordering::Release), // Release: see `lookup`
                 Some(node) => {
                     // SAFETY: the writer only reads nodes it has not retired.
                     let mut buf = unsafe { node.decode(self.top_bits) };
@@ -669,13 +739,12 @@ impl<W: Word> Trie<W> {
                     .map_or(0, |w| w.leaf);
             }
             // SAFETY: as above.
-            let (child_bits, leaf_bits) = unsafe { (n.word(W_CHILD), n.word(W_LEAF)) };
+            let child_bits = unsafe { n.word(W_CHILD) };
             let v = a.chunk(o);
-            let base = HEADER + (leaf_bits.count_ones() as usize).div_ceil(2);
             node = (child_bits >> v & 1 == 1)
                 // SAFETY: as above; the index is within the node.
                 .then(|| {
-                    NodeRef(unsafe { n.word(base + rank_incl(child_bits, v) - 1) } as *const u64)
+                    NodeRef(unsafe { n.word(HEADER + rank_incl(child_bits, v) - 1) } as *const u64)
                 });
             o += STRIDE;
         }
@@ -695,12 +764,12 @@ impl<W: Word> Trie<W> {
                 // Whatever node now hangs from the top word carries the
                 // slot's top-level leaf.
                 buf.top_leaf = top_leaf;
-                let p = self.encode(&buf);
+                let w = self.encode_root(&buf);
                 // Release: see `lookup`.
-                self.top[s].store(p as u64, Ordering::Release);
+                self.top[s].store(w, Ordering::Release);
             }
             // No more-specifics left in the slot: back to a plain leaf.
-            None => self.top[s].store(top_leaf_word(top_leaf), Ordering::Release),
+            None => self.top[s].store(leaf_entry(top_leaf), Ordering::Release),
         }
         self.retire(retired, guard);
         old
@@ -766,7 +835,7 @@ impl<W: Word> Trie<W> {
                 let child = (buf.children[v] != 0).then(|| NodeRef(buf.children[v] as *const u64));
                 buf.children[v] = self
                     .rebuild(child, start + STRIDE, a, len, leaf, retired)
-                    .map_or(0, |c| self.encode(&c) as u64);
+                    .map_or(0, |c| self.encode_child(c) as u64);
             }
             return self.normalize(buf, retired);
         }
@@ -789,7 +858,7 @@ impl<W: Word> Trie<W> {
         } else {
             u128::MAX >> (128 - below)
         };
-        top.children[old_slot] = self.encode(&buf) as u64;
+        top.children[old_slot] = self.encode_child(buf) as u64;
         if len <= split + STRIDE {
             top.owned.push(Owned {
                 len: len as u8,
@@ -798,7 +867,7 @@ impl<W: Word> Trie<W> {
             });
         } else {
             let fresh = self.rebuild(None, split + STRIDE, a, len, leaf, retired);
-            top.children[a.chunk(split)] = fresh.map_or(0, |c| self.encode(&c) as u64);
+            top.children[a.chunk(split)] = fresh.map_or(0, |c| self.encode_child(c) as u64);
         }
         Some(top)
     }
@@ -825,43 +894,63 @@ impl<W: Word> Trie<W> {
         Some(merged)
     }
 
-    fn encode(&self, buf: &NodeBuf) -> *const u64 {
-        let (p, words) = buf.encode();
+    /// Encodes a node that a top-level entry will name; returns the entry.
+    fn encode_root(&self, buf: &NodeBuf) -> u32 {
+        let p = self.store(&buf.encode());
+        self.node_entry(p)
+    }
+
+    /// Encodes a node below a root; returns its pointer.
+    fn encode_child(&self, mut buf: NodeBuf) -> *const u64 {
+        // A former root (split below a new one) gives up its top leaf,
+        // which only a root's readers use.
+        buf.top_leaf = 0;
+        self.store(&buf.encode())
+    }
+
+    /// Copies a node's words into a fresh arena block.
+    fn store(&self, words: &[u64]) -> *const u64 {
+        let p = self.arena.alloc(words.len().div_ceil(UNIT_WORDS));
+        // SAFETY: the block is fresh, at least `words.len()` words long, and
+        // unpublished until the caller stores its pointer (with Release).
+        unsafe { std::ptr::copy_nonoverlapping(words.as_ptr(), p, words.len()) };
         // Relaxed: statistics, written by the single writer.
         self.nodes.fetch_add(1, Ordering::Relaxed);
-        self.node_words.fetch_add(words, Ordering::Relaxed);
         p
     }
 
     fn replace_root(&self, s: usize, old: NodeRef, buf: NodeBuf, guard: &Guard) {
-        let p = self.encode(&buf);
+        let w = self.encode_root(&buf);
         // Release: see `lookup`.
-        self.top[s].store(p as u64, Ordering::Release);
+        self.top[s].store(w, Ordering::Release);
         self.retire(vec![old], guard);
     }
 
     fn retire(&self, nodes: Vec<NodeRef>, guard: &Guard) {
         for n in nodes {
             // SAFETY: still live (only now handed to the collector).
-            let words = unsafe { n.len_words() };
+            let units = unsafe { n.len_words() }.div_ceil(UNIT_WORDS);
             // Relaxed: statistics, written by the single writer.
             self.nodes.fetch_sub(1, Ordering::Relaxed);
-            self.node_words.fetch_sub(words, Ordering::Relaxed);
             let p = n.0 as usize;
+            let arena = Arc::clone(&self.arena);
             // SAFETY: `n` was unlinked before this call (the new path or
             // leaf is already published), so only readers pinned before now
-            // can hold it; the collector runs this after they unpin.
-            unsafe { guard.defer_unchecked(move || NodeRef(p as *const u64).free()) };
+            // can hold it; the collector runs this after they unpin. The
+            // block came from `alloc(units)` (see `encode`).
+            unsafe { guard.defer_unchecked(move || arena.free(p as *mut u64, units)) };
         }
     }
 
-    /// Bytes held by the lookup structure: the top level and the nodes
-    /// (counting 16 bytes of allocator overhead per node).
+    /// Bytes held by the lookup structure: the top level and the node
+    /// arena's chunks.
     pub(crate) fn memory_bytes(&self) -> usize {
-        // Relaxed: statistics.
-        self.top.len() * 8
-            + self.node_words.load(Ordering::Relaxed) * 8
-            + self.nodes.load(Ordering::Relaxed) * 16
+        self.top.bytes() + self.arena.bytes()
+    }
+
+    /// Bytes in live nodes (the arena holds them and free blocks).
+    pub(crate) fn node_bytes(&self) -> usize {
+        self.arena.live_bytes()
     }
 
     /// Number of live nodes.
@@ -872,33 +961,11 @@ impl<W: Word> Trie<W> {
 
 impl<W> Drop for Trie<W> {
     fn drop(&mut self) {
-        fn free_tree(n: NodeRef) {
-            // SAFETY: dropping the trie: no reader remains, every node is
-            // reachable exactly once from the top level.
-            unsafe {
-                let child_bits = n.word(W_CHILD);
-                let base = HEADER + (n.word(W_LEAF).count_ones() as usize).div_ceil(2);
-                for k in 0..child_bits.count_ones() as usize {
-                    free_tree(NodeRef(n.word(base + k) as *const u64));
-                }
-                n.free();
-            }
-        }
-        for e in self.top.iter() {
-            let e = e.load(Ordering::Relaxed);
-            if e != 0 && e & 1 == 0 {
-                free_tree(NodeRef(e as *const u64));
-            }
-        }
+        // SAFETY: dropping the trie: no reader holds a reference to it (they
+        // borrow the FIB), so no one is inside a node, and nothing allocates
+        // from the arena again.
+        unsafe { self.arena.release() }
     }
-}
-
-/// Prefetches a node's first two cache lines: its header and the leaves
-/// right after it (a node's leaf runs usually end within 128 bytes).
-#[inline(always)]
-fn prefetch_node(p: *const u64) {
-    prefetch(p as *const u8);
-    prefetch(p.wrapping_add(8) as *const u8);
 }
 
 /// Hints the CPU to fetch the line at `p`; never faults.

@@ -1,0 +1,276 @@
+//! The trie's node allocator: 32-byte-aligned blocks carved from 2 MiB
+//! chunks on transparent huge pages.
+//!
+//! Why not the global allocator: a full table has ~70 k nodes scattered by
+//! `malloc` over ~16 MiB of 4 KiB pages, so nearly every node visited by a
+//! lookup costs a TLB miss on top of its cache miss; and a node starting
+//! mid-line makes a lookup touch one more line than it needs. Here nodes
+//! start on a half line (their header never straddles lines) and the few chunks they live in are backed by
+//! huge pages where Linux offers them (see [`super::pages`]).
+//!
+//! Blocks are sized in whole units; a freed block goes on its size
+//! class's free list and is reused by the next node of that size. Frees arrive from
+//! crossbeam-epoch's deferred functions on any thread, hence the mutex;
+//! allocations come only from the FIB's single writer, so the mutex is
+//! almost never contended. Chunks go back to the system when the trie
+//! is dropped (see [`NodeArena::release`]), without waiting for the last
+//! deferred free to let go of the arena.
+
+use std::alloc::{self, Layout};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use super::pages::advise_huge;
+
+/// Words per allocation unit (32 bytes: half a cache line, so a node's
+/// 24-byte header never straddles two lines, while small nodes, common in
+/// IPv6, waste at most 24 bytes to rounding).
+pub(crate) const UNIT_WORDS: usize = 4;
+const CHUNK_BYTES: usize = 2 << 20;
+const CHUNK_UNITS: usize = CHUNK_BYTES / (UNIT_WORDS * 8);
+/// Bits of a block id that number the unit within its chunk.
+const UNIT_BITS: u32 = CHUNK_UNITS.trailing_zeros();
+/// Most chunks an arena can hold (8 GiB of nodes): ids fit in 28 bits.
+pub(crate) const MAX_CHUNKS: usize = 4096;
+
+/// The allocator. Blocks are raw word pointers; callers initialise every
+/// word they later read.
+///
+/// A block also has a 28-bit *id* (chunk number, unit within the chunk),
+/// so that the trie's top level can name nodes in 32-bit words: half the
+/// size of a pointer, and the top level is what every lookup reads first.
+/// The first unit of each chunk holds the chunk's number (so [`id_of`]
+/// finds it from the 2 MiB-aligned base) and is never handed out, which
+/// also keeps id 0 free to mean "none".
+///
+/// [`id_of`]: NodeArena::id_of
+pub(crate) struct NodeArena {
+    state: Mutex<State>,
+    /// Chunk bases by number, for [`NodeArena::resolve`]. A slot is stored
+    /// once, before any block of its chunk is handed out.
+    bases: Box<[AtomicPtr<u64>]>,
+}
+
+struct State {
+    /// Every chunk, for `Drop`.
+    chunks: Vec<*mut u64>,
+    /// Next free unit of the newest chunk, and how many remain in it.
+    bump: *mut u64,
+    bump_left: usize,
+    /// Per size (in units): freed blocks ready for reuse.
+    free: Vec<Vec<*mut u64>>,
+    /// Lines handed out and not freed (statistics).
+    live_units: usize,
+    /// Set by `release`: the chunks are gone and late frees are ignored.
+    released: bool,
+}
+
+// SAFETY: the raw pointers are owned by the arena (chunks it allocated);
+// all access to them goes through the mutex.
+unsafe impl Send for State {}
+
+fn chunk_layout() -> Layout {
+    Layout::from_size_align(CHUNK_BYTES, CHUNK_BYTES).expect("constant layout")
+}
+
+impl NodeArena {
+    /// An arena holding no chunk yet.
+    pub(crate) fn new() -> Self {
+        NodeArena {
+            bases: (0..MAX_CHUNKS)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            state: Mutex::new(State {
+                chunks: Vec::new(),
+                bump: std::ptr::null_mut(),
+                bump_left: 0,
+                free: Vec::new(),
+                live_units: 0,
+                released: false,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the lists half
+        // updated (every update is a single push/pop or bump), so a
+        // poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A block of `units` units (`1..=` a chunk's worth), 32-byte aligned and
+    /// uninitialised.
+    pub(crate) fn alloc(&self, units: usize) -> *mut u64 {
+        assert!(
+            (1..=CHUNK_UNITS).contains(&units),
+            "node of {units} units cannot exist"
+        );
+        let mut s = self.state();
+        s.live_units += units;
+        if let Some(p) = s.free.get_mut(units).and_then(Vec::pop) {
+            return p;
+        }
+        if s.bump_left < units {
+            // The tail of the old chunk (< `units` units) goes to waste, so
+            // at most one node's worth per chunk.
+            let layout = chunk_layout();
+            // SAFETY: the layout has a non-zero size.
+            let raw = unsafe { alloc::alloc(layout) };
+            if raw.is_null() {
+                alloc::handle_alloc_error(layout);
+            }
+            let number = s.chunks.len();
+            assert!(
+                number < MAX_CHUNKS,
+                "FIB node arena full ({MAX_CHUNKS} chunks)"
+            );
+            advise_huge(raw, CHUNK_BYTES);
+            let base: *mut u64 = raw.cast();
+            // SAFETY: the chunk is ours; its first word is in bounds.
+            unsafe { base.write(number as u64) };
+            // Release: a reader that resolves an id of this chunk got the id
+            // from a word published (Release) after this store, so the
+            // Relaxed load in `resolve` sees it; Release costs nothing here
+            // and keeps the chunk header visible to any other path.
+            self.bases[number].store(base, Ordering::Release);
+            s.chunks.push(base);
+            // Unit 0 holds the chunk number.
+            // SAFETY: one unit into the chunk.
+            s.bump = unsafe { base.add(UNIT_WORDS) };
+            s.bump_left = CHUNK_UNITS - 1;
+        }
+        let p = s.bump;
+        // SAFETY: `units <= bump_left`, so the result stays inside the chunk
+        // (or one past its end).
+        s.bump = unsafe { p.add(units * UNIT_WORDS) };
+        s.bump_left -= units;
+        p
+    }
+
+    /// Returns a block of `units` units from [`NodeArena::alloc`].
+    ///
+    /// # Safety
+    /// `p` must come from `alloc(units)` on this arena, not be freed yet,
+    /// and no one may use it afterwards.
+    pub(crate) unsafe fn free(&self, p: *mut u64, units: usize) {
+        let mut s = self.state();
+        if s.released {
+            return;
+        }
+        s.live_units -= units;
+        if s.free.len() <= units {
+            s.free.resize_with(units + 1, Vec::new);
+        }
+        s.free[units].push(p);
+    }
+
+    /// The id of a block from [`NodeArena::alloc`] (never 0).
+    ///
+    /// # Safety
+    /// `p` must be a live block of this arena.
+    pub(crate) unsafe fn id_of(&self, p: *const u64) -> u32 {
+        let base = (p as usize & !(CHUNK_BYTES - 1)) as *const u64;
+        // SAFETY: chunks are CHUNK_BYTES-aligned, so `base` is the block's
+        // chunk, whose first word holds its number.
+        let number = unsafe { *base } as u32;
+        let unit = (p as usize - base as usize) / (UNIT_WORDS * 8);
+        number << UNIT_BITS | unit as u32
+    }
+
+    /// The block of a non-zero id from [`NodeArena::id_of`].
+    #[inline(always)]
+    pub(crate) fn resolve(&self, id: u32) -> *const u64 {
+        // Relaxed: the caller got `id` through an Acquire load of a word
+        // the writer published after allocating the block, and the chunk's
+        // base was stored before that. The mask keeps a corrupt id inside
+        // the table (it would resolve to null, never out of bounds).
+        let base = self.bases[(id >> UNIT_BITS) as usize % MAX_CHUNKS].load(Ordering::Relaxed);
+        base.wrapping_add((id as usize & (CHUNK_UNITS - 1)) * UNIT_WORDS)
+    }
+
+    /// Bytes the arena holds from the system (whole chunks).
+    pub(crate) fn bytes(&self) -> usize {
+        self.state().chunks.len() * CHUNK_BYTES + self.bases.len() * 8
+    }
+
+    /// Bytes in live blocks.
+    pub(crate) fn live_bytes(&self) -> usize {
+        self.state().live_units * UNIT_WORDS * 8
+    }
+
+    /// Gives every chunk back to the system now, although deferred frees
+    /// may still hold the arena: they only record blocks (never touch their
+    /// memory), and after this they are ignored.
+    ///
+    /// # Safety
+    /// No block may be used afterwards, and `alloc` may not be called
+    /// again. The trie calls this when it is dropped: then no reader can
+    /// hold a reference to it, so none is inside a node.
+    pub(crate) unsafe fn release(&self) {
+        let mut s = self.state();
+        for b in self.bases.iter() {
+            b.store(std::ptr::null_mut(), Ordering::Relaxed);
+        }
+        for c in std::mem::take(&mut s.chunks) {
+            // SAFETY: allocated in `alloc` with `chunk_layout()`; the caller
+            // guarantees no block is in use.
+            unsafe { alloc::dealloc(c.cast(), chunk_layout()) };
+        }
+        s.free = Vec::new();
+        s.bump = std::ptr::null_mut();
+        s.bump_left = 0;
+        s.live_units = 0;
+        s.released = true;
+    }
+}
+
+impl Drop for NodeArena {
+    fn drop(&mut self) {
+        // SAFETY: the arena's last owner is going: nothing uses its blocks.
+        unsafe { self.release() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_aligned_disjoint_and_reused() {
+        let a = NodeArena::new();
+        let mut blocks = Vec::new();
+        for units in [1usize, 3, 29, 1, 3] {
+            let p = a.alloc(units);
+            assert_eq!(p as usize % (UNIT_WORDS * 8), 0);
+            // SAFETY: the block is ours, `units` units long.
+            unsafe { std::ptr::write_bytes(p, 0xab, units * UNIT_WORDS) };
+            blocks.push((p as usize, units));
+        }
+        let mut sorted = blocks.clone();
+        sorted.sort();
+        for w in sorted.windows(2) {
+            assert!(w[0].0 + w[0].1 * UNIT_WORDS * 8 <= w[1].0, "blocks overlap");
+        }
+        assert_eq!(a.live_bytes(), 37 * UNIT_WORDS * 8);
+        for &(p, _) in &blocks {
+            // SAFETY: live blocks of `a`.
+            let id = unsafe { a.id_of(p as *const u64) };
+            assert_ne!(id, 0);
+            assert_eq!(a.resolve(id) as usize, p);
+        }
+        let (p, units) = blocks[2];
+        // SAFETY: from `alloc(units)`, freed once.
+        unsafe { a.free(p as *mut u64, units) };
+        assert_eq!(a.alloc(29) as usize, p, "a freed block is reused");
+        // Chunks fill up and new ones are added.
+        for _ in 0..(CHUNK_UNITS / 29 + 1) {
+            a.alloc(29);
+        }
+        assert_eq!(a.bytes(), 2 * CHUNK_BYTES + MAX_CHUNKS * 8);
+        let p = a.alloc(1);
+        // SAFETY: a live block of `a`.
+        let id = unsafe { a.id_of(p) };
+        assert_eq!(id >> UNIT_BITS, 1, "in the second chunk");
+        assert_eq!(a.resolve(id), p as *const u64);
+    }
+}
