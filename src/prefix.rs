@@ -29,6 +29,8 @@ pub trait AddrBits: Copy + Eq + Default + Hash + Send + Sync + 'static + sealed:
     fn top(self, t: u32) -> usize;
     /// The 6 bits from bit `offset` (MSB = 0); zero past the end.
     fn chunk(self, offset: u32) -> usize;
+    /// The 4 bits from bit `offset` (MSB = 0); zero past the end.
+    fn nibble(self, offset: u32) -> usize;
     /// The first `len` bits, the rest cleared.
     fn network(self, len: u32) -> Self;
     /// The `len` bits from bit `offset` (MSB = 0), right-aligned;
@@ -46,6 +48,11 @@ impl AddrBits for u32 {
     fn chunk(self, offset: u32) -> usize {
         // In 64 bits, so offsets up to 58 need no branch.
         (((self as u64) << 32 << offset) >> (64 - 6)) as usize
+    }
+    #[inline(always)]
+    fn nibble(self, offset: u32) -> usize {
+        // As `chunk`: offsets up to 60 need no branch.
+        (((self as u64) << 32 << offset) >> (64 - 4)) as usize
     }
     #[inline(always)]
     fn network(self, len: u32) -> Self {
@@ -73,6 +80,14 @@ impl AddrBits for u128 {
             0
         } else {
             ((self << offset) >> (128 - 6)) as usize
+        }
+    }
+    #[inline(always)]
+    fn nibble(self, offset: u32) -> usize {
+        if offset >= 128 {
+            0
+        } else {
+            ((self << offset) >> (128 - 4)) as usize
         }
     }
     #[inline(always)]

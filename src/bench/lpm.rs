@@ -64,6 +64,9 @@ pub struct LpmReport {
     pub rows: Vec<LpmRow>,
     /// Whether all structures returned the same answers on a traffic sample.
     pub agree: bool,
+    /// The first disagreement of each structure that disagreed with rtm
+    /// ("family traffic structure at address: rtm value vs its value").
+    pub mismatches: Vec<String>,
 }
 
 /// The value a route carries: one of 64 next hops, like a router with 64
@@ -151,7 +154,7 @@ fn measure<A: IpAddress>(
     table: &[Prefix<A>],
     opts: &LpmOptions,
     rows: &mut Vec<LpmRow>,
-    agree: &mut bool,
+    mismatches: &mut Vec<String>,
 ) {
     for &kind in &opts.traffic {
         let addrs = input::traffic(table, kind, opts.lookups, opts.seed ^ kind as u64);
@@ -159,12 +162,16 @@ fn measure<A: IpAddress>(
         if let Some((first, rest)) = built.split_first() {
             let want: Vec<u32> = sample.iter().map(|a| first.lpm.lookup(*a)).collect();
             for b in rest {
-                if sample
+                let first_bad = sample
                     .iter()
                     .zip(&want)
-                    .any(|(a, w)| b.lpm.lookup(*a) != *w)
-                {
-                    *agree = false;
+                    .map(|(a, w)| (a, *w, b.lpm.lookup(*a)))
+                    .find(|(_, w, got)| got != w);
+                if let Some((a, w, got)) = first_bad {
+                    mismatches.push(format!(
+                        "{family} {kind} {} at {a}: rtm {w} vs {got}",
+                        b.name
+                    ));
                 }
             }
         }
@@ -202,7 +209,7 @@ pub fn run(opts: &LpmOptions, live: &dyn Fn() -> usize) -> Result<LpmReport, Str
         None => input::default_tables(opts.seed),
     };
     let mut rows = Vec::new();
-    let mut agree = true;
+    let mut mismatches = Vec::new();
     if !tables.v4.is_empty() {
         let r = routes(&tables.v4);
         let built: Vec<Built<Ipv4Addr>> = vec![
@@ -216,7 +223,7 @@ pub fn run(opts: &LpmOptions, live: &dyn Fn() -> usize) -> Result<LpmReport, Str
             }),
             build("treebitmap", live, || competitors::build_treebitmap(&r)),
         ];
-        measure("ipv4", &built, &tables.v4, opts, &mut rows, &mut agree);
+        measure("ipv4", &built, &tables.v4, opts, &mut rows, &mut mismatches);
     }
     if !tables.v6.is_empty() {
         let r = routes(&tables.v6);
@@ -230,7 +237,7 @@ pub fn run(opts: &LpmOptions, live: &dyn Fn() -> usize) -> Result<LpmReport, Str
             }),
             build("treebitmap", live, || competitors::build_treebitmap(&r)),
         ];
-        measure("ipv6", &built, &tables.v6, opts, &mut rows, &mut agree);
+        measure("ipv6", &built, &tables.v6, opts, &mut rows, &mut mismatches);
     }
     Ok(LpmReport {
         source: tables.source,
@@ -238,7 +245,8 @@ pub fn run(opts: &LpmOptions, live: &dyn Fn() -> usize) -> Result<LpmReport, Str
         threads: opts.threads,
         lookups: opts.lookups,
         rows,
-        agree,
+        agree: mismatches.is_empty(),
+        mismatches,
     })
 }
 
@@ -283,6 +291,9 @@ impl LpmReport {
             "\nall structures agree on a 200k-address sample: {}\n",
             if self.agree { "yes" } else { "NO" }
         );
+        for m in &self.mismatches {
+            s += &format!("  mismatch: {m}\n");
+        }
         for r in self.rows.iter().filter(|r| r.name == "rtm") {
             let d = ratio(&self.rows, r, "dir-24-8 (static)")
                 .map_or(String::new(), |x| format!(" {x:.2}x dir-24-8,"));
@@ -308,13 +319,18 @@ impl LpmReport {
             })
             .collect();
         format!(
-            "{{\"source\":{:?},\"ipv4_prefixes\":{},\"ipv6_prefixes\":{},\"threads\":{},\"lookups\":{},\"agree\":{},\"rows\":[{}]}}",
+            "{{\"source\":{:?},\"ipv4_prefixes\":{},\"ipv6_prefixes\":{},\"threads\":{},\"lookups\":{},\"agree\":{},\"mismatches\":[{}],\"rows\":[{}]}}",
             self.source,
             self.prefixes.0,
             self.prefixes.1,
             self.threads,
             self.lookups,
             self.agree,
+            self.mismatches
+                .iter()
+                .map(|m| format!("{m:?}"))
+                .collect::<Vec<_>>()
+                .join(","),
             rows.join(",")
         )
     }

@@ -1,18 +1,19 @@
-//! The trie's node allocator: 32-byte-aligned blocks carved from 2 MiB
+//! The FIB cores' node allocator: aligned blocks carved from 2 MiB
 //! chunks on transparent huge pages.
 //!
-//! Why not the global allocator: a full table has ~70 k nodes scattered by
-//! `malloc` over ~16 MiB of 4 KiB pages, so nearly every node visited by a
-//! lookup costs a TLB miss on top of its cache miss; and a node starting
-//! mid-line makes a lookup touch one more line than it needs. Here nodes
-//! start on a half line (their header never straddles lines) and the few chunks they live in are backed by
-//! huge pages where Linux offers them (see [`super::pages`]).
+//! Why not the global allocator: a full table has 70-150 k nodes that
+//! `malloc` scatters over 10-20 MiB of 4 KiB pages, so nearly every node a
+//! lookup visits costs a TLB miss on top of its cache miss; and a trie
+//! node starting mid-line makes a lookup touch one more line than it
+//! needs. Here nodes start on a unit boundary (see [`NodeArena`]) and the
+//! few chunks they live in are backed by huge pages where Linux offers
+//! them (see [`super::pages`]).
 //!
-//! Blocks are sized in whole units; a freed block goes on its size
-//! class's free list and is reused by the next node of that size. Frees arrive from
-//! crossbeam-epoch's deferred functions on any thread, hence the mutex;
-//! allocations come only from the FIB's single writer, so the mutex is
-//! almost never contended. Chunks go back to the system when the trie
+//! Blocks are sized in whole units; a freed block goes on its size class's
+//! free list and is reused by the next node of that size. Frees arrive
+//! from crossbeam-epoch's deferred functions on any thread, hence the
+//! mutex; allocations come only from the FIB's single writer, so the mutex
+//! is almost never contended. Chunks go back to the system when the core
 //! is dropped (see [`NodeArena::release`]), without waiting for the last
 //! deferred free to let go of the arena.
 
@@ -22,21 +23,14 @@ use std::sync::{Mutex, PoisonError};
 
 use super::pages::advise_huge;
 
-/// Words per allocation unit (32 bytes: half a cache line, so a node's
-/// 24-byte header never straddles two lines, while small nodes, common in
-/// IPv6, waste at most 24 bytes to rounding).
-pub(crate) const UNIT_WORDS: usize = 4;
 const CHUNK_BYTES: usize = 2 << 20;
-const CHUNK_UNITS: usize = CHUNK_BYTES / (UNIT_WORDS * 8);
-/// Bits of a block id that number the unit within its chunk.
-const UNIT_BITS: u32 = CHUNK_UNITS.trailing_zeros();
-/// Most chunks an arena can hold (8 GiB of nodes): ids fit in 28 bits.
+/// Most chunks an arena can hold (8 GiB of nodes): ids fit in 29 bits.
 pub(crate) const MAX_CHUNKS: usize = 4096;
 
 /// The allocator. Blocks are raw word pointers; callers initialise every
 /// word they later read.
 ///
-/// A block also has a 28-bit *id* (chunk number, unit within the chunk),
+/// A block also has a 29-bit *id* (chunk number, unit within the chunk),
 /// so that the trie's top level can name nodes in 32-bit words: half the
 /// size of a pointer, and the top level is what every lookup reads first.
 /// The first unit of each chunk holds the chunk's number (so [`id_of`]
@@ -44,7 +38,14 @@ pub(crate) const MAX_CHUNKS: usize = 4096;
 /// also keeps id 0 free to mean "none".
 ///
 /// [`id_of`]: NodeArena::id_of
-pub(crate) struct NodeArena {
+///
+/// `U` is the allocation unit in 64-bit words: blocks start on a `U`-word
+/// boundary and are sized in whole units. The trie uses 4 (32 bytes: a
+/// node's 24-byte header never straddles two cache lines, and small
+/// nodes waste at most 24 bytes), the IPv4 direct core 2 (its lookups read
+/// one 4-byte slot, which never straddles lines, so only rounding waste
+/// matters).
+pub(crate) struct NodeArena<const U: usize> {
     state: Mutex<State>,
     /// Chunk bases by number, for [`NodeArena::resolve`]. A slot is stored
     /// once, before any block of its chunk is handed out.
@@ -73,7 +74,12 @@ fn chunk_layout() -> Layout {
     Layout::from_size_align(CHUNK_BYTES, CHUNK_BYTES).expect("constant layout")
 }
 
-impl NodeArena {
+impl<const U: usize> NodeArena<U> {
+    /// Units per chunk.
+    const CHUNK_UNITS: usize = CHUNK_BYTES / (U * 8);
+    /// Bits of a block id that number the unit within its chunk.
+    const UNIT_BITS: u32 = Self::CHUNK_UNITS.trailing_zeros();
+
     /// An arena holding no chunk yet.
     pub(crate) fn new() -> Self {
         NodeArena {
@@ -102,7 +108,7 @@ impl NodeArena {
     /// uninitialised.
     pub(crate) fn alloc(&self, units: usize) -> *mut u64 {
         assert!(
-            (1..=CHUNK_UNITS).contains(&units),
+            (1..=Self::CHUNK_UNITS).contains(&units),
             "node of {units} units cannot exist"
         );
         let mut s = self.state();
@@ -136,13 +142,13 @@ impl NodeArena {
             s.chunks.push(base);
             // Unit 0 holds the chunk number.
             // SAFETY: one unit into the chunk.
-            s.bump = unsafe { base.add(UNIT_WORDS) };
-            s.bump_left = CHUNK_UNITS - 1;
+            s.bump = unsafe { base.add(U) };
+            s.bump_left = Self::CHUNK_UNITS - 1;
         }
         let p = s.bump;
         // SAFETY: `units <= bump_left`, so the result stays inside the chunk
         // (or one past its end).
-        s.bump = unsafe { p.add(units * UNIT_WORDS) };
+        s.bump = unsafe { p.add(units * U) };
         s.bump_left -= units;
         p
     }
@@ -173,8 +179,8 @@ impl NodeArena {
         // SAFETY: chunks are CHUNK_BYTES-aligned, so `base` is the block's
         // chunk, whose first word holds its number.
         let number = unsafe { *base } as u32;
-        let unit = (p as usize - base as usize) / (UNIT_WORDS * 8);
-        number << UNIT_BITS | unit as u32
+        let unit = (p as usize - base as usize) / (U * 8);
+        number << Self::UNIT_BITS | unit as u32
     }
 
     /// The block of a non-zero id from [`NodeArena::id_of`].
@@ -184,8 +190,9 @@ impl NodeArena {
         // the writer published after allocating the block, and the chunk's
         // base was stored before that. The mask keeps a corrupt id inside
         // the table (it would resolve to null, never out of bounds).
-        let base = self.bases[(id >> UNIT_BITS) as usize % MAX_CHUNKS].load(Ordering::Relaxed);
-        base.wrapping_add((id as usize & (CHUNK_UNITS - 1)) * UNIT_WORDS)
+        let base =
+            self.bases[(id >> Self::UNIT_BITS) as usize % MAX_CHUNKS].load(Ordering::Relaxed);
+        base.wrapping_add((id as usize & (Self::CHUNK_UNITS - 1)) * U)
     }
 
     /// Bytes the arena holds from the system (whole chunks).
@@ -195,7 +202,7 @@ impl NodeArena {
 
     /// Bytes in live blocks.
     pub(crate) fn live_bytes(&self) -> usize {
-        self.state().live_units * UNIT_WORDS * 8
+        self.state().live_units * U * 8
     }
 
     /// Gives every chunk back to the system now, although deferred frees
@@ -224,7 +231,7 @@ impl NodeArena {
     }
 }
 
-impl Drop for NodeArena {
+impl<const U: usize> Drop for NodeArena<U> {
     fn drop(&mut self) {
         // SAFETY: the arena's last owner is going: nothing uses its blocks.
         unsafe { self.release() }
@@ -237,7 +244,9 @@ mod tests {
 
     #[test]
     fn blocks_are_aligned_disjoint_and_reused() {
-        let a = NodeArena::new();
+        let a = NodeArena::<4>::new();
+        const UNIT_WORDS: usize = 4;
+        let chunk_units = NodeArena::<4>::CHUNK_UNITS;
         let mut blocks = Vec::new();
         for units in [1usize, 3, 29, 1, 3] {
             let p = a.alloc(units);
@@ -263,14 +272,14 @@ mod tests {
         unsafe { a.free(p as *mut u64, units) };
         assert_eq!(a.alloc(29) as usize, p, "a freed block is reused");
         // Chunks fill up and new ones are added.
-        for _ in 0..(CHUNK_UNITS / 29 + 1) {
+        for _ in 0..(chunk_units / 29 + 1) {
             a.alloc(29);
         }
         assert_eq!(a.bytes(), 2 * CHUNK_BYTES + MAX_CHUNKS * 8);
         let p = a.alloc(1);
         // SAFETY: a live block of `a`.
         let id = unsafe { a.id_of(p) };
-        assert_eq!(id >> UNIT_BITS, 1, "in the second chunk");
+        assert_eq!(id >> NodeArena::<4>::UNIT_BITS, 1, "in the second chunk");
         assert_eq!(a.resolve(id), p as *const u64);
     }
 }

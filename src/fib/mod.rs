@@ -13,6 +13,8 @@
 //! atomic store, and replaced nodes are reclaimed through crossbeam-epoch.
 
 mod arena;
+mod core;
+mod direct;
 mod nexthop;
 mod pages;
 mod trie;
@@ -23,11 +25,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crossbeam_epoch::{self as epoch, Guard};
 
+use self::core::{Core, Stages};
 use crate::family::{Family, IpFamily};
 use crate::prefix::{IpAddress, Prefix};
 use crate::route::{ProtocolId, Route};
 use nexthop::{Nexthop, NexthopIds, NexthopTable};
-use trie::{Trie, TrieShadow};
+use trie::TrieShadow;
 
 /// A forwarding structure the RIB feeds with best-route changes.
 pub trait ForwardingTable<F: Family>: Send + Sync + 'static {
@@ -88,6 +91,9 @@ impl FibMemory {
     }
 }
 
+/// The native bits of a family's addresses.
+type Bits<F> = <<F as IpFamily>::Addr as IpAddress>::Bits;
+
 struct Writer<A: IpAddress> {
     shadow: TrieShadow<A::Bits>,
     ids: NexthopIds<A>,
@@ -109,7 +115,7 @@ struct Writer<A: IpAddress> {
 /// assert_eq!(reader.lookup("10.2.0.1".parse().unwrap()).unwrap().interface, 1);
 /// ```
 pub struct LpmFib<F: IpFamily> {
-    trie: Trie<<F::Addr as IpAddress>::Bits>,
+    core: Core<<F::Addr as IpAddress>::Bits>,
     nexthops: NexthopTable<F::Addr>,
     writer: Mutex<Writer<F::Addr>>,
     prefixes: AtomicUsize,
@@ -120,8 +126,8 @@ impl<F: IpFamily> fmt::Debug for LpmFib<F> {
         f.debug_struct("LpmFib")
             .field("family", &F::ID)
             .field("prefixes", &self.len())
-            .field("nodes", &self.trie.node_count())
-            .field("node_bytes", &self.trie.node_bytes())
+            .field("nodes", &self.core.node_count())
+            .field("node_bytes", &self.core.node_bytes())
             .finish()
     }
 }
@@ -132,23 +138,15 @@ impl<F: IpFamily> Default for LpmFib<F> {
     }
 }
 
-/// Bits of the direct top level: 18 for IPv4 (2 MiB, so that every /19 to
-/// /24 lies in the first node), 20 for IPv6 (8 MiB, which saves most /32
-/// and /48 lookups a level; allocated zeroed, so only the pages of slots
-/// holding routes become resident).
-fn top_bits<A: IpAddress>() -> u32 {
-    if A::BITS == 32 { 18 } else { 20 }
-}
-
 impl<F: IpFamily> LpmFib<F> {
     /// An empty FIB.
     pub fn new() -> Self {
-        let t = top_bits::<F::Addr>();
+        let (core, shadow) = Core::new();
         LpmFib {
-            trie: Trie::new(t),
+            core,
             nexthops: NexthopTable::new(<F::Addr as IpAddress>::from_native(Default::default())),
             writer: Mutex::new(Writer {
-                shadow: TrieShadow::new(t),
+                shadow,
                 ids: NexthopIds::new(),
                 dropped: 0,
             }),
@@ -197,7 +195,7 @@ impl<F: IpFamily> LpmFib<F> {
             },
             None => 0,
         };
-        let old = self.trie.update(
+        let old = self.core.update(
             &mut w.shadow,
             prefix.addr().to_native(),
             prefix.len() as u32,
@@ -245,7 +243,7 @@ impl<F: IpFamily> LpmFib<F> {
     #[inline(always)]
     fn lookup_pinned(&self, addr: F::Addr, _guard: &Guard) -> Option<FibEntry<F>> {
         let a = addr.to_native();
-        self.entry(a, self.trie.lookup(a))
+        self.entry(a, self.core.lookup(a))
     }
 
     /// A reader that keeps the epoch pinned: lookups through it skip the
@@ -261,6 +259,23 @@ impl<F: IpFamily> LpmFib<F> {
     /// of the two holds; returns that count). Pins once and overlaps the
     /// memory accesses of groups of addresses with prefetches.
     pub fn lookup_batch(&self, addrs: &[F::Addr], out: &mut [Option<FibEntry<F>>]) -> usize {
+        let guard = epoch::pin();
+        let n = match &self.core {
+            Core::Trie(t) => self.pipeline(t, addrs, out),
+            Core::Direct(d) => self.pipeline(d, addrs, out),
+        };
+        drop(guard);
+        n
+    }
+
+    /// The batch pipeline over either core. The caller is pinned.
+    #[inline(always)]
+    fn pipeline<C: Stages<Bits<F>>>(
+        &self,
+        core: &C,
+        addrs: &[F::Addr],
+        out: &mut [Option<FibEntry<F>>],
+    ) -> usize {
         // A four-stage pipeline over groups of GROUP addresses. In one
         // round, group g is walked (its walks interleaved level by level),
         // group g+1 gets the lines holding its leaves prefetched (their
@@ -270,13 +285,11 @@ impl<F: IpFamily> LpmFib<F> {
         // worth of work to hide behind.
         const GROUP: usize = 32;
         const STAGES: usize = 3;
-        type Bits<F> = <<F as IpFamily>::Addr as IpAddress>::Bits;
         let n = addrs.len().min(out.len());
-        let guard = epoch::pin();
         let group = |g: usize| &addrs[(g * GROUP).min(n)..((g + 1) * GROUP).min(n)];
         let prefetch_tops = |g: usize| {
             for a in group(g) {
-                self.trie.prefetch_top(a.to_native());
+                core.prefetch_top(a.to_native());
             }
         };
         let groups = n.div_ceil(GROUP);
@@ -289,8 +302,8 @@ impl<F: IpFamily> LpmFib<F> {
         // Loads group g into its ring slot: native addresses, top-level
         // words (prefetching the node lines they name).
         #[inline(always)]
-        fn load<F: IpFamily>(
-            trie: &Trie<Bits<F>>,
+        fn load<F: IpFamily, C: Stages<Bits<F>>>(
+            core: &C,
             src: &[F::Addr],
             native: &mut [Bits<F>],
             words: &mut [u64],
@@ -298,40 +311,33 @@ impl<F: IpFamily> LpmFib<F> {
             for (x, a) in native.iter_mut().zip(src) {
                 *x = a.to_native();
             }
-            trie.load_group(&native[..src.len()], &mut words[..src.len()]);
+            core.load_group(&native[..src.len()], &mut words[..src.len()]);
             src.len()
         }
         for g in 0..3 {
             prefetch_tops(g);
         }
         for g in 0..2 {
-            lens[g] = load::<F>(&self.trie, group(g), &mut native[g], &mut words[g]);
+            lens[g] = load::<F, C>(core, group(g), &mut native[g], &mut words[g]);
         }
-        // SAFETY: the words came from `load_group` under `guard`, pinned
+        // SAFETY: the words came from `load_group`, and the caller is pinned
         // for the whole batch.
-        unsafe { self.trie.prefetch_leaves(&native[0][..lens[0]], &words[0]) };
+        unsafe { core.prefetch_leaves(&native[0][..lens[0]], &words[0]) };
         for g in 0..groups {
             prefetch_tops(g + 3);
             let r2 = (g + 2) % STAGES;
-            lens[r2] = load::<F>(&self.trie, group(g + 2), &mut native[r2], &mut words[r2]);
+            lens[r2] = load::<F, C>(core, group(g + 2), &mut native[r2], &mut words[r2]);
             let r1 = (g + 1) % STAGES;
             // SAFETY: as above.
-            unsafe {
-                self.trie
-                    .prefetch_leaves(&native[r1][..lens[r1]], &words[r1][..lens[r1]])
-            };
+            unsafe { core.prefetch_leaves(&native[r1][..lens[r1]], &words[r1][..lens[r1]]) };
             let r = g % STAGES;
             let len = lens[r];
             // SAFETY: as above.
-            unsafe {
-                self.trie
-                    .walk_group(&native[r][..len], &words[r][..len], &mut leaves)
-            };
+            unsafe { core.walk_group(&native[r][..len], &words[r][..len], &mut leaves) };
             for i in 0..len {
                 out[g * GROUP + i] = self.entry(native[r][i], leaves[i]);
             }
         }
-        drop(guard);
         n
     }
 
@@ -339,7 +345,7 @@ impl<F: IpFamily> LpmFib<F> {
     pub fn get(&self, prefix: &Prefix<F::Addr>) -> Option<FibEntry<F>> {
         let w = self.writer();
         let leaf = self
-            .trie
+            .core
             .exact(&w.shadow, prefix.addr().to_native(), prefix.len() as u32);
         let guard = epoch::pin();
         let e = self.entry(prefix.addr().to_native(), leaf);
@@ -362,7 +368,7 @@ impl<F: IpFamily> LpmFib<F> {
     pub fn memory(&self) -> FibMemory {
         let w = self.writer();
         FibMemory {
-            lookup_bytes: self.trie.memory_bytes() + self.nexthops.memory_bytes(),
+            lookup_bytes: self.core.memory_bytes() + self.nexthops.memory_bytes(),
             writer_bytes: w.shadow.memory_bytes() + w.ids.memory_bytes(),
         }
     }

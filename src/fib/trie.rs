@@ -59,7 +59,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_epoch::Guard;
 
-use super::arena::{NodeArena, UNIT_WORDS};
+use super::arena::NodeArena;
+
+/// The trie's allocation unit in words (see [`NodeArena`]).
+const UNIT_WORDS: usize = 4;
 use super::pages::ZeroedWords;
 use crate::prefix::AddrBits as Word;
 
@@ -338,7 +341,7 @@ pub(crate) struct Trie<W> {
     top: ZeroedWords,
     /// Where the nodes live; shared with the deferred frees of retired
     /// nodes, which may run after the trie is gone.
-    arena: Arc<NodeArena>,
+    arena: Arc<NodeArena<UNIT_WORDS>>,
     /// Live nodes (statistics).
     nodes: AtomicUsize,
 }
@@ -377,6 +380,34 @@ impl<W: Word> TrieShadow<W> {
     /// Bytes held (approximately).
     pub(crate) fn memory_bytes(&self) -> usize {
         self.top_prefixes.iter().map(|m| m.capacity() * 24).sum()
+    }
+
+    /// The leaf of exactly `net/len`, 0 if absent.
+    pub(crate) fn get(&self, net: W, len: u32) -> u32 {
+        self.top_prefixes[len as usize]
+            .get(&net)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Sets (`leaf != 0`) or removes `net/len`; returns the old leaf.
+    pub(crate) fn set(&mut self, net: W, len: u32, leaf: u32) -> u32 {
+        let map = &mut self.top_prefixes[len as usize];
+        if leaf == 0 {
+            map.remove(&net)
+        } else {
+            map.insert(net, leaf)
+        }
+        .unwrap_or(0)
+    }
+
+    /// The leaf of the longest prefix shorter than `len` covering `net`.
+    pub(crate) fn fallback(&self, net: W, len: u32) -> u32 {
+        (0..len)
+            .rev()
+            .map(|l| self.get(net.network(l), l))
+            .find(|&leaf| leaf != 0)
+            .unwrap_or(0)
     }
 }
 

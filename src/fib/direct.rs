@@ -1,0 +1,520 @@
+//! IPv4's forwarding core: a direct-indexed top level of 2^20 entries over
+//! 16-way, uncompressed, leaf-pushed nodes (a DIR-20-4-4-4 multibit trie).
+//!
+//! # Why IPv4 gets its own core
+//! The poptrie-style [`Trie`](super::trie::Trie) reads a node's header to
+//! find where a slot's leaf is (popcount over a bitmap), so a lookup that
+//! ends in a node costs three dependent accesses (top entry, header, leaf
+//! line) and some forty instructions of bookkeeping. An IPv4 table is
+//! dense enough below /20 that the slots need no compression: a node is
+//! sixteen 32-bit entries (one cache line's worth), indexed directly by
+//! the next 4 address bits. A lookup is then DIR-24-8's own loop, with
+//! one level more: **one top-level entry and one node entry per 4 bits
+//! beyond /20**, every address computed from the previous entry alone. For
+//! the RIS table (every prefix /24 or shorter) that is exactly two
+//! accesses, into 4 MiB of top level plus ~10 MiB of nodes rather than 64
+//! MiB.
+//!
+//! # Entries
+//! A top-level entry and a node slot are the same 32-bit *entry*: `0` (no
+//! route); a leaf, `(next-hop id << 6 | length) << 1`; or a node,
+//! `arena id << 1 | 1`. Nodes are **leaf-pushed**: a slot without a
+//! longer match holds the match inherited from above, so a lookup never
+//! remembers a "best so far" and stops at the first leaf.
+//!
+//! # Node layout (32-bit words)
+//! `[16 slot entries][inherited leaf][owned bitmap][owned leaves..]`: the
+//! slots are all a lookup reads. The rest is the writer's: the leaf pushed
+//! into empty slots, and the prefixes ending in the node (at most 30: 2 of
+//! length +1, 4 of +2, 8 of +3, 16 of +4), listed in bitmap order.
+//!
+//! # Updates
+//! As in the trie: path copying under the FIB's writer lock, publication
+//! by one Release store (top entry or parent node slot, the parent being
+//! itself freshly copied), replaced nodes retired through crossbeam-epoch
+//! into the arena. A change of a prefix of length <= 20 rewrites the top
+//! entries it covers and re-pushes its leaf into the nodes below them; a
+//! deeper change copies the nodes on its path and re-pushes into the
+//! children of the slots whose match changed. Nothing is rebuilt
+//! wholesale.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_epoch::Guard;
+
+use super::arena::NodeArena;
+
+/// The direct core's allocation unit in words (see [`NodeArena`]).
+const UNIT_WORDS: usize = 2;
+use super::pages::ZeroedWords;
+use super::trie::{TrieShadow, prefetch};
+use crate::prefix::AddrBits as Word;
+
+/// Bits of the direct top level.
+pub(crate) const TOP_BITS: u32 = 20;
+const STRIDE: u32 = 4;
+const SLOTS: usize = 1 << STRIDE;
+/// Node levels below the top: /21../24, /25../28, /29../32.
+const LEVELS: u32 = 3;
+/// 32-bit words before the owned leaves: slots, inherited, bitmap.
+const W_INHERITED: usize = SLOTS;
+const W_BITMAP: usize = SLOTS + 1;
+const FIXED: usize = SLOTS + 2;
+/// Possible prefixes ending in a node: 2 + 4 + 8 + 16.
+const OWNABLE: usize = 30;
+
+/// The entry of a leaf (`id << 8 | len`, 0 = none).
+#[inline(always)]
+fn leaf_entry(leaf: u32) -> u32 {
+    ((leaf >> 8) << 6 | (leaf & 0x3f)) << 1
+}
+
+/// The leaf of a leaf entry (0 stays 0).
+#[inline(always)]
+fn entry_leaf(e: u32) -> u32 {
+    let x = e >> 1;
+    (x >> 6) << 8 | (x & 0x3f)
+}
+
+#[inline(always)]
+fn is_node(e: u32) -> bool {
+    e & 1 == 1
+}
+
+/// Bit of the owned bitmap for a prefix `r` bits (1..=4) into a node,
+/// whose first `r` stride bits are `j`.
+#[inline(always)]
+fn owned_bit(r: u32, j: usize) -> usize {
+    (1 << r) - 2 + j
+}
+
+/// A node being rebuilt.
+struct NodeBuf {
+    inherited: u32,
+    /// Leaves of the prefixes ending here, by owned bit (0 = absent).
+    owned: [u32; OWNABLE],
+    /// Child node entries by slot (0 = none).
+    children: [u32; SLOTS],
+}
+
+impl NodeBuf {
+    fn new(inherited: u32) -> Self {
+        NodeBuf {
+            inherited,
+            owned: [0; OWNABLE],
+            children: [0; SLOTS],
+        }
+    }
+
+    /// The longest prefix ending here that covers slot `v`, else the
+    /// inherited leaf.
+    fn value(&self, v: usize) -> u32 {
+        (1..=STRIDE)
+            .rev()
+            .map(|r| self.owned[owned_bit(r, v >> (STRIDE - r))])
+            .find(|&l| l != 0)
+            .unwrap_or(self.inherited)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.owned.iter().all(|&l| l == 0) && self.children.iter().all(|&c| c == 0)
+    }
+
+    fn encode(&self) -> Vec<u32> {
+        let mut words = Vec::with_capacity(FIXED + 8);
+        for v in 0..SLOTS {
+            words.push(if self.children[v] != 0 {
+                self.children[v]
+            } else {
+                leaf_entry(self.value(v))
+            });
+        }
+        let bitmap = self
+            .owned
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l != 0)
+            .fold(0u32, |b, (i, _)| b | 1 << i);
+        words.push(self.inherited);
+        words.push(bitmap);
+        words.extend(self.owned.iter().copied().filter(|&l| l != 0));
+        words
+    }
+}
+
+/// A published node, read through its arena block.
+#[derive(Clone, Copy)]
+struct NodeRef(*const u32);
+
+impl NodeRef {
+    /// # Safety
+    /// The node must be live and `i` within it.
+    #[inline(always)]
+    unsafe fn word(self, i: usize) -> u32 {
+        // SAFETY: the caller's contract.
+        unsafe { *self.0.add(i) }
+    }
+
+    /// # Safety
+    /// As for `word`.
+    unsafe fn len_words32(self) -> usize {
+        // SAFETY: forwarded.
+        FIXED + unsafe { self.word(W_BITMAP) }.count_ones() as usize
+    }
+
+    /// # Safety
+    /// As for `word`.
+    unsafe fn decode(self) -> NodeBuf {
+        // SAFETY: forwarded; every index is within the node.
+        unsafe {
+            let mut buf = NodeBuf::new(self.word(W_INHERITED));
+            let bitmap = self.word(W_BITMAP);
+            let mut k = FIXED;
+            for (i, l) in buf.owned.iter_mut().enumerate() {
+                if bitmap >> i & 1 == 1 {
+                    *l = self.word(k);
+                    k += 1;
+                }
+            }
+            for (v, c) in buf.children.iter_mut().enumerate() {
+                let e = self.word(v);
+                if is_node(e) {
+                    *c = e;
+                }
+            }
+            buf
+        }
+    }
+}
+
+/// The IPv4 core. Addresses are passed as their [`Word`] (only 32-bit
+/// words are used with it).
+pub(crate) struct Direct<W> {
+    _word: std::marker::PhantomData<W>,
+    top: ZeroedWords,
+    arena: Arc<NodeArena<UNIT_WORDS>>,
+    nodes: AtomicUsize,
+}
+
+impl<W: Word> Direct<W> {
+    pub(crate) fn new() -> Self {
+        debug_assert_eq!(W::BITS, 32, "the direct core is for IPv4");
+        Direct {
+            _word: std::marker::PhantomData,
+            top: ZeroedWords::new(1 << TOP_BITS),
+            arena: Arc::new(NodeArena::new()),
+            nodes: AtomicUsize::new(0),
+        }
+    }
+
+    #[inline(always)]
+    fn node(&self, e: u32) -> NodeRef {
+        NodeRef(self.arena.resolve(e >> 1) as *const u32)
+    }
+
+    /// The leaf of the longest prefix covering `a` (0 if none). The caller
+    /// must be pinned for as long as it uses the result's next-hop id.
+    #[inline(always)]
+    pub(crate) fn lookup(&self, a: W) -> u32 {
+        // Acquire pairs with the writer's Release stores: a node (and every
+        // node below it) is fully written before its entry is published.
+        let mut e = self.top[a.top(TOP_BITS)].load(Ordering::Acquire);
+        let mut o = TOP_BITS;
+        for _ in 0..LEVELS {
+            if !is_node(e) {
+                break;
+            }
+            // SAFETY: the entry was published while we were pinned; nodes
+            // are freed a grace period after being unlinked.
+            e = unsafe { self.node(e).word(a.nibble(o)) };
+            o += STRIDE;
+        }
+        entry_leaf(e)
+    }
+
+    /// Prefetches the top-level entry of `a` (batch stage 1).
+    #[inline(always)]
+    pub(crate) fn prefetch_top(&self, a: W) {
+        prefetch(self.top[a.top(TOP_BITS)].as_ptr() as *const u8);
+    }
+
+    /// Loads the top-level entries of a group and prefetches the node slot
+    /// each will read next (batch stage 2).
+    #[inline(always)]
+    pub(crate) fn load_group(&self, addrs: &[W], words: &mut [u64]) {
+        for (w, a) in words.iter_mut().zip(addrs) {
+            // Acquire: see `lookup`.
+            let e = self.top[a.top(TOP_BITS)].load(Ordering::Acquire);
+            *w = e as u64;
+            if is_node(e) {
+                prefetch(self.node(e).0.wrapping_add(a.nibble(TOP_BITS)) as *const u8);
+            }
+        }
+    }
+
+    /// Finishes the lookups of a group from their top-level entries.
+    ///
+    /// # Safety
+    /// `words` must come from [`Direct::load_group`] and the caller must
+    /// have been pinned since.
+    #[inline(always)]
+    pub(crate) unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]) {
+        for ((a, &w), leaf) in addrs.iter().zip(words).zip(leaves.iter_mut()) {
+            let mut e = w as u32;
+            let mut o = TOP_BITS;
+            for _ in 0..LEVELS {
+                if !is_node(e) {
+                    break;
+                }
+                // SAFETY: the caller's contract, as in `lookup`.
+                e = unsafe { self.node(e).word(a.nibble(o)) };
+                o += STRIDE;
+            }
+            *leaf = entry_leaf(e);
+        }
+    }
+
+    /// Sets (`leaf != 0`) or removes (`leaf == 0`) the prefix `a/len`;
+    /// returns the leaf it replaced (0 if none). Callers serialise writes.
+    pub(crate) fn update(
+        &self,
+        shadow: &mut TrieShadow<W>,
+        a: W,
+        len: u32,
+        leaf: u32,
+        guard: &Guard,
+    ) -> u32 {
+        if len <= TOP_BITS {
+            self.update_top(shadow, a, len, leaf, guard)
+        } else {
+            self.update_deep(a, len, leaf, guard)
+        }
+    }
+
+    /// The leaf of exactly `a/len` (writer side).
+    pub(crate) fn exact(&self, shadow: &TrieShadow<W>, a: W, len: u32) -> u32 {
+        if len <= TOP_BITS {
+            shadow.get(a.network(len), len)
+        } else {
+            self.find_deep(a, len)
+        }
+    }
+
+    /// The leaf of exactly `a/len`, `len > TOP_BITS` (writer side).
+    fn find_deep(&self, a: W, len: u32) -> u32 {
+        let mut e = self.top[a.top(TOP_BITS)].load(Ordering::Relaxed); // only the writer stores
+        let mut o = TOP_BITS;
+        while is_node(e) {
+            let node = self.node(e);
+            if len <= o + STRIDE {
+                let r = len - o;
+                let bit = owned_bit(r, a.nibble(o) >> (STRIDE - r));
+                // SAFETY: the writer only reads nodes it has not retired.
+                let bitmap = unsafe { node.word(W_BITMAP) };
+                if bitmap >> bit & 1 == 0 {
+                    return 0;
+                }
+                let k = (bitmap & ((1u32 << bit) - 1)).count_ones() as usize;
+                // SAFETY: as above; the owned leaves end the node.
+                return unsafe { node.word(FIXED + k) };
+            }
+            // SAFETY: as above.
+            e = unsafe { node.word(a.nibble(o)) };
+            o += STRIDE;
+        }
+        0
+    }
+
+    /// The top-level match of slot `s` (the leaf a root node inherits).
+    fn top_match(&self, s: usize) -> u32 {
+        let e = self.top[s].load(Ordering::Relaxed); // only the writer stores
+        if is_node(e) {
+            // SAFETY: the writer only reads nodes it has not retired.
+            unsafe { self.node(e).word(W_INHERITED) }
+        } else {
+            entry_leaf(e)
+        }
+    }
+
+    fn update_top(
+        &self,
+        shadow: &mut TrieShadow<W>,
+        a: W,
+        len: u32,
+        leaf: u32,
+        guard: &Guard,
+    ) -> u32 {
+        let net = a.network(len);
+        let old = shadow.set(net, len, leaf);
+        if old == leaf {
+            return old;
+        }
+        // As in the trie: within the prefix's slots, the new prefix wins
+        // unless a longer top-level prefix covers the slot; on removal, the
+        // slots it held fall back to one shorter prefix.
+        let fallback = if leaf == 0 {
+            shadow.fallback(net, len)
+        } else {
+            0
+        };
+        let mut retired = Vec::new();
+        let first = net.top(TOP_BITS);
+        for s in first..first + (1usize << (TOP_BITS - len)) {
+            let cur = self.top_match(s);
+            let cur_len = cur & 0xff;
+            let want = if leaf != 0 {
+                if cur != 0 && cur_len > len {
+                    continue;
+                }
+                leaf
+            } else if cur != 0 && cur_len == len {
+                fallback
+            } else {
+                continue;
+            };
+            let e = self.top[s].load(Ordering::Relaxed);
+            let new = if is_node(e) {
+                self.repush(e, want, &mut retired)
+            } else {
+                leaf_entry(want)
+            };
+            // Release: see `lookup`.
+            self.top[s].store(new, Ordering::Release);
+        }
+        self.retire(retired, guard);
+        old
+    }
+
+    fn update_deep(&self, a: W, len: u32, leaf: u32, guard: &Guard) -> u32 {
+        let old = self.find_deep(a, len);
+        if old == leaf {
+            return old;
+        }
+        let s = a.top(TOP_BITS);
+        let e = self.top[s].load(Ordering::Relaxed);
+        let inherited = self.top_match(s);
+        let mut retired = Vec::new();
+        let new = self.set(e, TOP_BITS, inherited, a, len, leaf, &mut retired);
+        // Release: see `lookup`.
+        self.top[s].store(new, Ordering::Release);
+        self.retire(retired, guard);
+        old
+    }
+
+    /// The entry replacing `e` (the position whose stride starts at `o`
+    /// and inherits `inherited`) after setting or removing `a/len`.
+    #[allow(clippy::too_many_arguments)]
+    fn set(
+        &self,
+        e: u32,
+        o: u32,
+        inherited: u32,
+        a: W,
+        len: u32,
+        leaf: u32,
+        retired: &mut Vec<NodeRef>,
+    ) -> u32 {
+        let mut buf = if is_node(e) {
+            let n = self.node(e);
+            retired.push(n);
+            // SAFETY: the writer only reads nodes it has not retired (it is
+            // retired only after this update publishes).
+            unsafe { n.decode() }
+        } else {
+            if leaf == 0 {
+                return e; // removing what is not there (callers check first)
+            }
+            NodeBuf::new(inherited)
+        };
+        let v = a.nibble(o);
+        if len <= o + STRIDE {
+            let r = len - o;
+            buf.owned[owned_bit(r, v >> (STRIDE - r))] = leaf;
+        } else {
+            let below = buf.value(v);
+            buf.children[v] =
+                match self.set(buf.children[v], o + STRIDE, below, a, len, leaf, retired) {
+                    c if is_node(c) => c,
+                    _ => 0,
+                };
+        }
+        self.finish(buf, retired)
+    }
+
+    /// Re-pushes `inherited` into the node `e` and, where it shows through,
+    /// into its children; returns the (possibly unchanged) entry.
+    fn repush(&self, e: u32, inherited: u32, retired: &mut Vec<NodeRef>) -> u32 {
+        let n = self.node(e);
+        // SAFETY: the writer only reads nodes it has not retired.
+        if unsafe { n.word(W_INHERITED) } == inherited {
+            return e;
+        }
+        retired.push(n);
+        // SAFETY: as above.
+        let mut buf = unsafe { n.decode() };
+        buf.inherited = inherited;
+        self.finish(buf, retired)
+    }
+
+    /// Publishes a rebuilt node: its children first get the values their
+    /// slots now push down; an empty node becomes the leaf it inherits.
+    fn finish(&self, mut buf: NodeBuf, retired: &mut Vec<NodeRef>) -> u32 {
+        if buf.is_empty() {
+            return leaf_entry(buf.inherited);
+        }
+        for v in 0..SLOTS {
+            if buf.children[v] != 0 {
+                buf.children[v] = self.repush(buf.children[v], buf.value(v), retired);
+            }
+        }
+        let words = buf.encode();
+        let units = words.len().div_ceil(2 * UNIT_WORDS);
+        let p = self.arena.alloc(units);
+        // SAFETY: the block is fresh, `units` units (>= words.len() u32s)
+        // long, and unpublished until the caller stores its entry.
+        unsafe { std::ptr::copy_nonoverlapping(words.as_ptr(), p.cast::<u32>(), words.len()) };
+        // Relaxed: statistics, written by the single writer.
+        self.nodes.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `p` was just allocated from the arena.
+        unsafe { self.arena.id_of(p) << 1 | 1 }
+    }
+
+    fn retire(&self, nodes: Vec<NodeRef>, guard: &Guard) {
+        for n in nodes {
+            // SAFETY: still live (only now handed to the collector).
+            let units = unsafe { n.len_words32() }.div_ceil(2 * UNIT_WORDS);
+            // Relaxed: statistics, written by the single writer.
+            self.nodes.fetch_sub(1, Ordering::Relaxed);
+            let p = n.0 as usize;
+            let arena = Arc::clone(&self.arena);
+            // SAFETY: `n` was unlinked before this call, so only readers
+            // pinned before now can hold it; the collector runs this after
+            // they unpin. The block came from `alloc(units)` (`finish`).
+            unsafe { guard.defer_unchecked(move || arena.free(p as *mut u64, units)) };
+        }
+    }
+
+    /// Bytes held by the lookup structure: the top level and the arena.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.top.bytes() + self.arena.bytes()
+    }
+
+    /// Bytes in live nodes.
+    pub(crate) fn node_bytes(&self) -> usize {
+        self.arena.live_bytes()
+    }
+
+    /// Number of live nodes.
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.load(Ordering::Relaxed)
+    }
+}
+
+impl<W> Drop for Direct<W> {
+    fn drop(&mut self) {
+        // SAFETY: dropping the core: no reader holds a reference to it (they
+        // borrow the FIB), and nothing allocates from the arena again.
+        unsafe { self.arena.release() }
+    }
+}
