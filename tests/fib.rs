@@ -225,10 +225,17 @@ fn untouched_route_never_flickers_under_churn() {
     let deadline = std::time::Instant::now() + Duration::from_millis(1500);
     let mut n = 0;
     while std::time::Instant::now() < deadline {
-        // Inside 10.1.192.0/19 (same /18 top slot and node as the probes,
-        // never covering 10.1.255.x), and a covering /8 that loses to the /16.
-        let len = 19 + rng.below(14) as u8;
-        let a = Ipv4Addr::from(0x0a01_c000u32 | (rng.next_u64() as u32 & 0x1fff));
+        // Never covering 10.1.255.x: inside 10.1.240.0/21 (the probes' /20
+        // top-level slot and node: the IPv4 core's), or inside
+        // 10.1.192.0/19 (shorter prefixes that rewrite top-level entries
+        // next to the probes'); and a covering /8 that loses to the /16.
+        let (base, span, min_len) = if rng.below(2) == 0 {
+            (0x0a01_f000u32, 0x07ff, 21)
+        } else {
+            (0x0a01_c000u32, 0x1fff, 19)
+        };
+        let len = min_len + rng.below(33 - min_len as u64) as u8;
+        let a = Ipv4Addr::from(base | (rng.next_u64() as u32 & span));
         let p = Prefix::truncating(a, len);
         if rng.below(2) == 0 {
             fib.insert(p, nh, 9, ProtocolId(2));
@@ -239,6 +246,65 @@ fn untouched_route_never_flickers_under_churn() {
             fib.insert("10.0.0.0/8".parse().unwrap(), nh, 8, ProtocolId(2));
         } else if n % 64 == 32 {
             fib.remove("10.0.0.0/8".parse().unwrap());
+        }
+        n += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(
+        lookups.load(Ordering::Relaxed) > 10_000,
+        "the reader barely ran"
+    );
+    assert!(n > 1000, "the writer barely ran");
+}
+
+/// The IPv6 core under the same churn: probes under an untouched /32,
+/// writes of /33../64 beside them in the same top-level slot and nodes.
+#[test]
+fn untouched_ipv6_route_never_flickers_under_churn() {
+    let fib = Arc::new(LpmFib::<Ipv6>::new());
+    let keep: Prefix<Ipv6Addr> = "2001:db8::/32".parse().unwrap();
+    fib.insert(keep, "fe80::7".parse().unwrap(), 7, ProtocolId(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let (fib, stop, lookups) = (fib.clone(), stop.clone(), lookups.clone());
+        thread::spawn(move || {
+            // 2001:db8:ffff::/48 is never covered by the churn below.
+            let probes: Vec<Ipv6Addr> = (0..=255u128)
+                .map(|i| Ipv6Addr::from(0x2001_0db8_ffff_u128 << 80 | i << 40 | i))
+                .collect();
+            let mut out = vec![None; probes.len()];
+            while !stop.load(Ordering::Relaxed) {
+                for p in &probes {
+                    let e = fib.lookup(*p).expect("an untouched route vanished");
+                    assert_eq!((e.prefix, e.interface), (keep, 7));
+                }
+                fib.lookup_batch(&probes, &mut out);
+                assert!(out.iter().all(|e| e.is_some_and(|e| e.prefix == keep)));
+                lookups.fetch_add(2 * probes.len(), Ordering::Relaxed);
+            }
+        })
+    };
+    let mut rng = rtm::synth::SplitMix64::new(5);
+    let nh: Ipv6Addr = "fe80::9".parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    let mut n = 0;
+    while std::time::Instant::now() < deadline {
+        // Inside 2001:db8::/33 (the probes are in the other half).
+        let len = 33 + rng.below(32) as u8;
+        let bits =
+            0x2001_0db8_u128 << 96 | (rng.next_u64() as u128 & (u64::MAX >> 1) as u128) << 32;
+        let p = Prefix::truncating(Ipv6Addr::from(bits), len);
+        if rng.below(2) == 0 {
+            fib.insert(p, nh, 9, ProtocolId(2));
+        } else {
+            fib.remove(p);
+        }
+        if n % 64 == 0 {
+            fib.insert("2001::/16".parse().unwrap(), nh, 8, ProtocolId(2));
+        } else if n % 64 == 32 {
+            fib.remove("2001::/16".parse().unwrap());
         }
         n += 1;
     }

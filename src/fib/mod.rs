@@ -6,11 +6,16 @@
 //! FIB sees changes in table order, and a change is in the FIB before the
 //! RIB call that made it returns.
 //!
-//! [`LpmFib`] is a poptrie-family trie (see the `trie` module for its layout
-//! and cost model: at most two dependent memory accesses for any prefix up
-//! to /24 in IPv4). Readers never lock, never retry and never see a
-//! half-applied update: every update publishes a fully built path with one
-//! atomic store, and replaced nodes are reclaimed through crossbeam-epoch.
+//! [`LpmFib`] runs one of two cores (module `core`): for IPv4 a direct,
+//! leaf-pushed DIR-20-4-4-4 trie (module `direct`: one top-level entry
+//! and one node entry per lookup up to /24, each address computed from the
+//! previous entry alone); for IPv6 a poptrie-family compressed trie (module
+//! `trie`: a 20-bit top level, popcount-compressed 6-bit nodes, path
+//! compression). Both keep their nodes in a huge-page arena (`arena`) and
+//! their top level on huge pages (`pages`). Readers never lock, never retry
+//! and never see a half-applied update: every update publishes a fully
+//! built path with one atomic store, and replaced nodes are reclaimed
+//! through crossbeam-epoch.
 
 mod arena;
 mod core;
