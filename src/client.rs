@@ -21,14 +21,28 @@ pub struct RegisterOptions {
     /// Keep a change queue and notifier for this client (RTMv1: a non-NULL
     /// change event). Without it, dequeue calls are `InvalidHandle`.
     pub notify: bool,
+    /// With `notify`: coalesce pending messages per network (at most one
+    /// per network, oldest previous and newest current best route) instead
+    /// of RTMv1's FIFO of every event; see [`crate::notify`]. An extension
+    /// of RTMv1 for clients that may fall behind a burst.
+    pub coalesce: bool,
 }
 
 impl RegisterOptions {
-    /// Notifications on, multi-route.
+    /// Notifications on (RTMv1's FIFO), multi-route.
     pub fn notifying() -> Self {
         RegisterOptions {
-            single_route: false,
             notify: true,
+            ..RegisterOptions::default()
+        }
+    }
+
+    /// Notifications on, coalesced per network, multi-route.
+    pub fn coalescing() -> Self {
+        RegisterOptions {
+            notify: true,
+            coalesce: true,
+            ..RegisterOptions::default()
         }
     }
 
@@ -43,6 +57,7 @@ impl RegisterOptions {
         Ok(RegisterOptions {
             single_route: flags & RTM_PROTOCOL_SINGLE_ROUTE != 0,
             notify,
+            coalesce: false,
         })
     }
 }

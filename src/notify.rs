@@ -1,17 +1,35 @@
 //! Per-client change queues and their notifier.
 //!
-//! Each client registered with notifications owns one FIFO of
+//! Each client registered with notifications owns one queue of
 //! [`Change`]s. The notifier is RTMv1's manual-reset event made exact: it is
 //! signalled exactly while the queue is non-empty, so "wait, then dequeue
 //! until the status is not `MoreMessages`" never misses a message and never
 //! spins (spec 3.4 and A21).
+//!
+//! # Queue modes
+//! - **FIFO** (the default, RTMv1's): every change is a message, in order.
+//!   A client that does not keep up holds one message per event: a full
+//!   table's deregistration queues a million.
+//! - **Coalescing** (opt-in, [`RegisterOptions::coalescing`], RTMv2
+//!   style): at most one pending message per network. A change to a network
+//!   that already has one folds into it, keeping the *oldest* previous best
+//!   route and the *newest* current one ([`Change::between`] of the two);
+//!   if they fold to no change (an add then a delete, or a change and its
+//!   reversal) the message disappears. A message keeps the place of the
+//!   first change that created it, so messages still come out in the order
+//!   their networks first changed. The backlog is bounded by the number of
+//!   networks, not of events, and draining it at any moment yields exactly
+//!   the net change of every network since its last dequeued message.
+//!
+//! [`RegisterOptions::coalescing`]: crate::RegisterOptions::coalescing
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::change::Change;
 use crate::error::{ERROR_MORE_MESSAGES, NO_ERROR, RtmError};
 use crate::family::Family;
+use crate::route::Route;
 use crate::sync::{Condvar, Mutex, lock};
 
 /// Whether more messages remain after a successful dequeue.
@@ -43,12 +61,124 @@ pub struct Dequeued<F: Family> {
     pub status: DequeueStatus,
 }
 
+/// The pending messages of either mode.
+enum Pending<F: Family> {
+    Fifo(VecDeque<Change<F>>),
+    Coalesced(Coalesced<F>),
+}
+
+/// One pending message per network: the networks in the order their
+/// messages were created (with stale entries left by messages that folded
+/// away, skipped on pop), and per network the message's sequence number,
+/// oldest previous and newest current best route.
+struct Coalesced<F: Family> {
+    order: VecDeque<(F::Network, u64)>,
+    pending: HashMap<F::Network, Folded<F>>,
+    next_seq: u64,
+}
+
+/// A network's pending message, folded.
+struct Folded<F: Family> {
+    seq: u64,
+    previous: Option<Route<F>>,
+    current: Option<Route<F>>,
+}
+
+impl<F: Family> Coalesced<F> {
+    fn push(&mut self, change: Change<F>) {
+        let Some(network) = change.network() else {
+            return; // NoChange is never queued
+        };
+        match self.pending.get_mut(&network) {
+            Some(f) => {
+                f.current = change.current().copied();
+                if Change::between(f.previous.as_ref(), f.current.as_ref()).is_no_change() {
+                    // Folded away; its `order` entry is now stale.
+                    self.pending.remove(&network);
+                    self.compact();
+                }
+            }
+            None => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.order.push_back((network, seq));
+                self.pending.insert(
+                    network,
+                    Folded {
+                        seq,
+                        previous: change.previous().copied(),
+                        current: change.current().copied(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn pop(&mut self) -> Option<Change<F>> {
+        while let Some((network, seq)) = self.order.pop_front() {
+            if self.pending.get(&network).is_some_and(|f| f.seq == seq) {
+                let f = self.pending.remove(&network)?;
+                return Some(Change::between(f.previous.as_ref(), f.current.as_ref()));
+            }
+        }
+        None
+    }
+
+    /// Drops stale `order` entries once they outnumber live ones, so the
+    /// queue stays within twice the number of pending networks however
+    /// often a network flaps (amortised O(1) per push).
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.pending.len() + 64 {
+            let pending = &self.pending;
+            self.order
+                .retain(|(n, seq)| pending.get(n).is_some_and(|f| f.seq == *seq));
+        }
+    }
+}
+
+impl<F: Family> Pending<F> {
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Pending::Fifo(q) => q.len(),
+            Pending::Coalesced(c) => c.pending.len(),
+        }
+    }
+
+    fn push(&mut self, change: Change<F>) {
+        match self {
+            Pending::Fifo(q) => q.push_back(change),
+            Pending::Coalesced(c) => c.push(change),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Change<F>> {
+        match self {
+            Pending::Fifo(q) => q.pop_front(),
+            Pending::Coalesced(c) => c.pop(),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Pending::Fifo(q) => q.clear(),
+            Pending::Coalesced(c) => {
+                c.order.clear();
+                c.pending.clear();
+            }
+        }
+    }
+}
+
 struct QueueState<F: Family> {
-    messages: VecDeque<Change<F>>,
+    messages: Pending<F>,
     closed: bool,
 }
 
-/// A client's FIFO of change messages with its notifier.
+/// A client's queue of change messages with its notifier.
 pub struct ChangeQueue<F: Family> {
     state: Mutex<QueueState<F>>,
     signal: Condvar,
@@ -61,11 +191,24 @@ impl<F: Family> Default for ChangeQueue<F> {
 }
 
 impl<F: Family> ChangeQueue<F> {
-    /// An empty, open queue.
+    /// An empty, open FIFO queue.
     pub fn new() -> Self {
+        Self::with(Pending::Fifo(VecDeque::new()))
+    }
+
+    /// An empty, open coalescing queue (see the module docs).
+    pub fn coalescing() -> Self {
+        Self::with(Pending::Coalesced(Coalesced {
+            order: VecDeque::new(),
+            pending: HashMap::new(),
+            next_seq: 0,
+        }))
+    }
+
+    fn with(messages: Pending<F>) -> Self {
         ChangeQueue {
             state: Mutex::new(QueueState {
-                messages: VecDeque::new(),
+                messages,
                 closed: false,
             }),
             signal: Condvar::new(),
@@ -78,8 +221,9 @@ impl<F: Family> ChangeQueue<F> {
         if s.closed {
             return;
         }
-        s.messages.push_back(change);
-        if s.messages.len() == 1 {
+        let was_empty = s.messages.is_empty();
+        s.messages.push(change);
+        if was_empty && !s.messages.is_empty() {
             // Only the empty -> non-empty edge can have waiters.
             self.signal.notify_all();
         }
@@ -94,7 +238,7 @@ impl<F: Family> ChangeQueue<F> {
                 "the client was deregistered; its change queue is gone".into(),
             ));
         }
-        let change = s.messages.pop_front().ok_or(RtmError::NoMessages)?;
+        let change = s.messages.pop().ok_or(RtmError::NoMessages)?;
         let status = if s.messages.is_empty() {
             DequeueStatus::Last
         } else {
@@ -154,5 +298,112 @@ impl<F: Family> ChangeQueue<F> {
         s.closed = true;
         s.messages.clear();
         self.signal.notify_all();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::family::Ipv4;
+    use crate::route::IpRouteData;
+
+    fn route(net: &str, metric: u32) -> Route<Ipv4> {
+        Route::new(
+            net.parse().unwrap(),
+            "192.0.2.1".parse().unwrap(),
+            1,
+            IpRouteData::with_metric(metric),
+        )
+    }
+
+    #[test]
+    fn coalescing_keeps_oldest_previous_and_newest_current() {
+        let q = ChangeQueue::<Ipv4>::coalescing();
+        let (a1, a2, a3) = (
+            route("10.0.0.0/8", 1),
+            route("10.0.0.0/8", 2),
+            route("10.0.0.0/8", 3),
+        );
+        let b = route("10.1.0.0/16", 1);
+        q.push(Change::Added { current: a1 });
+        q.push(Change::Added { current: b });
+        q.push(Change::Changed {
+            previous: a1,
+            current: a2,
+        });
+        q.push(Change::Changed {
+            previous: a2,
+            current: a3,
+        });
+        q.push(Change::Deleted { previous: b });
+        // b's add and delete folded away; a's three changes are one add.
+        assert_eq!(q.len(), 1);
+        let m = q.pop().unwrap();
+        assert_eq!(m.change, Change::Added { current: a3 });
+        assert_eq!(m.status, DequeueStatus::Last);
+        assert!(!q.is_signalled());
+        // After a dequeue, the next change starts a new message.
+        q.push(Change::Changed {
+            previous: a3,
+            current: a1,
+        });
+        q.push(Change::Deleted { previous: a1 });
+        assert_eq!(q.pop().unwrap().change, Change::Deleted { previous: a3 });
+        assert!(matches!(q.pop(), Err(RtmError::NoMessages)));
+    }
+
+    #[test]
+    fn coalescing_keeps_first_change_order() {
+        let q = ChangeQueue::<Ipv4>::coalescing();
+        let nets = ["10.0.0.0/8", "10.1.0.0/16", "10.2.0.0/16"];
+        for n in nets {
+            q.push(Change::Added {
+                current: route(n, 1),
+            });
+        }
+        // A later change of the first network keeps its place.
+        q.push(Change::Changed {
+            previous: route(nets[0], 1),
+            current: route(nets[0], 2),
+        });
+        let order: Vec<_> = (0..3)
+            .map(|_| q.pop().unwrap().change.network().unwrap().to_string())
+            .collect();
+        assert_eq!(order, nets);
+    }
+
+    #[test]
+    fn a_flapping_network_keeps_the_coalesced_queue_small() {
+        let q = ChangeQueue::<Ipv4>::coalescing();
+        let keep = route("10.9.0.0/16", 1);
+        q.push(Change::Added { current: keep });
+        let r = route("10.0.0.0/8", 1);
+        for _ in 0..100_000 {
+            q.push(Change::Added { current: r });
+            q.push(Change::Deleted { previous: r });
+        }
+        assert_eq!(q.len(), 1);
+        let s = lock(&q.state);
+        let Pending::Coalesced(c) = &s.messages else {
+            panic!("not coalescing")
+        };
+        assert!(
+            c.order.len() <= 2 * c.pending.len() + 65,
+            "{}",
+            c.order.len()
+        );
+        drop(s);
+        assert_eq!(q.pop().unwrap().change, Change::Added { current: keep });
+    }
+
+    #[test]
+    fn fifo_keeps_every_event() {
+        let q = ChangeQueue::<Ipv4>::new();
+        let r = route("10.0.0.0/8", 1);
+        for _ in 0..10 {
+            q.push(Change::Added { current: r });
+            q.push(Change::Deleted { previous: r });
+        }
+        assert_eq!(q.len(), 20);
     }
 }

@@ -462,6 +462,7 @@ fn single(f: &Fx) -> ClientHandle<Ipv4> {
             RegisterOptions {
                 single_route: true,
                 notify: true,
+                coalesce: false,
             },
         )
         .unwrap()

@@ -29,8 +29,8 @@ fn crit() -> impl Strategy<Value = Crit> {
 fn op() -> impl Strategy<Value = Op> {
     let p = 0u8..3;
     prop_oneof![
-        2 => (p.clone(), any::<bool>(), proptest::bool::weighted(0.8))
-            .prop_map(|(proto, single, notify)| Op::Register { proto, single, notify }),
+        2 => (p.clone(), any::<bool>(), proptest::bool::weighted(0.8), any::<bool>())
+            .prop_map(|(proto, single, notify, coalesce)| Op::Register { proto, single, notify, coalesce }),
         1 => p.clone().prop_map(|proto| Op::Deregister { proto }),
         12 => (p.clone(), 0u8..8, 0u8..3, 0u8..2, 0u8..6, proptest::bool::weighted(0.85), 0u8..4, 0u8..2)
             .prop_map(|(proto, net, nh, iface, metric, valid, ttl, psd)| Op::Add { proto, net, nh, iface, metric, valid, ttl, psd }),
@@ -81,16 +81,19 @@ fn scripted_sequence_matches_model() {
             proto: 0,
             single: false,
             notify: true,
+            coalesce: false,
         },
         Op::Register {
             proto: 1,
             single: true,
             notify: true,
+            coalesce: true,
         },
         Op::Register {
             proto: 2,
             single: false,
             notify: false,
+            coalesce: false,
         },
         Op::Add {
             proto: 0,

@@ -183,3 +183,41 @@ pub fn traffic_v4(table: &[Ipv4Prefix], kind: Traffic, n: usize, seed: u64) -> V
 pub fn traffic_v6(table: &[Ipv6Prefix], kind: Traffic, n: usize, seed: u64) -> Vec<Ipv6Addr> {
     traffic(table, kind, n, seed)
 }
+
+/// One update of a stream: announce (`true`) or withdraw a prefix.
+pub type Update = (bool, Ipv4Prefix);
+
+/// The IPv4 update stream from `path`, else the RIS day of updates in
+/// `../shared/routing-data`, else synthetic churn over `table` (97%
+/// announcements, 3% withdrawals) from `seed`; with a description.
+pub fn updates_or_default(
+    path: Option<&Path>,
+    table: &[Ipv4Prefix],
+    seed: u64,
+) -> Result<(Vec<Update>, String), String> {
+    if let Some(p) = path {
+        return Ok((read_updates::<Ipv4Addr>(p)?, p.display().to_string()));
+    }
+    if let Some(p) = shared_data_dir()
+        .map(|d| d.join("ris-20260511-as3333-ipv4-updates.csv.gz"))
+        .filter(|p| p.is_file())
+    {
+        return Ok((
+            read_updates::<Ipv4Addr>(&p)?,
+            "RIS 2026-05-11 AS3333 IPv4 updates".to_string(),
+        ));
+    }
+    if table.is_empty() {
+        return Err("no update stream and an empty table to make one from".into());
+    }
+    let mut rng = SplitMix64::new(seed ^ 0x5eed);
+    let u = (0..1_000_000)
+        .map(|_| {
+            (
+                rng.below(30) != 0,
+                table[rng.below(table.len() as u64) as usize],
+            )
+        })
+        .collect();
+    Ok((u, "synthetic churn (97% announce, 3% withdraw)".to_string()))
+}

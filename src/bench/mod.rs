@@ -11,6 +11,8 @@ pub mod competitors;
 pub mod dir24;
 pub mod input;
 pub mod lpm;
+pub mod reader;
+pub mod table_churn;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

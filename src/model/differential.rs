@@ -193,6 +193,8 @@ pub enum Op {
         proto: u8,
         single: bool,
         notify: bool,
+        /// Coalescing change queue (with `notify`).
+        coalesce: bool,
     },
     Deregister {
         proto: u8,
@@ -314,11 +316,13 @@ pub fn run<F: DiffFamily>(ops: &[Op]) -> Result<(), String> {
                 proto,
                 single,
                 notify,
+                coalesce,
             } => {
                 let p = ProtocolId((proto % 3) as u32);
                 let o = RegisterOptions {
                     single_route: single,
                     notify,
+                    coalesce,
                 };
                 let (e, m) = (rtm.register::<F>(p, o), model.register::<F>(p, o));
                 same(

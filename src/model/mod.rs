@@ -52,6 +52,26 @@ struct ModelClient<F: Family> {
     generation: u64,
     single_route: bool,
     queue: Option<VecDeque<Change<F>>>,
+    /// The queue coalesces per network (see `fold_into`).
+    coalesce: bool,
+}
+
+/// A coalescing queue's push, written the plain way: the network's pending
+/// message, if any, becomes the change from its previous route to the new
+/// current one (and leaves the queue if that is no change); otherwise the
+/// change joins the back.
+fn fold_into<F: Family>(q: &mut VecDeque<Change<F>>, change: Change<F>) {
+    match q.iter().position(|m| m.network() == change.network()) {
+        Some(i) => {
+            let folded = Change::between(q[i].previous(), change.current());
+            if folded.is_no_change() {
+                q.remove(i);
+            } else {
+                q[i] = folded;
+            }
+        }
+        None => q.push_back(change),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +153,11 @@ impl<F: Family> ModelTable<F> {
                 continue;
             }
             if let Some(q) = &mut c.queue {
-                q.push_back(change);
+                if c.coalesce {
+                    fold_into(q, change);
+                } else {
+                    q.push_back(change);
+                }
             }
         }
     }
@@ -255,6 +279,7 @@ impl ModelRtm {
                 generation,
                 single_route: options.single_route,
                 queue: options.notify.then(VecDeque::new),
+                coalesce: options.coalesce,
             },
         );
         Ok(ModelHandle {

@@ -100,7 +100,13 @@ impl<F: Family> Table<F> {
                     single_route: options.single_route,
                     gate: crate::sync::RwLock::new(true),
                     index: Default::default(),
-                    queue: options.notify.then(ChangeQueue::new),
+                    queue: options.notify.then(|| {
+                        if options.coalesce {
+                            ChangeQueue::coalescing()
+                        } else {
+                            ChangeQueue::new()
+                        }
+                    }),
                 });
                 if options.notify {
                     // Under the sequencer: the client sees exactly the
@@ -267,9 +273,13 @@ impl<F: Family> Table<F> {
                 _ => {}
             }
             let now_empty = work.entries.is_empty();
-            let new_set = (!now_empty).then_some(RouteSet {
-                entries: work.entries,
-                best,
+            let new_set = (!now_empty).then(|| {
+                // Exact capacity: a set is immutable once published, and a
+                // Vec grown by one push reserves four entries; trimmed, a
+                // network with one route holds one.
+                let mut entries = work.entries;
+                entries.shrink_to_fit();
+                RouteSet { entries, best }
             });
             if change.is_no_change() {
                 // No message: the change's place in the family's order is

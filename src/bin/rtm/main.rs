@@ -36,6 +36,41 @@ enum BenchCommand {
     /// Longest-prefix-match lookups: rtm's FIB, a static DIR-24-8,
     /// prefix-trie and treebitmap; with --churn, a reader during updates.
     Lpm(LpmArgs),
+    /// The control plane under a full table: load, replay a day of
+    /// updates, load a second client, deregister the first (with FIFO and
+    /// coalescing subscribers draining), memory before and after; a reader
+    /// looks up throughout.
+    Churn(ChurnArgs),
+}
+
+#[derive(Args, Debug)]
+struct ChurnArgs {
+    /// Prefix-per-line table file (gzip allowed; its IPv4 prefixes are
+    /// used). Default: the RIS IPv4 table in ../shared/routing-data, else
+    /// the synthetic full-size table.
+    #[arg(long)]
+    table: Option<PathBuf>,
+    /// Update stream (A,prefix / W,prefix; gzip allowed). Default: the RIS
+    /// day of IPv4 updates, else synthetic churn.
+    #[arg(long)]
+    updates: Option<PathBuf>,
+    /// Seed of the synthetic inputs and the reader's traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bench_churn(args: &ChurnArgs) -> Result<(), String> {
+    let opts = rtm::bench::table_churn::TableChurnOptions {
+        table: args.table.clone(),
+        updates: args.updates.clone(),
+        seed: args.seed,
+    };
+    let r = rtm::bench::table_churn::run(&opts, &|| ALLOC.live())?;
+    println!("{}", if args.json { r.json() } else { r.table() });
+    Ok(())
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -104,6 +139,7 @@ fn main() {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args).map_err(|e| e.to_string()),
         Command::Bench(BenchCommand::Lpm(args)) => bench_lpm(&args),
+        Command::Bench(BenchCommand::Churn(args)) => bench_churn(&args),
     };
     if let Err(e) = result {
         eprintln!("rtm: {e}");

@@ -1,0 +1,242 @@
+//! The forwarding-path probe of the churn benchmarks: one thread doing
+//! IPv4 lookups through a pinned FIB reader while the main thread runs
+//! writer phases, with per-phase rates and sampled latencies.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::family::Ipv4;
+use crate::rtm::Rtm;
+
+/// Every `SAMPLE`-th lookup is timed on its own.
+const SAMPLE: usize = 64;
+
+/// What the reader saw during one phase.
+#[derive(Debug, Clone)]
+pub struct ReaderStats {
+    /// Phase name.
+    pub phase: &'static str,
+    /// Seconds the phase lasted.
+    pub secs: f64,
+    /// Writer operations in the phase (0 when idle).
+    pub writer_ops: usize,
+    /// Reader lookups per second (million).
+    pub mlps: f64,
+    /// Latency percentiles of sampled single lookups, in ns (including the
+    /// ~20-40 ns cost of reading the clock twice).
+    pub p50_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.99th percentile.
+    pub p9999_ns: u64,
+    /// Longest sampled lookup.
+    pub max_ns: u64,
+    /// For a writer phase, `mlps` over the mean rate of the phases without
+    /// writer operations next to it (before and after, or the one there
+    /// is); None for those phases themselves.
+    pub of_idle: Option<f64>,
+}
+
+/// Name of the idle windows.
+pub const IDLE: &str = "idle (no writer)";
+
+/// A running reader thread and the phases timed so far.
+pub struct ReaderProbe {
+    phase: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<(Vec<usize>, Vec<Vec<u32>>)>,
+    timings: Vec<(&'static str, f64, usize)>,
+    started: Instant,
+}
+
+fn percentile(sorted: &[u32], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize] as u64
+}
+
+impl ReaderProbe {
+    /// Starts the reader on `rtm`'s IPv4 FIB, cycling through `traffic`,
+    /// for at most `max_phases` phases (later phases are merged into the
+    /// last).
+    pub fn spawn(rtm: &Rtm, traffic: Vec<Ipv4Addr>, max_phases: usize) -> Self {
+        let phase = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let (rtm, phase, stop) = (rtm.clone(), phase.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let fib = rtm.fib::<Ipv4>();
+                let mut counts = vec![0usize; max_phases];
+                let mut samples: Vec<Vec<u32>> = (0..max_phases)
+                    .map(|_| Vec::with_capacity(1 << 18))
+                    .collect();
+                let mut reader = fib.reader();
+                let mut i = 0usize;
+                let mut sum = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // Relaxed: the phase number only labels statistics.
+                    let ph = phase.load(Ordering::Relaxed).min(max_phases - 1);
+                    for _ in 0..256 {
+                        let addr = traffic[i % traffic.len()];
+                        if i.is_multiple_of(SAMPLE) {
+                            let t = Instant::now();
+                            let e = reader.lookup(addr);
+                            let ns = t.elapsed().as_nanos().min(u32::MAX as u128) as u32;
+                            sum += e.map_or(0, |e| e.interface as u64);
+                            samples[ph].push(ns);
+                        } else {
+                            sum += reader.lookup(addr).map_or(0, |e| e.interface as u64);
+                        }
+                        i += 1;
+                    }
+                    counts[ph] += 256;
+                    // Let memory retired meanwhile be reclaimed.
+                    reader.repin();
+                }
+                std::hint::black_box(sum);
+                (counts, samples)
+            })
+        };
+        ReaderProbe {
+            phase,
+            stop,
+            handle,
+            timings: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Ends the current phase: it was `name`, with `ops` writer operations.
+    pub fn end_phase(&mut self, name: &'static str, ops: usize) {
+        self.timings
+            .push((name, self.started.elapsed().as_secs_f64(), ops));
+        self.started = Instant::now();
+        // Relaxed: see the reader.
+        self.phase.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lets the reader run alone for `ms` milliseconds as an idle window.
+    pub fn idle(&mut self, ms: u64) {
+        self.started = Instant::now();
+        std::thread::sleep(Duration::from_millis(ms));
+        self.end_phase(IDLE, 0);
+    }
+
+    /// Restarts the current phase's clock (after untimed work).
+    pub fn restart_clock(&mut self) {
+        self.started = Instant::now();
+    }
+
+    /// Stops the reader; the statistics of every phase ended. Each writer
+    /// phase gets `of_idle` against the mean of its writer-free neighbours.
+    pub fn finish(self) -> Result<Vec<ReaderStats>, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        let (counts, mut samples) = self
+            .handle
+            .join()
+            .map_err(|_| "the reader thread panicked".to_string())?;
+        let mut stats: Vec<ReaderStats> = self
+            .timings
+            .iter()
+            .enumerate()
+            .map(|(i, (name, secs, ops))| {
+                let s = samples.get_mut(i).map(std::mem::take).unwrap_or_default();
+                let mut s = s;
+                s.sort_unstable();
+                ReaderStats {
+                    phase: name,
+                    secs: *secs,
+                    writer_ops: *ops,
+                    mlps: counts.get(i).copied().unwrap_or(0) as f64 / secs / 1e6,
+                    p50_ns: percentile(&s, 0.5),
+                    p99_ns: percentile(&s, 0.99),
+                    p9999_ns: percentile(&s, 0.9999),
+                    max_ns: s.last().copied().unwrap_or(0) as u64,
+                    of_idle: None,
+                }
+            })
+            .collect();
+        for i in 0..stats.len() {
+            if stats[i].writer_ops == 0 {
+                continue;
+            }
+            let quiet: Vec<f64> = [i.checked_sub(1), Some(i + 1)]
+                .into_iter()
+                .flatten()
+                .filter_map(|j| stats.get(j))
+                .filter(|p| p.writer_ops == 0)
+                .map(|p| p.mlps)
+                .collect();
+            if !quiet.is_empty() {
+                let idle = quiet.iter().sum::<f64>() / quiet.len() as f64;
+                stats[i].of_idle = Some(stats[i].mlps / idle);
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// The phases as a table (one line each).
+pub fn phase_table(phases: &[ReaderStats]) -> String {
+    let mut s = format!(
+        "{:<24} {:>8} {:>12} {:>12} {:>10} {:>9} {:>9} {:>11} {:>9}\n",
+        "phase",
+        "secs",
+        "writer ops",
+        "writer op/s",
+        "read Mlps",
+        "of idle",
+        "p50 ns",
+        "p99.99 ns",
+        "max ns"
+    );
+    for p in phases {
+        s += &format!(
+            "{:<24} {:>8.3} {:>12} {:>12.0} {:>10.2} {:>9} {:>9} {:>11} {:>9}\n",
+            p.phase,
+            p.secs,
+            p.writer_ops,
+            p.writer_ops as f64 / p.secs,
+            p.mlps,
+            p.of_idle.map_or("-".to_string(), |f| format!("{f:.2}")),
+            p.p50_ns,
+            p.p9999_ns,
+            p.max_ns
+        );
+    }
+    s
+}
+
+/// The phases as a JSON array.
+pub fn phase_json(phases: &[ReaderStats]) -> String {
+    let items: Vec<String> = phases
+        .iter()
+        .map(|p| {
+            format!(
+                "{{\"phase\":{:?},\"secs\":{:.4},\"writer_ops\":{},\"reader_mlps\":{:.3},\"of_idle\":{},\"p50_ns\":{},\"p99_ns\":{},\"p9999_ns\":{},\"max_ns\":{}}}",
+                p.phase,
+                p.secs,
+                p.writer_ops,
+                p.mlps,
+                p.of_idle.map_or("null".to_string(), |f| format!("{f:.3}")),
+                p.p50_ns,
+                p.p99_ns,
+                p.p9999_ns,
+                p.max_ns
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// The worst `of_idle` of the writer phases (infinity if none).
+pub fn worst_fraction(phases: &[ReaderStats]) -> f64 {
+    phases
+        .iter()
+        .filter_map(|p| p.of_idle)
+        .fold(f64::INFINITY, f64::min)
+}

@@ -1,0 +1,382 @@
+//! `rtm bench churn`: the control plane under a full table. One run, one
+//! IPv4 table, steps timed one after another while a reader thread looks up
+//! throughout (see [`super::reader`]):
+//!
+//! - **U1** register client A (preferred) and load the table;
+//! - **U2** replay the day of updates as A (`A` = add or refresh with a new
+//!   metric, `W` = delete);
+//! - **U3** register client B (less preferred) and load the same table;
+//! - **W1** deregister A, whose routes are best everywhere, while two
+//!   subscribers (one FIFO, one coalescing queue) drain their messages;
+//!   afterwards (untimed) every prefix must be in the FIB on B's route;
+//! - **W3** two seconds later: live bytes against the one-client state
+//!   after U1, and the reader's longest pause while the frees ran.
+//!
+//! Memory comes from the live-bytes counter the caller passes (the `rtm`
+//! binary's counting global allocator).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::input::{self, Traffic};
+use super::reader::{self, ReaderProbe, ReaderStats};
+use crate::client::{ClientHandle, RegisterOptions};
+use crate::error::RtmError;
+use crate::family::Ipv4;
+use crate::prefix::Prefix;
+use crate::route::{IpRouteData, ProtocolId, Route, Ttl};
+use crate::rtm::Rtm;
+
+/// Options of `rtm bench churn`.
+#[derive(Debug, Clone, Default)]
+pub struct TableChurnOptions {
+    /// A prefix-per-line table (gzip allowed); default: the RIS IPv4 table
+    /// or the synthetic one.
+    pub table: Option<PathBuf>,
+    /// An `A,prefix` / `W,prefix` update stream; default: the RIS day of
+    /// IPv4 updates or synthetic churn.
+    pub updates: Option<PathBuf>,
+    /// Seed of the synthetic inputs and the reader's traffic.
+    pub seed: u64,
+}
+
+/// What a change subscriber saw during W1.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// "fifo" or "coalescing".
+    pub mode: &'static str,
+    /// Messages dequeued while W1 ran.
+    pub drained_during: usize,
+    /// Messages dequeued in all (W1 and the drain after it).
+    pub drained_total: usize,
+    /// Largest backlog the subscriber saw.
+    pub peak_backlog: usize,
+}
+
+/// The report.
+#[derive(Debug, Clone)]
+pub struct TableChurnReport {
+    /// Table and update sources.
+    pub source: String,
+    /// Routes in the table.
+    pub routes: usize,
+    /// Reader phases: idle windows and the timed steps.
+    pub phases: Vec<ReaderStats>,
+    /// U1, U2, U3 rates (routes or operations per second).
+    pub u1_per_sec: f64,
+    /// U2 operations per second.
+    pub u2_per_sec: f64,
+    /// U3 routes per second.
+    pub u3_per_sec: f64,
+    /// Live bytes per route that U3 added (a second client's table).
+    pub u3_bytes_per_route: f64,
+    /// W1 wall time in seconds.
+    pub w1_secs: f64,
+    /// Prefixes not on B's route in the FIB after W1 (must be 0).
+    pub w1_not_on_b: usize,
+    /// Live bytes 2 s after W1 over live bytes after U1 (both one client).
+    pub w3_ratio: f64,
+    /// Longest sampled reader lookup during the W3 window, in ns.
+    pub w3_max_pause_ns: u64,
+    /// Live bytes per route after U1 (engine: RIB, FIB, indexes).
+    pub m1_total_bytes_per_route: f64,
+    /// The same, less the FIB's own memory: the RIB's share.
+    pub m1_rib_bytes_per_route: f64,
+    /// The two subscribers.
+    pub subscribers: Vec<Subscriber>,
+}
+
+fn route(p: Prefix<Ipv4Addr>, metric: u32) -> Route<Ipv4> {
+    Route::new(
+        p,
+        Ipv4Addr::new(192, 0, 2, 1),
+        1,
+        IpRouteData::with_metric(metric),
+    )
+}
+
+/// Live bytes once the garbage retired so far has been reclaimed: memory
+/// figures count what the table holds, not what crossbeam-epoch has yet to
+/// free (a write retires the route set it replaces).
+fn settled(live: &dyn Fn() -> usize) -> usize {
+    for _ in 0..64 {
+        crossbeam_epoch::pin().flush();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..64 {
+        crossbeam_epoch::pin().flush();
+    }
+    live()
+}
+
+/// A thread dequeuing everything `client` gets until `stop`; counts what it
+/// drained while `during` was set, and the largest backlog it saw.
+fn drainer(
+    rtm: Rtm,
+    client: ClientHandle<Ipv4>,
+    mode: &'static str,
+    during: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Subscriber> {
+    std::thread::spawn(move || {
+        let mut sub = Subscriber {
+            mode,
+            drained_during: 0,
+            drained_total: 0,
+            peak_backlog: 0,
+        };
+        loop {
+            sub.peak_backlog = sub.peak_backlog.max(client.pending().unwrap_or(0));
+            match rtm.dequeue(&client) {
+                Ok(_) => {
+                    sub.drained_total += 1;
+                    // Relaxed: a label for statistics.
+                    if during.load(Ordering::Relaxed) {
+                        sub.drained_during += 1;
+                    }
+                }
+                Err(RtmError::NoMessages) => {
+                    // Relaxed: the flag only ends the loop.
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let _ = client.wait_for_messages(Duration::from_millis(10));
+                }
+                Err(_) => break,
+            }
+        }
+        sub
+    })
+}
+
+/// Runs the benchmark; `live` reports the process's live heap bytes.
+pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableChurnReport, String> {
+    let tables = match &opts.table {
+        Some(p) => input::read_prefix_file(p)?,
+        None => input::default_tables(opts.seed),
+    };
+    let table = tables.v4;
+    if table.is_empty() {
+        return Err("the table has no IPv4 prefixes".into());
+    }
+    let (updates, upd_source) =
+        input::updates_or_default(opts.updates.as_deref(), &table, opts.seed)?;
+    let err = |e: RtmError| e.to_string();
+    let n = table.len();
+
+    let rtm = Rtm::new();
+    let (pa, pb) = (ProtocolId(1), ProtocolId(2));
+    rtm.set_priority(pa, 10); // lower wins: A is best everywhere
+    rtm.set_priority(pb, 20);
+    let traffic = input::traffic_v4(&table, Traffic::Ann, 1 << 22, opts.seed);
+    // The reader starts with U1 (an idle window on the empty table would be
+    // no yardstick); U1 is compared with the idle window after it.
+    let live0 = live();
+    let mut probe = ReaderProbe::spawn(&rtm, traffic, 16);
+
+    // U1
+    let t = Instant::now();
+    let a = rtm
+        .register::<Ipv4>(pa, RegisterOptions::default())
+        .map_err(err)?;
+    for p in &table {
+        rtm.add_route(&a, &route(*p, 1), Ttl::Infinite)
+            .map_err(err)?;
+    }
+    let u1 = t.elapsed().as_secs_f64();
+    probe.end_phase("U1 register + load A", n);
+    let live1 = settled(live);
+    let fib1 = rtm.fib::<Ipv4>().memory().total();
+    probe.idle(1000);
+
+    // U2
+    let t = Instant::now();
+    let mut metric = 2u32;
+    for (announce, p) in &updates {
+        if *announce {
+            metric = metric % 64 + 1;
+            rtm.add_route(&a, &route(*p, metric), Ttl::Infinite)
+                .map_err(err)?;
+        } else {
+            match rtm.delete_route(&a, &route(*p, 0)) {
+                Ok(_) | Err(RtmError::NoSuchRoute(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    let u2 = t.elapsed().as_secs_f64();
+    probe.end_phase("U2 replay updates (A)", updates.len());
+    probe.idle(1000);
+
+    // U3
+    let live2 = settled(live);
+    probe.restart_clock();
+    let t = Instant::now();
+    let b = rtm
+        .register::<Ipv4>(pb, RegisterOptions::default())
+        .map_err(err)?;
+    for p in &table {
+        rtm.add_route(&b, &route(*p, 1), Ttl::Infinite)
+            .map_err(err)?;
+    }
+    let u3 = t.elapsed().as_secs_f64();
+    probe.end_phase("U3 register + load B", n);
+    let live3 = settled(live);
+    probe.idle(1000);
+
+    // W1, with two subscribers draining.
+    let during = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let subs = [
+        ("fifo", RegisterOptions::notifying(), ProtocolId(3)),
+        ("coalescing", RegisterOptions::coalescing(), ProtocolId(4)),
+    ]
+    .into_iter()
+    .map(|(mode, o, p)| {
+        let c = rtm.register::<Ipv4>(p, o).map_err(err)?;
+        Ok((
+            c.clone(),
+            drainer(rtm.clone(), c, mode, during.clone(), stop.clone()),
+        ))
+    })
+    .collect::<Result<Vec<_>, String>>()?;
+    probe.restart_clock();
+    // Relaxed: a statistics label.
+    during.store(true, Ordering::Relaxed);
+    let t = Instant::now();
+    let removed = rtm.deregister(&a).map_err(err)?;
+    let w1 = t.elapsed().as_secs_f64();
+    during.store(false, Ordering::Relaxed);
+    probe.end_phase("W1 deregister A", removed);
+    let fib = rtm.fib::<Ipv4>();
+    let w1_not_on_b = table
+        .iter()
+        .filter(|p| fib.get(p).is_none_or(|e| e.protocol != pb))
+        .count();
+    // Let the subscribers finish their backlog, then stop them.
+    for (c, _) in &subs {
+        while c.pending().unwrap_or(0) > 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut subscribers = Vec::new();
+    for (c, h) in subs {
+        subscribers.push(h.join().map_err(|_| "a subscriber panicked".to_string())?);
+        rtm.deregister(&c).map_err(err)?;
+    }
+
+    // W3: two seconds for deferred frees to run.
+    probe.restart_clock();
+    std::thread::sleep(Duration::from_secs(2));
+    probe.end_phase("W3 2 s after W1", 0);
+    let live_w3 = settled(live);
+    let phases = probe.finish()?;
+    let w3_max_pause_ns = phases.last().map_or(0, |p| p.max_ns);
+    drop(b);
+
+    let per = |bytes: usize| bytes as f64 / n as f64;
+    Ok(TableChurnReport {
+        source: format!(
+            "{} ({n} IPv4 prefixes); {upd_source} ({} updates)",
+            tables.source,
+            updates.len()
+        ),
+        routes: n,
+        phases,
+        u1_per_sec: n as f64 / u1,
+        u2_per_sec: updates.len() as f64 / u2,
+        u3_per_sec: n as f64 / u3,
+        u3_bytes_per_route: per(live3.saturating_sub(live2)),
+        w1_secs: w1,
+        w1_not_on_b,
+        w3_ratio: live_w3.saturating_sub(live0) as f64 / live1.saturating_sub(live0).max(1) as f64,
+        w3_max_pause_ns,
+        m1_total_bytes_per_route: per(live1.saturating_sub(live0)),
+        m1_rib_bytes_per_route: per(live1.saturating_sub(live0).saturating_sub(fib1)),
+        subscribers,
+    })
+}
+
+impl TableChurnReport {
+    /// The human-readable report.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "churn: {}\nreader: one thread, rtm FIB, pinned reader; writer: the main thread (RIB calls)\n\n",
+            self.source
+        );
+        s += &reader::phase_table(&self.phases);
+        s += &format!(
+            "\nU1 load A              {:>12.0} routes/s\n\
+             U2 replay              {:>12.0} ops/s\n\
+             U3 load B              {:>12.0} routes/s, {:.1} extra live bytes/route\n\
+             W1 deregister A        {:>12.3} s, prefixes not on B afterwards: {}\n\
+             W3 live after 2 s      {:>12.2} x the one-client state after U1; longest reader lookup {} ns\n\
+             M1 bytes/route (U1)    {:>12.1} total, {:.1} without the FIB\n",
+            self.u1_per_sec,
+            self.u2_per_sec,
+            self.u3_per_sec,
+            self.u3_bytes_per_route,
+            self.w1_secs,
+            self.w1_not_on_b,
+            self.w3_ratio,
+            self.w3_max_pause_ns,
+            self.m1_total_bytes_per_route,
+            self.m1_rib_bytes_per_route,
+        );
+        for sub in &self.subscribers {
+            s += &format!(
+                "N1 {:<10} subscriber: drained {:.0} msgs/s during W1 ({} then, {} in all), peak backlog {}\n",
+                sub.mode,
+                sub.drained_during as f64 / self.w1_secs,
+                sub.drained_during,
+                sub.drained_total,
+                sub.peak_backlog
+            );
+        }
+        s += &format!(
+            "reader: worst {:.2} of idle over the steps\n",
+            reader::worst_fraction(&self.phases)
+        );
+        s
+    }
+
+    /// One JSON object.
+    pub fn json(&self) -> String {
+        let subs: Vec<String> = self
+            .subscribers
+            .iter()
+            .map(|s| {
+                format!(
+                    "{{\"mode\":{:?},\"drained_during_w1\":{},\"drained_total\":{},\"msgs_per_sec_during_w1\":{:.0},\"peak_backlog\":{}}}",
+                    s.mode,
+                    s.drained_during,
+                    s.drained_total,
+                    s.drained_during as f64 / self.w1_secs,
+                    s.peak_backlog
+                )
+            })
+            .collect();
+        format!(
+            "{{\"source\":{:?},\"routes\":{},\"u1_routes_per_sec\":{:.0},\"u2_ops_per_sec\":{:.0},\"u3_routes_per_sec\":{:.0},\"u3_bytes_per_route\":{:.2},\"w1_secs\":{:.4},\"w1_not_on_b\":{},\"w3_live_ratio\":{:.3},\"w3_max_pause_ns\":{},\"m1_total_bytes_per_route\":{:.2},\"m1_rib_bytes_per_route\":{:.2},\"reader_worst_of_idle\":{:.3},\"subscribers\":[{}],\"phases\":{}}}",
+            self.source,
+            self.routes,
+            self.u1_per_sec,
+            self.u2_per_sec,
+            self.u3_per_sec,
+            self.u3_bytes_per_route,
+            self.w1_secs,
+            self.w1_not_on_b,
+            self.w3_ratio,
+            self.w3_max_pause_ns,
+            self.m1_total_bytes_per_route,
+            self.m1_rib_bytes_per_route,
+            reader::worst_fraction(&self.phases),
+            subs.join(","),
+            reader::phase_json(&self.phases)
+        )
+    }
+}
