@@ -176,6 +176,10 @@ impl<F: Family> Pending<F> {
 struct QueueState<F: Family> {
     messages: Pending<F>,
     closed: bool,
+    /// Threads inside `wait`. A push wakes only when someone waits: a
+    /// subscriber that keeps up empties the queue after every message, and
+    /// a futex wake per message would cost the writer more than the change.
+    waiters: usize,
 }
 
 /// A client's queue of change messages with its notifier.
@@ -210,6 +214,7 @@ impl<F: Family> ChangeQueue<F> {
             state: Mutex::new(QueueState {
                 messages,
                 closed: false,
+                waiters: 0,
             }),
             signal: Condvar::new(),
         }
@@ -223,8 +228,10 @@ impl<F: Family> ChangeQueue<F> {
         }
         let was_empty = s.messages.is_empty();
         s.messages.push(change);
-        if was_empty && !s.messages.is_empty() {
-            // Only the empty -> non-empty edge can have waiters.
+        // Only the empty -> non-empty edge can have waiters, and only if a
+        // thread is in `wait`: it registered under this lock before it
+        // released it to sleep, so none is missed.
+        if was_empty && !s.messages.is_empty() && s.waiters > 0 {
             self.signal.notify_all();
         }
     }
@@ -272,23 +279,25 @@ impl<F: Family> ChangeQueue<F> {
         if s.closed {
             return false;
         }
+        let mut s = s;
+        s.waiters += 1;
         #[cfg(not(loom))]
-        let s = self
+        let mut s = self
             .signal
             .wait_timeout_while(s, timeout, |s| s.messages.is_empty() && !s.closed)
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .0;
         #[cfg(loom)]
-        let s = {
+        let mut s = {
             // loom models have no time: a timeout is a wait that may end
             // without a message, which callers already handle.
             let _ = timeout;
-            let mut s = s;
             while s.messages.is_empty() && !s.closed {
                 s = self.signal.wait(s).unwrap();
             }
             s
         };
+        s.waiters -= 1;
         !s.messages.is_empty()
     }
 
