@@ -36,7 +36,11 @@
 //! entries it covers and re-pushes its leaf into the nodes below them; a
 //! deeper change copies the nodes on its path and re-pushes into the
 //! children of the slots whose match changed. Nothing is rebuilt
-//! wholesale.
+//! wholesale, but leaf pushing has its price: a short prefix shows through
+//! in every node below it that has no longer match of its own, so adding or
+//! removing a default route over the RIS table copies most of the ~150 k
+//! nodes (40-50 ms measured; readers go on unaffected on the old nodes),
+//! while a /8 touches only the nodes under it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
