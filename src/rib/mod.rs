@@ -42,7 +42,7 @@ use crate::rtm::Shared;
 use crate::sync::{Arc, Mutex, lock};
 
 use destination::Destination;
-use route_set::{Entry, RouteSet, Working, select_best};
+use route_set::{Entry, Expiry, RouteSet, Working, select_best};
 
 /// Who receives the change messages of an operation (spec 3.4).
 #[derive(Clone, Copy)]
@@ -348,8 +348,8 @@ impl<F: Family> Table<F> {
             stored.timestamp = now;
             stored.data.stamp_priority(priority);
             let expires = match ttl {
-                Ttl::Infinite => None,
-                Ttl::Seconds(s) => Some(now.plus_seconds(s as u64)),
+                Ttl::Infinite => Expiry::NEVER,
+                Ttl::Seconds(s) => Expiry::at(now.plus_seconds(s as u64)),
             };
             let entry = Entry {
                 route: stored,
@@ -371,7 +371,7 @@ impl<F: Family> Table<F> {
                     Ok(())
                 })?
                 .expect("mutate with create=true always finds the destination");
-            if let Some(t) = expires {
+            if let Some(t) = expires.get() {
                 lock(&self.expiries)
                     .entry(t)
                     .or_default()
@@ -544,7 +544,7 @@ impl<F: Family> Table<F> {
                             Entry {
                                 route,
                                 priority,
-                                expires: None,
+                                expires: Expiry::NEVER,
                                 enabled: old.enabled,
                             },
                             |e| {
@@ -584,7 +584,7 @@ impl<F: Family> Table<F> {
         let mut removed = 0;
         for network in due {
             if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| {
-                Ok(w.remove_where(|e| e.expires.is_some_and(|t| t <= now)))
+                Ok(w.remove_where(|e| e.expires.is_due(now)))
             })? {
                 removed += n;
             }

@@ -4,9 +4,38 @@
 //! whole, so readers see either the old set with its best route or the new
 //! one, never a mix.
 
+use std::num::NonZeroU64;
+
 use crate::clock::Timestamp;
 use crate::family::Family;
 use crate::route::{Route, RouteData, RouteKey};
+
+/// When a route ages out, in 8 bytes where `Option<Timestamp>` takes 16
+/// (a full table stores a million): a timestamp is never zero (FILETIME,
+/// and every `Clock` here starts above it), so zero means "never". A zero
+/// deadline from a clock that does return zero is kept as one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Expiry(Option<NonZeroU64>);
+
+impl Expiry {
+    /// `Ttl::Infinite`.
+    pub(crate) const NEVER: Expiry = Expiry(None);
+
+    /// Ages out at `t`.
+    pub(crate) fn at(t: Timestamp) -> Expiry {
+        Expiry(NonZeroU64::new(t.0.max(1)))
+    }
+
+    /// The deadline, if any.
+    pub(crate) fn get(self) -> Option<Timestamp> {
+        self.0.map(|n| Timestamp(n.get()))
+    }
+
+    /// Whether the deadline has come at `now`.
+    pub(crate) fn is_due(self, now: Timestamp) -> bool {
+        self.get().is_some_and(|t| t <= now)
+    }
+}
 
 /// One stored route with the RTM's bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,8 +43,8 @@ pub(crate) struct Entry<F: Family> {
     pub(crate) route: Route<F>,
     /// The owning protocol's priority when the route was last written.
     pub(crate) priority: u32,
-    /// When the route ages out; `None` for `Ttl::Infinite`.
-    pub(crate) expires: Option<Timestamp>,
+    /// When the route ages out, if it does.
+    pub(crate) expires: Expiry,
     /// `false` after `block_set_enable(false)`: kept, but never best.
     pub(crate) enabled: bool,
 }
