@@ -194,20 +194,25 @@ fn default_and_host_routes_at_the_edges() {
     assert_eq!(at6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), 1);
 }
 
-/// A reader looks up addresses covered throughout by an untouched /16
-/// while a writer churns longer and shorter prefixes around them, in the
-/// same top-level slot and node: it must always get exactly the /16.
-#[test]
-fn untouched_route_never_flickers_under_churn() {
-    let fib = Arc::new(LpmFib::<Ipv4>::new());
-    let keep: Prefix<Ipv4Addr> = "10.1.0.0/16".parse().unwrap();
-    fib.insert(keep, Ipv4Addr::new(192, 0, 2, 7), 7, ProtocolId(1));
+/// A reader looks up `probes`, covered throughout by the untouched `keep`,
+/// through `lookup` and `lookup_batch` while a writer churns for 1.5 s:
+/// random prefixes from `churned` (never covering a probe) inserted or
+/// removed, and `cover`, shorter than `keep`, added and withdrawn every 32
+/// writes. Every answer must be exactly `keep`.
+fn never_flickers<F: IpFamily>(
+    keep: Prefix<F::Addr>,
+    cover: Prefix<F::Addr>,
+    probes: Vec<F::Addr>,
+    nh: F::Addr,
+    mut churned: impl FnMut(&mut rtm::synth::SplitMix64) -> Prefix<F::Addr>,
+) {
+    let fib = Arc::new(LpmFib::<F>::new());
+    fib.insert(keep, nh, 7, ProtocolId(1));
     let stop = Arc::new(AtomicBool::new(false));
     let lookups = Arc::new(AtomicUsize::new(0));
     let reader = {
         let (fib, stop, lookups) = (fib.clone(), stop.clone(), lookups.clone());
         thread::spawn(move || {
-            let probes: Vec<Ipv4Addr> = (0..=255).map(|i| Ipv4Addr::new(10, 1, 255, i)).collect();
             let mut out = vec![None; probes.len()];
             while !stop.load(Ordering::Relaxed) {
                 for p in &probes {
@@ -221,31 +226,19 @@ fn untouched_route_never_flickers_under_churn() {
         })
     };
     let mut rng = rtm::synth::SplitMix64::new(3);
-    let nh = Ipv4Addr::new(192, 0, 2, 9);
     let deadline = std::time::Instant::now() + Duration::from_millis(1500);
     let mut n = 0;
     while std::time::Instant::now() < deadline {
-        // Never covering 10.1.255.x: inside 10.1.240.0/21 (the probes' /20
-        // top-level slot and node: the IPv4 core's), or inside
-        // 10.1.192.0/19 (shorter prefixes that rewrite top-level entries
-        // next to the probes'); and a covering /8 that loses to the /16.
-        let (base, span, min_len) = if rng.below(2) == 0 {
-            (0x0a01_f000u32, 0x07ff, 21)
-        } else {
-            (0x0a01_c000u32, 0x1fff, 19)
-        };
-        let len = min_len + rng.below(33 - min_len as u64) as u8;
-        let a = Ipv4Addr::from(base | (rng.next_u64() as u32 & span));
-        let p = Prefix::truncating(a, len);
+        let p = churned(&mut rng);
         if rng.below(2) == 0 {
             fib.insert(p, nh, 9, ProtocolId(2));
         } else {
             fib.remove(p);
         }
         if n % 64 == 0 {
-            fib.insert("10.0.0.0/8".parse().unwrap(), nh, 8, ProtocolId(2));
+            fib.insert(cover, nh, 8, ProtocolId(2));
         } else if n % 64 == 32 {
-            fib.remove("10.0.0.0/8".parse().unwrap());
+            fib.remove(cover);
         }
         n += 1;
     }
@@ -258,61 +251,46 @@ fn untouched_route_never_flickers_under_churn() {
     assert!(n > 1000, "the writer barely ran");
 }
 
-/// The IPv6 core under the same churn: probes under an untouched /32,
-/// writes of /33../64 beside them in the same top-level slot and nodes.
+/// IPv4: probes 10.1.255.x under an untouched /16; churn never covering
+/// them inside 10.1.240.0/21 (the probes' /20 top-level slot and node: the
+/// IPv4 core's) or inside 10.1.192.0/19 (shorter prefixes that rewrite
+/// top-level entries next to the probes'); a covering /8.
+#[test]
+fn untouched_route_never_flickers_under_churn() {
+    never_flickers::<Ipv4>(
+        "10.1.0.0/16".parse().unwrap(),
+        "10.0.0.0/8".parse().unwrap(),
+        (0..=255).map(|i| Ipv4Addr::new(10, 1, 255, i)).collect(),
+        Ipv4Addr::new(192, 0, 2, 7),
+        |rng| {
+            let (base, span, min_len) = if rng.below(2) == 0 {
+                (0x0a01_f000u32, 0x07ff, 21)
+            } else {
+                (0x0a01_c000u32, 0x1fff, 19)
+            };
+            let len = min_len + rng.below(33 - min_len as u64) as u8;
+            Prefix::truncating(Ipv4Addr::from(base | (rng.next_u64() as u32 & span)), len)
+        },
+    );
+}
+
+/// IPv6: probes in 2001:db8:ffff::/48 under an untouched /32; churn of
+/// /33../64 inside 2001:db8::/33 (the other half: same top-level slot and
+/// nodes); a covering /16.
 #[test]
 fn untouched_ipv6_route_never_flickers_under_churn() {
-    let fib = Arc::new(LpmFib::<Ipv6>::new());
-    let keep: Prefix<Ipv6Addr> = "2001:db8::/32".parse().unwrap();
-    fib.insert(keep, "fe80::7".parse().unwrap(), 7, ProtocolId(1));
-    let stop = Arc::new(AtomicBool::new(false));
-    let lookups = Arc::new(AtomicUsize::new(0));
-    let reader = {
-        let (fib, stop, lookups) = (fib.clone(), stop.clone(), lookups.clone());
-        thread::spawn(move || {
-            // 2001:db8:ffff::/48 is never covered by the churn below.
-            let probes: Vec<Ipv6Addr> = (0..=255u128)
-                .map(|i| Ipv6Addr::from(0x2001_0db8_ffff_u128 << 80 | i << 40 | i))
-                .collect();
-            let mut out = vec![None; probes.len()];
-            while !stop.load(Ordering::Relaxed) {
-                for p in &probes {
-                    let e = fib.lookup(*p).expect("an untouched route vanished");
-                    assert_eq!((e.prefix, e.interface), (keep, 7));
-                }
-                fib.lookup_batch(&probes, &mut out);
-                assert!(out.iter().all(|e| e.is_some_and(|e| e.prefix == keep)));
-                lookups.fetch_add(2 * probes.len(), Ordering::Relaxed);
-            }
-        })
-    };
-    let mut rng = rtm::synth::SplitMix64::new(5);
-    let nh: Ipv6Addr = "fe80::9".parse().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
-    let mut n = 0;
-    while std::time::Instant::now() < deadline {
-        // Inside 2001:db8::/33 (the probes are in the other half).
-        let len = 33 + rng.below(32) as u8;
-        let bits =
-            0x2001_0db8_u128 << 96 | (rng.next_u64() as u128 & (u64::MAX >> 1) as u128) << 32;
-        let p = Prefix::truncating(Ipv6Addr::from(bits), len);
-        if rng.below(2) == 0 {
-            fib.insert(p, nh, 9, ProtocolId(2));
-        } else {
-            fib.remove(p);
-        }
-        if n % 64 == 0 {
-            fib.insert("2001::/16".parse().unwrap(), nh, 8, ProtocolId(2));
-        } else if n % 64 == 32 {
-            fib.remove("2001::/16".parse().unwrap());
-        }
-        n += 1;
-    }
-    stop.store(true, Ordering::Relaxed);
-    reader.join().unwrap();
-    assert!(
-        lookups.load(Ordering::Relaxed) > 10_000,
-        "the reader barely ran"
+    never_flickers::<Ipv6>(
+        "2001:db8::/32".parse().unwrap(),
+        "2001::/16".parse().unwrap(),
+        (0..=255u128)
+            .map(|i| Ipv6Addr::from(0x2001_0db8_ffff_u128 << 80 | i << 40 | i))
+            .collect(),
+        "fe80::7".parse().unwrap(),
+        |rng| {
+            let len = 33 + rng.below(32) as u8;
+            let bits =
+                0x2001_0db8_u128 << 96 | (rng.next_u64() as u128 & (u64::MAX >> 1) as u128) << 32;
+            Prefix::truncating(Ipv6Addr::from(bits), len)
+        },
     );
-    assert!(n > 1000, "the writer barely ran");
 }

@@ -8,24 +8,12 @@
 //! what it took.
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use rtm::bench::CountingAlloc;
 use rtm::{IpRouteData, Ipv4, ProtocolId, RegisterOptions, Route, Rtm, Ttl};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc::new();
-
-/// Live bytes once crossbeam-epoch has run the frees retired so far.
-fn settled() -> usize {
-    for _ in 0..3 {
-        for _ in 0..128 {
-            crossbeam_epoch::pin().flush();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    ALLOC.live()
-}
 
 #[test]
 fn load_and_deregister_100k_routes_20_times_leaks_nothing() {
@@ -46,18 +34,18 @@ fn load_and_deregister_100k_routes_20_times_leaks_nothing() {
         for p in &table {
             rtm.add_route(&c, &route(*p), Ttl::Infinite).unwrap();
         }
-        let loaded = settled();
+        let loaded = ALLOC.settled_live();
         assert_eq!(rtm.deregister(&c).unwrap(), table.len());
         loaded
     };
-    let before = settled();
+    let before = ALLOC.settled_live();
     let peak = cycle(&rtm);
-    let baseline = settled();
+    let baseline = ALLOC.settled_live();
     let per_load = peak - before;
     for _ in 1..20 {
         cycle(&rtm);
     }
-    let after = settled();
+    let after = ALLOC.settled_live();
     rtm.verify_consistency().unwrap();
     assert_eq!(rtm.network_count::<Ipv4>(), 0);
     // Bound: 2% of one load over 19 more cycles. A leak of 2 bytes per

@@ -13,6 +13,7 @@ pub mod input;
 pub mod lpm;
 pub mod reader;
 pub mod table_churn;
+pub mod workload;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +38,27 @@ impl CountingAlloc {
         // Relaxed: a statistic sampled between phases.
         self.live.load(Ordering::Relaxed)
     }
+}
+
+impl CountingAlloc {
+    /// Live bytes once the garbage retired so far has been reclaimed (see
+    /// [`settled`]).
+    pub fn settled_live(&self) -> usize {
+        settled(&|| self.live())
+    }
+}
+
+/// `live()` once crossbeam-epoch has run the frees retired so far: memory
+/// figures then count what the table holds, not what reclamation has yet
+/// to free (every write retires the route set it replaces).
+pub fn settled(live: &dyn Fn() -> usize) -> usize {
+    for _ in 0..3 {
+        for _ in 0..128 {
+            crossbeam_epoch::pin().flush();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    live()
 }
 
 impl Default for CountingAlloc {

@@ -15,7 +15,6 @@
 //! Memory comes from the live-bytes counter the caller passes (the `rtm`
 //! binary's counting global allocator).
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,11 +22,11 @@ use std::time::{Duration, Instant};
 
 use super::input::{self, Traffic};
 use super::reader::{self, ReaderProbe, ReaderStats};
+use super::workload::Workload;
 use crate::client::{ClientHandle, RegisterOptions};
 use crate::error::RtmError;
 use crate::family::Ipv4;
-use crate::prefix::Prefix;
-use crate::route::{IpRouteData, ProtocolId, Route, Ttl};
+use crate::route::ProtocolId;
 use crate::rtm::Rtm;
 
 /// Options of `rtm bench churn`.
@@ -89,29 +88,6 @@ pub struct TableChurnReport {
     pub subscribers: Vec<Subscriber>,
 }
 
-fn route(p: Prefix<Ipv4Addr>, metric: u32) -> Route<Ipv4> {
-    Route::new(
-        p,
-        Ipv4Addr::new(192, 0, 2, 1),
-        1,
-        IpRouteData::with_metric(metric),
-    )
-}
-
-/// Live bytes once the garbage retired so far has been reclaimed: memory
-/// figures count what the table holds, not what crossbeam-epoch has yet to
-/// free (a write retires the route set it replaces).
-fn settled(live: &dyn Fn() -> usize) -> usize {
-    for _ in 0..64 {
-        crossbeam_epoch::pin().flush();
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    for _ in 0..64 {
-        crossbeam_epoch::pin().flush();
-    }
-    live()
-}
-
 /// A thread dequeuing everything `client` gets until `stop`; counts what it
 /// drained while `during` was set, and the largest backlog it saw.
 fn drainer(
@@ -154,24 +130,15 @@ fn drainer(
 
 /// Runs the benchmark; `live` reports the process's live heap bytes.
 pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableChurnReport, String> {
-    let tables = match &opts.table {
-        Some(p) => input::read_prefix_file(p)?,
-        None => input::default_tables(opts.seed),
-    };
-    let table = tables.v4;
-    if table.is_empty() {
-        return Err("the table has no IPv4 prefixes".into());
-    }
-    let (updates, upd_source) =
-        input::updates_or_default(opts.updates.as_deref(), &table, opts.seed)?;
+    let work = Workload::load(opts.table.as_ref(), opts.updates.as_deref(), opts.seed)?;
     let err = |e: RtmError| e.to_string();
-    let n = table.len();
+    let n = work.table.len();
 
     let rtm = Rtm::new();
     let (pa, pb) = (ProtocolId(1), ProtocolId(2));
     rtm.set_priority(pa, 10); // lower wins: A is best everywhere
     rtm.set_priority(pb, 20);
-    let traffic = input::traffic_v4(&table, Traffic::Ann, 1 << 22, opts.seed);
+    let traffic = input::traffic_v4(&work.table, Traffic::Ann, 1 << 22, opts.seed);
     // The reader starts with U1 (an idle window on the empty table would be
     // no yardstick); U1 is compared with the idle window after it.
     let live0 = live();
@@ -179,52 +146,28 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
 
     // U1
     let t = Instant::now();
-    let a = rtm
-        .register::<Ipv4>(pa, RegisterOptions::default())
-        .map_err(err)?;
-    for p in &table {
-        rtm.add_route(&a, &route(*p, 1), Ttl::Infinite)
-            .map_err(err)?;
-    }
+    let a = work.register_and_load(&rtm, pa)?;
     let u1 = t.elapsed().as_secs_f64();
     probe.end_phase("U1 register + load A", n);
-    let live1 = settled(live);
+    let live1 = super::settled(live);
     let fib1 = rtm.fib::<Ipv4>().memory().total();
     probe.idle(1000);
 
     // U2
     let t = Instant::now();
-    let mut metric = 2u32;
-    for (announce, p) in &updates {
-        if *announce {
-            metric = metric % 64 + 1;
-            rtm.add_route(&a, &route(*p, metric), Ttl::Infinite)
-                .map_err(err)?;
-        } else {
-            match rtm.delete_route(&a, &route(*p, 0)) {
-                Ok(_) | Err(RtmError::NoSuchRoute(_)) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    }
+    work.replay(&rtm, &a)?;
     let u2 = t.elapsed().as_secs_f64();
-    probe.end_phase("U2 replay updates (A)", updates.len());
+    probe.end_phase("U2 replay updates (A)", work.updates.len());
     probe.idle(1000);
 
     // U3
-    let live2 = settled(live);
+    let live2 = super::settled(live);
     probe.restart_clock();
     let t = Instant::now();
-    let b = rtm
-        .register::<Ipv4>(pb, RegisterOptions::default())
-        .map_err(err)?;
-    for p in &table {
-        rtm.add_route(&b, &route(*p, 1), Ttl::Infinite)
-            .map_err(err)?;
-    }
+    let b = work.register_and_load(&rtm, pb)?;
     let u3 = t.elapsed().as_secs_f64();
     probe.end_phase("U3 register + load B", n);
-    let live3 = settled(live);
+    let live3 = super::settled(live);
     probe.idle(1000);
 
     // W1, with two subscribers draining.
@@ -252,7 +195,8 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
     during.store(false, Ordering::Relaxed);
     probe.end_phase("W1 deregister A", removed);
     let fib = rtm.fib::<Ipv4>();
-    let w1_not_on_b = table
+    let w1_not_on_b = work
+        .table
         .iter()
         .filter(|p| fib.get(p).is_none_or(|e| e.protocol != pb))
         .count();
@@ -273,22 +217,18 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
     probe.restart_clock();
     std::thread::sleep(Duration::from_secs(2));
     probe.end_phase("W3 2 s after W1", 0);
-    let live_w3 = settled(live);
+    let live_w3 = super::settled(live);
     let phases = probe.finish()?;
     let w3_max_pause_ns = phases.last().map_or(0, |p| p.max_ns);
     drop(b);
 
     let per = |bytes: usize| bytes as f64 / n as f64;
     Ok(TableChurnReport {
-        source: format!(
-            "{} ({n} IPv4 prefixes); {upd_source} ({} updates)",
-            tables.source,
-            updates.len()
-        ),
+        source: work.source.clone(),
         routes: n,
         phases,
         u1_per_sec: n as f64 / u1,
-        u2_per_sec: updates.len() as f64 / u2,
+        u2_per_sec: work.updates.len() as f64 / u2,
         u3_per_sec: n as f64 / u3,
         u3_bytes_per_route: per(live3.saturating_sub(live2)),
         w1_secs: w1,

@@ -18,8 +18,10 @@
 //! deferred free to let go of the arena.
 
 use std::alloc::{self, Layout};
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crossbeam_epoch::Guard;
 
 use super::pages::advise_huge;
 
@@ -211,8 +213,7 @@ impl<const U: usize> NodeArena<U> {
     ///
     /// # Safety
     /// No block may be used afterwards, and `alloc` may not be called
-    /// again. The trie calls this when it is dropped: then no reader can
-    /// hold a reference to it, so none is inside a node.
+    /// again. [`NodeStore`] calls this when its core is dropped.
     pub(crate) unsafe fn release(&self) {
         let mut s = self.state();
         for b in self.bases.iter() {
@@ -235,6 +236,104 @@ impl<const U: usize> Drop for NodeArena<U> {
     fn drop(&mut self) {
         // SAFETY: the arena's last owner is going: nothing uses its blocks.
         unsafe { self.release() }
+    }
+}
+
+/// A core's nodes, as both cores use them: the arena behind an `Arc`
+/// (deferred frees hold it too), a node's size in units worked out in one
+/// place from its length in bytes, a live-node count, and the release of
+/// every chunk when the core is dropped.
+pub(crate) struct NodeStore<const U: usize> {
+    arena: Arc<NodeArena<U>>,
+    /// Nodes stored and not yet retired (statistics).
+    nodes: AtomicUsize,
+}
+
+impl<const U: usize> NodeStore<U> {
+    /// An empty store.
+    pub(crate) fn new() -> Self {
+        NodeStore {
+            arena: Arc::new(NodeArena::new()),
+            nodes: AtomicUsize::new(0),
+        }
+    }
+
+    fn units(bytes: usize) -> usize {
+        bytes.div_ceil(U * 8).max(1)
+    }
+
+    /// Copies a node (plain integers) into a fresh block and returns it.
+    /// The block is unpublished until the caller stores a reference to it
+    /// with Release. Only the core's single writer calls this.
+    pub(crate) fn store<T: Copy>(&self, words: &[T]) -> *mut u64 {
+        let bytes = std::mem::size_of_val(words);
+        let p = self.arena.alloc(Self::units(bytes));
+        // SAFETY: the block is fresh and at least `bytes` long; blocks are
+        // `U`-word aligned, enough for any integer type.
+        unsafe {
+            std::ptr::copy_nonoverlapping(words.as_ptr().cast::<u8>(), p.cast::<u8>(), bytes)
+        };
+        // Relaxed: statistics, written by the single writer.
+        self.nodes.fetch_add(1, Ordering::Relaxed);
+        p
+    }
+
+    /// Hands a node to crossbeam-epoch, which returns its block to the
+    /// arena once every reader pinned now has unpinned: one small deferred
+    /// function per node, so reclamation runs in bounded steps.
+    ///
+    /// # Safety
+    /// `p` must come from [`NodeStore::store`] of `bytes` bytes, be retired
+    /// once, and already be unlinked (its replacement published), so that
+    /// only readers pinned before now can reach it.
+    pub(crate) unsafe fn retire(&self, p: *const u64, bytes: usize, guard: &Guard) {
+        // Relaxed: statistics, written by the single writer.
+        self.nodes.fetch_sub(1, Ordering::Relaxed);
+        let (p, units) = (p as usize, Self::units(bytes));
+        let arena = Arc::clone(&self.arena);
+        // SAFETY: the caller's contract: the block is unreachable to anyone
+        // who pins after this, and the collector runs the free only after
+        // everyone pinned before has unpinned; `units` is what `store` took.
+        unsafe { guard.defer_unchecked(move || arena.free(p as *mut u64, units)) };
+    }
+
+    /// The id of a stored node (never 0).
+    ///
+    /// # Safety
+    /// `p` must be a live node of this store.
+    pub(crate) unsafe fn id_of(&self, p: *const u64) -> u32 {
+        // SAFETY: forwarded.
+        unsafe { self.arena.id_of(p) }
+    }
+
+    /// The node of a non-zero id (see [`NodeArena::resolve`]).
+    #[inline(always)]
+    pub(crate) fn resolve(&self, id: u32) -> *const u64 {
+        self.arena.resolve(id)
+    }
+
+    /// Bytes the store holds from the system.
+    pub(crate) fn bytes(&self) -> usize {
+        self.arena.bytes()
+    }
+
+    /// Bytes in live blocks (stored nodes and retired ones not yet freed).
+    pub(crate) fn live_bytes(&self) -> usize {
+        self.arena.live_bytes()
+    }
+
+    /// Nodes stored and not retired.
+    pub(crate) fn count(&self) -> usize {
+        self.nodes.load(Ordering::Relaxed)
+    }
+}
+
+impl<const U: usize> Drop for NodeStore<U> {
+    fn drop(&mut self) {
+        // SAFETY: the store goes with its core, and readers borrow the core,
+        // so no one is inside a node, and nothing allocates again; deferred
+        // frees still pending only record blocks and are ignored after this.
+        unsafe { self.arena.release() }
     }
 }
 

@@ -42,14 +42,13 @@
 //! nodes (40-50 ms measured; readers go on unaffected on the old nodes),
 //! while a /8 touches only the nodes under it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use crossbeam_epoch::Guard;
 
-use super::arena::NodeArena;
+use super::arena::NodeStore;
 
-/// The direct core's allocation unit in words (see [`NodeArena`]).
+/// The direct core's allocation unit in words (see `arena::NodeArena`).
 const UNIT_WORDS: usize = 2;
 use super::pages::ZeroedWords;
 use super::trie::{TrieShadow, prefetch};
@@ -197,8 +196,7 @@ impl NodeRef {
 pub(crate) struct Direct<W> {
     _word: std::marker::PhantomData<W>,
     top: ZeroedWords,
-    arena: Arc<NodeArena<UNIT_WORDS>>,
-    nodes: AtomicUsize,
+    nodes: NodeStore<UNIT_WORDS>,
 }
 
 impl<W: Word> Direct<W> {
@@ -207,14 +205,13 @@ impl<W: Word> Direct<W> {
         Direct {
             _word: std::marker::PhantomData,
             top: ZeroedWords::new(1 << TOP_BITS),
-            arena: Arc::new(NodeArena::new()),
-            nodes: AtomicUsize::new(0),
+            nodes: NodeStore::new(),
         }
     }
 
     #[inline(always)]
     fn node(&self, e: u32) -> NodeRef {
-        NodeRef(self.arena.resolve(e >> 1) as *const u32)
+        NodeRef(self.nodes.resolve(e >> 1) as *const u32)
     }
 
     /// The leaf of the longest prefix covering `a` (0 if none). The caller
@@ -223,18 +220,35 @@ impl<W: Word> Direct<W> {
     pub(crate) fn lookup(&self, a: W) -> u32 {
         // Acquire pairs with the writer's Release stores: a node (and every
         // node below it) is fully written before its entry is published.
-        let mut e = self.top[a.top(TOP_BITS)].load(Ordering::Acquire);
+        let e = self.top[a.top(TOP_BITS)].load(Ordering::Acquire);
+        if !is_node(e) {
+            return entry_leaf(e);
+        }
+        // SAFETY: the entry was published while we were pinned; nodes are
+        // freed a grace period after being unlinked.
+        unsafe { self.descend(self.node(e), a) }
+    }
+
+    /// The lookup's leaf from the root node of its top-level slot down.
+    ///
+    /// # Safety
+    /// `root` must be live, and the caller pinned, for the whole walk.
+    #[inline(always)]
+    unsafe fn descend(&self, root: NodeRef, a: W) -> u32 {
+        let mut node = root;
         let mut o = TOP_BITS;
-        for _ in 0..LEVELS {
+        for _ in 1..LEVELS {
+            // SAFETY: the caller's contract; every node below a live one is
+            // live too (a node is retired only after its parent is replaced).
+            let e = unsafe { node.word(a.nibble(o)) };
             if !is_node(e) {
-                break;
+                return entry_leaf(e);
             }
-            // SAFETY: the entry was published while we were pinned; nodes
-            // are freed a grace period after being unlinked.
-            e = unsafe { self.node(e).word(a.nibble(o)) };
+            node = self.node(e);
             o += STRIDE;
         }
-        entry_leaf(e)
+        // SAFETY: as above; the last level holds only leaves.
+        entry_leaf(unsafe { node.word(a.nibble(o)) })
     }
 
     /// Prefetches the top-level entry of `a` (batch stage 1).
@@ -244,16 +258,22 @@ impl<W: Word> Direct<W> {
     }
 
     /// Loads the top-level entries of a group and prefetches the node slot
-    /// each will read next (batch stage 2).
+    /// each will read next (batch stage 2). A node entry is handed on
+    /// already resolved, as its node's address with bit 0 set (nodes are
+    /// 16-byte aligned; leaf entries have bit 0 clear), so the walk does
+    /// not look the chunk up again.
     #[inline(always)]
     pub(crate) fn load_group(&self, addrs: &[W], words: &mut [u64]) {
         for (w, a) in words.iter_mut().zip(addrs) {
             // Acquire: see `lookup`.
             let e = self.top[a.top(TOP_BITS)].load(Ordering::Acquire);
-            *w = e as u64;
-            if is_node(e) {
-                prefetch(self.node(e).0.wrapping_add(a.nibble(TOP_BITS)) as *const u8);
-            }
+            *w = if is_node(e) {
+                let node = self.node(e);
+                prefetch(node.0.wrapping_add(a.nibble(TOP_BITS)) as *const u8);
+                node.0 as u64 | 1
+            } else {
+                e as u64
+            };
         }
     }
 
@@ -265,17 +285,13 @@ impl<W: Word> Direct<W> {
     #[inline(always)]
     pub(crate) unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]) {
         for ((a, &w), leaf) in addrs.iter().zip(words).zip(leaves.iter_mut()) {
-            let mut e = w as u32;
-            let mut o = TOP_BITS;
-            for _ in 0..LEVELS {
-                if !is_node(e) {
-                    break;
-                }
-                // SAFETY: the caller's contract, as in `lookup`.
-                e = unsafe { self.node(e).word(a.nibble(o)) };
-                o += STRIDE;
-            }
-            *leaf = entry_leaf(e);
+            *leaf = if w & 1 == 1 {
+                // SAFETY: the caller's contract, as in `lookup`; `w` is a
+                // node's address tagged by `load_group`.
+                unsafe { self.descend(NodeRef((w & !1) as *const u32), *a) }
+            } else {
+                entry_leaf(w as u32)
+            };
         }
     }
 
@@ -350,31 +366,12 @@ impl<W: Word> Direct<W> {
         guard: &Guard,
     ) -> u32 {
         let net = a.network(len);
-        let old = shadow.set(net, len, leaf);
-        if old == leaf {
-            return old;
-        }
-        // As in the trie: within the prefix's slots, the new prefix wins
-        // unless a longer top-level prefix covers the slot; on removal, the
-        // slots it held fall back to one shorter prefix.
-        let fallback = if leaf == 0 {
-            shadow.fallback(net, len)
-        } else {
-            0
-        };
+        let (old, rule) = shadow.update(net, len, leaf);
+        let Some(rule) = rule else { return old };
         let mut retired = Vec::new();
         let first = net.top(TOP_BITS);
         for s in first..first + (1usize << (TOP_BITS - len)) {
-            let cur = self.top_match(s);
-            let cur_len = cur & 0xff;
-            let want = if leaf != 0 {
-                if cur != 0 && cur_len > len {
-                    continue;
-                }
-                leaf
-            } else if cur != 0 && cur_len == len {
-                fallback
-            } else {
+            let Some(want) = rule.apply(self.top_match(s)) else {
                 continue;
             };
             let e = self.top[s].load(Ordering::Relaxed);
@@ -472,53 +469,32 @@ impl<W: Word> Direct<W> {
                 buf.children[v] = self.repush(buf.children[v], buf.value(v), retired);
             }
         }
-        let words = buf.encode();
-        let units = words.len().div_ceil(2 * UNIT_WORDS);
-        let p = self.arena.alloc(units);
-        // SAFETY: the block is fresh, `units` units (>= words.len() u32s)
-        // long, and unpublished until the caller stores its entry.
-        unsafe { std::ptr::copy_nonoverlapping(words.as_ptr(), p.cast::<u32>(), words.len()) };
-        // Relaxed: statistics, written by the single writer.
-        self.nodes.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: `p` was just allocated from the arena.
-        unsafe { self.arena.id_of(p) << 1 | 1 }
+        let p = self.nodes.store(&buf.encode());
+        // SAFETY: `p` was just stored.
+        unsafe { self.nodes.id_of(p) << 1 | 1 }
     }
 
     fn retire(&self, nodes: Vec<NodeRef>, guard: &Guard) {
         for n in nodes {
-            // SAFETY: still live (only now handed to the collector).
-            let units = unsafe { n.len_words32() }.div_ceil(2 * UNIT_WORDS);
-            // Relaxed: statistics, written by the single writer.
-            self.nodes.fetch_sub(1, Ordering::Relaxed);
-            let p = n.0 as usize;
-            let arena = Arc::clone(&self.arena);
-            // SAFETY: `n` was unlinked before this call, so only readers
-            // pinned before now can hold it; the collector runs this after
-            // they unpin. The block came from `alloc(units)` (`finish`).
-            unsafe { guard.defer_unchecked(move || arena.free(p as *mut u64, units)) };
+            // SAFETY: still live (only now handed to the collector), stored
+            // by `finish` with exactly `len_words32` words; unlinked before
+            // this call (its replacement is already published).
+            unsafe { self.nodes.retire(n.0.cast(), n.len_words32() * 4, guard) };
         }
     }
 
     /// Bytes held by the lookup structure: the top level and the arena.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.top.bytes() + self.arena.bytes()
+        self.top.bytes() + self.nodes.bytes()
     }
 
     /// Bytes in live nodes.
     pub(crate) fn node_bytes(&self) -> usize {
-        self.arena.live_bytes()
+        self.nodes.live_bytes()
     }
 
     /// Number of live nodes.
     pub(crate) fn node_count(&self) -> usize {
-        self.nodes.load(Ordering::Relaxed)
-    }
-}
-
-impl<W> Drop for Direct<W> {
-    fn drop(&mut self) {
-        // SAFETY: dropping the core: no reader holds a reference to it (they
-        // borrow the FIB), and nothing allocates from the arena again.
-        unsafe { self.arena.release() }
+        self.nodes.count()
     }
 }

@@ -327,7 +327,7 @@ impl<F: IpFamily> LpmFib<F> {
         }
         // SAFETY: the words came from `load_group`, and the caller is pinned
         // for the whole batch.
-        unsafe { core.prefetch_leaves(&native[0][..lens[0]], &words[0]) };
+        unsafe { core.prefetch_leaves(&native[0][..lens[0]], &words[0][..lens[0]]) };
         for g in 0..groups {
             prefetch_tops(g + 3);
             let r2 = (g + 2) % STAGES;

@@ -54,14 +54,13 @@
 //! garbage in small bounded steps.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use crossbeam_epoch::Guard;
 
-use super::arena::NodeArena;
+use super::arena::NodeStore;
 
-/// The trie's allocation unit in words (see [`NodeArena`]).
+/// The trie's allocation unit in words (see `arena::NodeArena`).
 const UNIT_WORDS: usize = 4;
 use super::pages::ZeroedWords;
 use crate::prefix::AddrBits as Word;
@@ -339,11 +338,8 @@ pub(crate) struct Trie<W> {
     /// Bits of the direct top level.
     top_bits: u32,
     top: ZeroedWords,
-    /// Where the nodes live; shared with the deferred frees of retired
-    /// nodes, which may run after the trie is gone.
-    arena: Arc<NodeArena<UNIT_WORDS>>,
-    /// Live nodes (statistics).
-    nodes: AtomicUsize,
+    /// Where the nodes live.
+    nodes: NodeStore<UNIT_WORDS>,
 }
 
 // Top-level entries are 32 bits (the IPv4 top level is then 1 MiB and
@@ -390,24 +386,60 @@ impl<W: Word> TrieShadow<W> {
             .unwrap_or(0)
     }
 
-    /// Sets (`leaf != 0`) or removes `net/len`; returns the old leaf.
-    pub(crate) fn set(&mut self, net: W, len: u32, leaf: u32) -> u32 {
+    /// Sets (`leaf != 0`) or removes the top-level prefix `net/len`.
+    /// Returns the leaf it replaced and, if that differs, the rule by which
+    /// the top-level slots it covers change.
+    pub(crate) fn update(&mut self, net: W, len: u32, leaf: u32) -> (u32, Option<TopRule>) {
         let map = &mut self.top_prefixes[len as usize];
-        if leaf == 0 {
+        let old = if leaf == 0 {
             map.remove(&net)
         } else {
             map.insert(net, leaf)
         }
-        .unwrap_or(0)
+        .unwrap_or(0);
+        if old == leaf {
+            return (old, None);
+        }
+        // On removal, every slot the prefix held falls back to the same
+        // shorter prefix: the longest one covering `net`.
+        let fallback = if leaf == 0 {
+            (0..len)
+                .rev()
+                .map(|l| self.get(net.network(l), l))
+                .find(|&leaf| leaf != 0)
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let rule = TopRule {
+            len,
+            leaf,
+            fallback,
+        };
+        (old, Some(rule))
     }
+}
 
-    /// The leaf of the longest prefix shorter than `len` covering `net`.
-    pub(crate) fn fallback(&self, net: W, len: u32) -> u32 {
-        (0..len)
-            .rev()
-            .map(|l| self.get(net.network(l), l))
-            .find(|&leaf| leaf != 0)
-            .unwrap_or(0)
+/// How a top-level prefix's change moves the top-level match of each slot
+/// it covers (both cores apply it slot by slot).
+pub(crate) struct TopRule {
+    len: u32,
+    leaf: u32,
+    fallback: u32,
+}
+
+impl TopRule {
+    /// The slot's new top-level match, given its current one; None if it
+    /// keeps it. Within the prefix's slots the prefix wins unless a longer
+    /// top-level prefix covers the slot; leaves carry their length, so no
+    /// slot needs a search.
+    pub(crate) fn apply(&self, cur: u32) -> Option<u32> {
+        let cur_len = cur & 0xff;
+        if self.leaf != 0 {
+            (cur == 0 || cur_len <= self.len).then_some(self.leaf)
+        } else {
+            (cur != 0 && cur_len == self.len).then_some(self.fallback)
+        }
     }
 }
 
@@ -417,8 +449,7 @@ impl<W: Word> Trie<W> {
             _word: std::marker::PhantomData,
             top_bits,
             top: ZeroedWords::new(1usize << top_bits),
-            arena: Arc::new(NodeArena::new()),
-            nodes: AtomicUsize::new(0),
+            nodes: NodeStore::new(),
         }
     }
 
@@ -452,14 +483,14 @@ impl<W: Word> Trie<W> {
         } else if e == 0 {
             0
         } else {
-            self.arena.resolve(e >> 1) as u64
+            self.nodes.resolve(e >> 1) as u64
         }
     }
 
     /// The entry naming a root node.
     fn node_entry(&self, p: *const u64) -> u32 {
         // SAFETY: `p` was just allocated from the arena by the writer.
-        unsafe { self.arena.id_of(p) << 1 }
+        unsafe { self.nodes.id_of(p) << 1 }
     }
 
     /// Completes a lookup from its top-level word.
@@ -481,10 +512,7 @@ impl<W: Word> Trie<W> {
     /// writer lock, so no node it reads is retired meanwhile).
     pub(crate) fn exact(&self, shadow: &TrieShadow<W>, a: W, len: u32) -> u32 {
         if len <= self.top_bits {
-            shadow.top_prefixes[len as usize]
-                .get(&Self::net(a, len))
-                .copied()
-                .unwrap_or(0)
+            shadow.get(a.network(len), len)
         } else {
             self.find_deep(a, len)
         }
@@ -668,18 +696,6 @@ impl<W: Word> Trie<W> {
         a.network(len)
     }
 
-    /// The longest top-level prefix shorter than `len` covering `net`.
-    fn top_fallback(shadow: &TrieShadow<W>, net: W, len: u32) -> u32 {
-        (0..len)
-            .rev()
-            .find_map(|l| {
-                shadow.top_prefixes[l as usize]
-                    .get(&Self::net(net, l))
-                    .copied()
-            })
-            .unwrap_or(0)
-    }
-
     /// The top-level leaf of slot `s` and the root node there, if any.
     fn top_slot(&self, s: usize) -> (u32, Option<NodeRef>) {
         let e = self.decode(self.top[s].load(Ordering::Relaxed)); // only the writer stores
@@ -700,38 +716,13 @@ impl<W: Word> Trie<W> {
         leaf: u32,
         guard: &Guard,
     ) -> u32 {
-        let net = Self::net(a, len);
-        let old = if leaf == 0 {
-            shadow.top_prefixes[len as usize].remove(&net)
-        } else {
-            shadow.top_prefixes[len as usize].insert(net, leaf)
-        }
-        .unwrap_or(0);
-        if old == leaf {
-            return old;
-        }
-        // Within the prefix's slots, a slot's longest top-level match is the
-        // prefix itself unless a longer top-level prefix covers the slot;
-        // leaves carry their length, so no slot needs a search. On removal,
-        // every slot the prefix held falls back to the same shorter prefix.
-        let fallback = if leaf == 0 {
-            Self::top_fallback(shadow, net, len)
-        } else {
-            0
-        };
+        let net = a.network(len);
+        let (old, rule) = shadow.update(net, len, leaf);
+        let Some(rule) = rule else { return old };
         let first = net.top(self.top_bits);
         for s in first..first + (1usize << (self.top_bits - len)) {
             let (cur, root) = self.top_slot(s);
-            let cur_len = cur & 0xff;
-            let want = if leaf != 0 {
-                if cur != 0 && cur_len > len {
-                    continue;
-                } else {
-                    leaf
-                }
-            } else if cur != 0 && cur_len == len {
-                fallback
-            } else {
+            let Some(want) = rule.apply(cur) else {
                 continue;
             };
             match root {
@@ -927,7 +918,7 @@ impl<W: Word> Trie<W> {
 
     /// Encodes a node that a top-level entry will name; returns the entry.
     fn encode_root(&self, buf: &NodeBuf) -> u32 {
-        let p = self.store(&buf.encode());
+        let p = self.nodes.store(&buf.encode());
         self.node_entry(p)
     }
 
@@ -936,18 +927,7 @@ impl<W: Word> Trie<W> {
         // A former root (split below a new one) gives up its top leaf,
         // which only a root's readers use.
         buf.top_leaf = 0;
-        self.store(&buf.encode())
-    }
-
-    /// Copies a node's words into a fresh arena block.
-    fn store(&self, words: &[u64]) -> *const u64 {
-        let p = self.arena.alloc(words.len().div_ceil(UNIT_WORDS));
-        // SAFETY: the block is fresh, at least `words.len()` words long, and
-        // unpublished until the caller stores its pointer (with Release).
-        unsafe { std::ptr::copy_nonoverlapping(words.as_ptr(), p, words.len()) };
-        // Relaxed: statistics, written by the single writer.
-        self.nodes.fetch_add(1, Ordering::Relaxed);
-        p
+        self.nodes.store(&buf.encode())
     }
 
     fn replace_root(&self, s: usize, old: NodeRef, buf: NodeBuf, guard: &Guard) {
@@ -959,43 +939,27 @@ impl<W: Word> Trie<W> {
 
     fn retire(&self, nodes: Vec<NodeRef>, guard: &Guard) {
         for n in nodes {
-            // SAFETY: still live (only now handed to the collector).
-            let units = unsafe { n.len_words() }.div_ceil(UNIT_WORDS);
-            // Relaxed: statistics, written by the single writer.
-            self.nodes.fetch_sub(1, Ordering::Relaxed);
-            let p = n.0 as usize;
-            let arena = Arc::clone(&self.arena);
-            // SAFETY: `n` was unlinked before this call (the new path or
-            // leaf is already published), so only readers pinned before now
-            // can hold it; the collector runs this after they unpin. The
-            // block came from `alloc(units)` (see `encode`).
-            unsafe { guard.defer_unchecked(move || arena.free(p as *mut u64, units)) };
+            // SAFETY: still live (only now handed to the collector), stored
+            // by `store` with exactly `len_words` words; unlinked before
+            // this call (the new path or leaf is already published).
+            unsafe { self.nodes.retire(n.0, n.len_words() * 8, guard) };
         }
     }
 
     /// Bytes held by the lookup structure: the top level and the node
     /// arena's chunks.
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.top.bytes() + self.arena.bytes()
+        self.top.bytes() + self.nodes.bytes()
     }
 
     /// Bytes in live nodes (the arena holds them and free blocks).
     pub(crate) fn node_bytes(&self) -> usize {
-        self.arena.live_bytes()
+        self.nodes.live_bytes()
     }
 
     /// Number of live nodes.
     pub(crate) fn node_count(&self) -> usize {
-        self.nodes.load(Ordering::Relaxed)
-    }
-}
-
-impl<W> Drop for Trie<W> {
-    fn drop(&mut self) {
-        // SAFETY: dropping the trie: no reader holds a reference to it (they
-        // borrow the FIB), so no one is inside a node, and nothing allocates
-        // from the arena again.
-        unsafe { self.arena.release() }
+        self.nodes.count()
     }
 }
 
