@@ -74,7 +74,7 @@ pub(crate) struct ClientState<F: Family> {
     /// The networks where this client owns at least one route: the
     /// secondary index deregistration and block operations walk. Updated
     /// under the destination's writer lock.
-    pub(crate) index: DashSet<F::Network>,
+    pub(crate) index: DashSet<F::Network, foldhash::fast::RandomState>,
     pub(crate) queue: Option<ChangeQueue<F>>,
 }
 

@@ -119,6 +119,6 @@ pub use prefix::{IpAddress, Ipv4Prefix, Ipv6Prefix, IpxNetwork, MacAddr, Prefix}
 pub use priority::{DEFAULT_PRIORITY, PriorityTable};
 pub use route::{
     INFINITE, IP_VALID_ROUTE, IPX_GLOBAL_CLIENT_WAN_ROUTE, IpRouteData, IpxRouteData,
-    MAX_TTL_SECONDS, ProtocolId, Route, RouteData, RouteKey, Ttl,
+    MAX_TTL_SECONDS, ProtocolId, Route, RouteData, RouteKey, RouteUpdate, Ttl,
 };
 pub use rtm::{Rtm, RtmBuilder, Sweeper};

@@ -222,18 +222,36 @@ impl<F: Family> ChangeQueue<F> {
 
     /// Appends a message and signals the notifier. Ignored once closed.
     pub fn push(&self, change: Change<F>) {
+        if self.push_deferred(change) {
+            self.wake();
+        }
+    }
+
+    /// Appends a message without waking anyone; returns whether a thread
+    /// waits for this queue, in which case the caller owes it a [`wake`]
+    /// (bulk writers wake once per batch instead of once per message: a
+    /// futex wake costs more than the change it announces).
+    ///
+    /// [`wake`]: ChangeQueue::wake
+    pub fn push_deferred(&self, change: Change<F>) -> bool {
         let mut s = lock(&self.state);
         if s.closed {
-            return;
+            return false;
         }
         let was_empty = s.messages.is_empty();
         s.messages.push(change);
         // Only the empty -> non-empty edge can have waiters, and only if a
         // thread is in `wait`: it registered under this lock before it
-        // released it to sleep, so none is missed.
-        if was_empty && !s.messages.is_empty() && s.waiters > 0 {
-            self.signal.notify_all();
-        }
+        // released it to sleep, so none is missed. A waiter that registers
+        // after this push finds the message before it sleeps.
+        was_empty && !s.messages.is_empty() && s.waiters > 0
+    }
+
+    /// Wakes the threads waiting in [`wait`](ChangeQueue::wait); they
+    /// re-check the queue under its lock, so a wake with nothing pending
+    /// is harmless.
+    pub fn wake(&self) {
+        self.signal.notify_all();
     }
 
     /// Removes the oldest message. `NoMessages` when empty; `InvalidHandle`

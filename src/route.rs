@@ -237,6 +237,21 @@ impl<F: Family> Route<F> {
     }
 }
 
+/// One update of a batch given to [`Rtm::update_routes`](crate::Rtm::update_routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteUpdate<F: Family> {
+    /// `add_route(route, ttl)`.
+    Add {
+        /// The route to add or update.
+        route: Route<F>,
+        /// Its time to live.
+        ttl: Ttl,
+    },
+    /// `delete_route(route)`: the route with this key (for a single-route
+    /// client, the client's route to this network).
+    Delete(Route<F>),
+}
+
 /// A route's identity and position in RTMv1's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RouteKey<F: Family> {

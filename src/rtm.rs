@@ -22,7 +22,7 @@ use crate::notify::Dequeued;
 use crate::prefix::{IpAddress, Prefix};
 use crate::priority::PriorityTable;
 use crate::rib::Table;
-use crate::route::{ProtocolId, Route, Ttl};
+use crate::route::{ProtocolId, Route, RouteUpdate, Ttl};
 
 /// Locks a std mutex, ignoring poisoning (the flag it guards stays valid).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -234,6 +234,52 @@ impl Rtm {
         route: &Route<F>,
     ) -> Result<Change<F>, RtmError> {
         self.table::<F>().delete_route(client, route)
+    }
+
+    /// Applies a batch of adds and deletes in order (a routing protocol's
+    /// initial load, or the prefixes of one BGP UPDATE): each update has
+    /// exactly the outcome, change messages and effect on the table that
+    /// [`add_route`](Rtm::add_route) or [`delete_route`](Rtm::delete_route)
+    /// would have at that point, and `each` receives the outcomes in order.
+    ///
+    /// Cheaper than the calls one by one: the client is checked, the clock
+    /// and the protocol's priority are read once for the batch (every add
+    /// gets the same timestamp), and waiting subscribers are woken once per
+    /// few hundred messages rather than once per message. Each update is
+    /// atomic on its own; the batch is not (readers may see part of it).
+    ///
+    /// Every add is validated before anything is applied: an invalid TTL or
+    /// route data refuses the whole batch with `InvalidParameter` naming the
+    /// update, and leaves the table as it was. A delete of an absent route
+    /// is reported through `each` (`NoSuchRoute`) and does not stop the batch.
+    ///
+    /// ```
+    /// use rtm::{Ipv4, IpRouteData, ProtocolId, RegisterOptions, Route, RouteUpdate, Rtm, Ttl};
+    /// let rtm = Rtm::new();
+    /// let bgp = rtm.register::<Ipv4>(ProtocolId(14), RegisterOptions::default())?;
+    /// let route = |net: &str| {
+    ///     Route::<Ipv4>::new(net.parse().unwrap(), "192.0.2.1".parse().unwrap(), 1,
+    ///                        IpRouteData::with_metric(1))
+    /// };
+    /// let batch = [
+    ///     RouteUpdate::Add { route: route("10.0.0.0/8"), ttl: Ttl::Infinite },
+    ///     RouteUpdate::Add { route: route("10.1.0.0/16"), ttl: Ttl::Infinite },
+    ///     RouteUpdate::Delete(route("192.168.0.0/16")),
+    /// ];
+    /// let mut outcomes = Vec::new();
+    /// rtm.update_routes(&bgp, &batch, |r| outcomes.push(r.map(|c| c.flags())))?;
+    /// assert_eq!(outcomes.len(), 3);
+    /// assert!(outcomes[2].is_err()); // nothing to delete there
+    /// assert_eq!(rtm.network_count::<Ipv4>(), 2);
+    /// # Ok::<(), rtm::RtmError>(())
+    /// ```
+    pub fn update_routes<F: Family>(
+        &self,
+        client: &ClientHandle<F>,
+        updates: &[RouteUpdate<F>],
+        each: impl FnMut(Result<Change<F>, RtmError>),
+    ) -> Result<(), RtmError> {
+        self.table::<F>().update_routes(client, updates, each)
     }
 
     /// Deletes the caller's routes matching `criteria` (RtmBlockDeleteRoutes);

@@ -342,3 +342,39 @@ fn failing_lookups_change_nothing() {
     future.timestamp = f.clock.now().plus_seconds(5);
     rejects(&f, &before, f.rtm.route_age(&future), 87, "later than now");
 }
+
+#[test]
+fn a_batch_with_one_invalid_add_changes_nothing() {
+    let f = populated();
+    let before = snapshot(&f);
+    let mut bad = route("10.3.0.0/16", "1.1.1.1", 1, 1);
+    bad.data.route_type = 9;
+    let batch = [
+        // Valid, and would change the table if the batch were applied.
+        RouteUpdate::Add {
+            route: route("10.2.0.0/16", "1.1.1.1", 1, 1),
+            ttl: Ttl::Infinite,
+        },
+        RouteUpdate::Delete(route("10.0.0.0/8", "1.1.1.1", 1, 5)),
+        RouteUpdate::Add {
+            route: bad,
+            ttl: Ttl::Infinite,
+        },
+    ];
+    let mut outcomes = 0;
+    let r = f.rtm.update_routes(&f.a, &batch, |_| outcomes += 1);
+    rejects(
+        &f,
+        &before,
+        r,
+        87,
+        "update 2 of 3 (add 10.3.0.0/16): route type 9",
+    );
+    assert_eq!(outcomes, 0, "no update of a refused batch is applied");
+    let over = [RouteUpdate::Add {
+        route: route("10.2.0.0/16", "1.1.1.1", 1, 1),
+        ttl: Ttl::Seconds(MAX_TTL_SECONDS + 1),
+    }];
+    let r = f.rtm.update_routes(&f.a, &over, |_| outcomes += 1);
+    rejects(&f, &before, r, 87, "update 0 of 1 (add 10.2.0.0/16): TTL");
+}

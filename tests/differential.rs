@@ -4,7 +4,7 @@
 //! after every step, lookups, ordered walks and every queued message).
 
 use proptest::prelude::*;
-use rtm::model::differential::{Crit, Op, run};
+use rtm::model::differential::{BatchUpdate, Crit, Op, run};
 use rtm::{Ipv4, Ipv6, Ipx};
 
 fn crit() -> impl Strategy<Value = Crit> {
@@ -26,6 +26,16 @@ fn crit() -> impl Strategy<Value = Crit> {
         )
 }
 
+/// An add or delete of a batch (`update_routes` on the engine, one call
+/// each on the model).
+fn batch_update() -> impl Strategy<Value = BatchUpdate> {
+    prop_oneof![
+        3 => (0u8..8, 0u8..3, 0u8..2, 0u8..6, proptest::bool::weighted(0.85), 0u8..4, 0u8..2)
+            .prop_map(|(net, nh, iface, metric, valid, ttl, psd)| BatchUpdate::Add { net, nh, iface, metric, valid, ttl, psd }),
+        1 => (0u8..8, 0u8..3, 0u8..2).prop_map(|(net, nh, iface)| BatchUpdate::Delete { net, nh, iface }),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let p = 0u8..3;
     prop_oneof![
@@ -41,8 +51,10 @@ fn op() -> impl Strategy<Value = Op> {
         3 => p.clone().prop_map(|proto| Op::Dequeue { proto }),
         2 => (0u8..12).prop_map(|secs| Op::Advance { secs }),
         1 => Just(Op::Sweep),
-        1 => (p, 0u8..3).prop_map(|(proto, prio)| Op::SetPriority { proto, prio }),
+        1 => (p.clone(), 0u8..3).prop_map(|(proto, prio)| Op::SetPriority { proto, prio }),
         1 => crit().prop_map(|crit| Op::Walk { crit }),
+        3 => (p, proptest::collection::vec(batch_update(), 0..12))
+            .prop_map(|(proto, updates)| Op::Batch { proto, updates }),
     ]
 }
 

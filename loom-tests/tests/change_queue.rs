@@ -74,3 +74,32 @@ fn close_wakes_waiter() {
         assert!(q.pop().is_err());
     });
 }
+
+/// A bulk writer pushes without waking and wakes once afterwards if any
+/// push reported a waiter (`push_deferred` / `wake`): the waiter still
+/// gets every message and never sleeps forever.
+#[test]
+fn deferred_wake_is_not_lost() {
+    loom::model(|| {
+        let q = Arc::new(ChangeQueue::<Ipv4>::new());
+        let producer = {
+            let q = q.clone();
+            thread::spawn(move || {
+                let mut owed = q.push_deferred(msg(1));
+                owed |= q.push_deferred(msg(2));
+                if owed {
+                    q.wake();
+                }
+            })
+        };
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            assert!(q.wait(Duration::from_secs(1)));
+            while let Ok(d) = q.pop() {
+                got.push(d.change);
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(got, vec![msg(1), msg(2)]);
+    });
+}

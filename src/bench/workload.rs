@@ -10,7 +10,7 @@ use crate::client::{ClientHandle, RegisterOptions};
 use crate::error::RtmError;
 use crate::family::Ipv4;
 use crate::prefix::Prefix;
-use crate::route::{IpRouteData, ProtocolId, Route, Ttl};
+use crate::route::{IpRouteData, ProtocolId, Route, RouteUpdate, Ttl};
 use crate::rtm::Rtm;
 
 /// What the churn benchmarks run on.
@@ -54,7 +54,9 @@ impl Workload {
         })
     }
 
-    /// Registers `protocol` and adds a route to every table prefix.
+    /// Registers `protocol` and adds a route to every table prefix, in
+    /// batches of [`BATCH`] through [`Rtm::update_routes`] (a protocol's
+    /// initial load).
     pub fn register_and_load(
         &self,
         rtm: &Rtm,
@@ -63,32 +65,63 @@ impl Workload {
         let client = rtm
             .register::<Ipv4>(protocol, RegisterOptions::default())
             .map_err(|e| e.to_string())?;
-        for p in &self.table {
-            rtm.add_route(&client, &route(*p, 1), Ttl::Infinite)
-                .map_err(|e| e.to_string())?;
+        let mut batch = Vec::with_capacity(BATCH);
+        for chunk in self.table.chunks(BATCH) {
+            batch.clear();
+            batch.extend(chunk.iter().map(|p| RouteUpdate::Add {
+                route: route(*p, 1),
+                ttl: Ttl::Infinite,
+            }));
+            apply(rtm, &client, &batch)?;
         }
         Ok(client)
     }
 
-    /// Replays the updates as `client`: an announcement adds or refreshes
-    /// the route with a new metric, a withdrawal deletes it (a withdrawal
-    /// of an absent route is not an error).
+    /// Replays the updates as `client`, in batches of [`BATCH`] through
+    /// [`Rtm::update_routes`]: an announcement adds or refreshes the route
+    /// with a new metric, a withdrawal deletes it (a withdrawal of an
+    /// absent route is not an error).
     pub fn replay(&self, rtm: &Rtm, client: &ClientHandle<Ipv4>) -> Result<(), String> {
         let mut metric = 2u32;
-        for (announce, p) in &self.updates {
-            if *announce {
-                metric = metric % 64 + 1;
-                rtm.add_route(client, &route(*p, metric), Ttl::Infinite)
-                    .map_err(|e| e.to_string())?;
-            } else {
-                match rtm.delete_route(client, &route(*p, 0)) {
-                    Ok(_) | Err(RtmError::NoSuchRoute(_)) => {}
-                    Err(e) => return Err(e.to_string()),
+        let mut batch = Vec::with_capacity(BATCH);
+        for chunk in self.updates.chunks(BATCH) {
+            batch.clear();
+            batch.extend(chunk.iter().map(|(announce, p)| {
+                if *announce {
+                    metric = metric % 64 + 1;
+                    RouteUpdate::Add {
+                        route: route(*p, metric),
+                        ttl: Ttl::Infinite,
+                    }
+                } else {
+                    RouteUpdate::Delete(route(*p, 0))
                 }
-            }
+            }));
+            apply(rtm, client, &batch)?;
         }
         Ok(())
     }
+}
+
+/// Updates per [`Rtm::update_routes`] call: about what a BGP speaker
+/// applies per burst of UPDATE messages.
+pub const BATCH: usize = 1024;
+
+/// Applies `batch`; any failure but the delete of an absent route is an error.
+fn apply(
+    rtm: &Rtm,
+    client: &ClientHandle<Ipv4>,
+    batch: &[RouteUpdate<Ipv4>],
+) -> Result<(), String> {
+    let mut failed = None;
+    rtm.update_routes(client, batch, |r| match r {
+        Ok(_) | Err(RtmError::NoSuchRoute(_)) => {}
+        Err(e) => {
+            failed.get_or_insert(e);
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    failed.map_or(Ok(()), |e| Err(e.to_string()))
 }
 
 /// The route every benchmark client announces for `p`.

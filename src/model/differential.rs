@@ -17,7 +17,7 @@ use crate::criteria::Criteria;
 use crate::error::RtmError;
 use crate::family::{Family, IpFamily, Ipv4, Ipv6, Ipx};
 use crate::prefix::{IpxNetwork, MacAddr, Prefix};
-use crate::route::{IpRouteData, IpxRouteData, ProtocolId, Route, Ttl};
+use crate::route::{IpRouteData, IpxRouteData, ProtocolId, Route, RouteUpdate, Ttl};
 use crate::rtm::Rtm;
 
 /// A family with a small test universe.
@@ -242,6 +242,122 @@ pub enum Op {
     Walk {
         crit: Crit,
     },
+    /// `update_routes` on the engine, the same adds and deletes one by one
+    /// on the model.
+    Batch {
+        proto: u8,
+        updates: Vec<BatchUpdate>,
+    },
+}
+
+/// One update of an [`Op::Batch`]; fields as in [`Op::Add`] / [`Op::Delete`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+#[allow(missing_docs)]
+pub enum BatchUpdate {
+    Add {
+        net: u8,
+        nh: u8,
+        iface: u8,
+        metric: u8,
+        valid: bool,
+        ttl: u8,
+        psd: u8,
+    },
+    Delete {
+        net: u8,
+        nh: u8,
+        iface: u8,
+    },
+}
+
+/// The route of an add in the test universe.
+fn add_route_of<F: DiffFamily>(
+    net: u8,
+    nh: u8,
+    iface: u8,
+    metric: u8,
+    valid: bool,
+    psd: u8,
+) -> Route<F> {
+    let mut r = Route::<F>::new(
+        F::net(net),
+        F::nh(nh),
+        (iface % 2) as u32,
+        F::data(metric, valid),
+    );
+    r.protocol_data = [psd as u32; 4];
+    r
+}
+
+/// The route naming a delete in the test universe.
+fn delete_route_of<F: DiffFamily>(net: u8, nh: u8, iface: u8) -> Route<F> {
+    Route::<F>::new(F::net(net), F::nh(nh), (iface % 2) as u32, F::data(0, true))
+}
+
+/// A TTL choice.
+fn ttl_of(ttl: u8) -> Ttl {
+    [
+        Ttl::Infinite,
+        Ttl::Seconds(0),
+        Ttl::Seconds(5),
+        Ttl::Seconds(20),
+    ][(ttl % 4) as usize]
+}
+
+impl BatchUpdate {
+    fn to<F: DiffFamily>(self) -> RouteUpdate<F> {
+        match self {
+            BatchUpdate::Add {
+                net,
+                nh,
+                iface,
+                metric,
+                valid,
+                ttl,
+                psd,
+            } => RouteUpdate::Add {
+                route: add_route_of::<F>(net, nh, iface, metric, valid, psd),
+                ttl: ttl_of(ttl),
+            },
+            BatchUpdate::Delete { net, nh, iface } => {
+                RouteUpdate::Delete(delete_route_of::<F>(net, nh, iface))
+            }
+        }
+    }
+}
+
+/// Runs a batch on the engine and the same updates one by one on the model.
+fn batch<F: DiffFamily>(
+    rtm: &Rtm,
+    model: &mut ModelRtm,
+    eh: &ClientHandle<F>,
+    mh: &ModelHandle<F>,
+    updates: &[BatchUpdate],
+) -> Result<(), String> {
+    let updates: Vec<RouteUpdate<F>> = updates.iter().map(|u| u.to::<F>()).collect();
+    let mut engine = Vec::new();
+    let whole = rtm.update_routes(eh, &updates, |r| engine.push(r));
+    if let Err(e) = whole {
+        // Only a deregistered client refuses a batch of valid updates.
+        let m = model.delete_route(mh, &delete_route_of::<F>(0, 0, 0));
+        return same("update_routes", &Err::<(), _>(e), &m.map(|_| ()));
+    }
+    if engine.len() != updates.len() {
+        return Err(format!(
+            "update_routes reported {} outcomes for {} updates",
+            engine.len(),
+            updates.len()
+        ));
+    }
+    for (i, (u, e)) in updates.iter().zip(&engine).enumerate() {
+        let m = match u {
+            RouteUpdate::Add { route, ttl } => model.add_route(mh, route, *ttl),
+            RouteUpdate::Delete(route) => model.delete_route(mh, route),
+        };
+        same(&format!("update {i} of the batch"), e, &m)?;
+    }
+    Ok(())
 }
 
 /// Results agree by value when Ok and by variant and code when Err (the
@@ -356,6 +472,7 @@ pub fn run<F: DiffFamily>(ops: &[Op]) -> Result<(), String> {
             | Op::BlockDelete { proto, .. }
             | Op::SetEnable { proto, .. }
             | Op::Convert { proto, .. }
+            | Op::Batch { proto, .. }
             | Op::Dequeue { proto } => {
                 // Before any registration of the protocol there is no handle.
                 let Some((eh, mh)) = handles.get(&(proto % 3)) else {
@@ -375,19 +492,8 @@ pub fn run<F: DiffFamily>(ops: &[Op]) -> Result<(), String> {
                         psd,
                         ..
                     } => {
-                        let mut r = Route::<F>::new(
-                            F::net(net),
-                            F::nh(nh),
-                            (iface % 2) as u32,
-                            F::data(metric, valid),
-                        );
-                        r.protocol_data = [psd as u32; 4];
-                        let ttl = [
-                            Ttl::Infinite,
-                            Ttl::Seconds(0),
-                            Ttl::Seconds(5),
-                            Ttl::Seconds(20),
-                        ][(ttl % 4) as usize];
+                        let r = add_route_of::<F>(net, nh, iface, metric, valid, psd);
+                        let ttl = ttl_of(ttl);
                         same(
                             "add",
                             &rtm.add_route(eh, &r, ttl),
@@ -395,18 +501,14 @@ pub fn run<F: DiffFamily>(ops: &[Op]) -> Result<(), String> {
                         )
                     }
                     Op::Delete { net, nh, iface, .. } => {
-                        let r = Route::<F>::new(
-                            F::net(net),
-                            F::nh(nh),
-                            (iface % 2) as u32,
-                            F::data(0, true),
-                        );
+                        let r = delete_route_of::<F>(net, nh, iface);
                         same(
                             "delete",
                             &rtm.delete_route(eh, &r),
                             &model.delete_route(mh, &r),
                         )
                     }
+                    Op::Batch { ref updates, .. } => batch::<F>(&rtm, &mut model, eh, mh, updates),
                     Op::BlockDelete { crit, .. } => same(
                         "block_delete",
                         &rtm.block_delete(eh, &crit.to()),

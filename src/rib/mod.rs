@@ -37,20 +37,130 @@ use crate::error::RtmError;
 use crate::family::Family;
 use crate::fib::ForwardingTable;
 use crate::notify::{ChangeQueue, Dequeued};
-use crate::route::{ProtocolId, Route, RouteData, RouteKey, Ttl};
+use crate::route::{ProtocolId, Route, RouteData, RouteKey, RouteUpdate, Ttl};
 use crate::rtm::Shared;
 use crate::sync::{Arc, Mutex, lock};
 
 use destination::Destination;
 use route_set::{Entry, Expiry, RouteSet, Working, select_best};
 
-/// Who receives the change messages of an operation (spec 3.4).
+/// How many networks a bulk writer rewrites between two wakes of the
+/// change queues it owes one (see [`Wakes`]): a waiting subscriber hears
+/// of a burst within a few hundred microseconds, and the writer pays one
+/// futex wake per this many messages instead of one per message.
+const WAKE_EVERY: usize = 256;
+
+/// The change queues a writer has pushed to while a thread waited on them,
+/// and not yet woken (see `ChangeQueue::push_deferred`). Woken every
+/// [`WAKE_EVERY`] networks, on [`flush`](Wakes::flush) and on drop, so no
+/// return path, error or panic included, leaves a waiter asleep.
+pub(crate) struct Wakes<F: Family> {
+    owed: Vec<Arc<ClientState<F>>>,
+    since_flush: usize,
+}
+
+impl<F: Family> Wakes<F> {
+    pub(crate) fn new() -> Self {
+        Wakes {
+            owed: Vec::new(),
+            since_flush: 0,
+        }
+    }
+
+    fn owe(&mut self, client: &Arc<ClientState<F>>) {
+        // A handful of subscribers at most: a scan beats a set.
+        if !self.owed.iter().any(|c| Arc::ptr_eq(c, client)) {
+            self.owed.push(client.clone());
+        }
+    }
+
+    /// Counts one rewritten network; wakes every [`WAKE_EVERY`].
+    fn step(&mut self) {
+        self.since_flush += 1;
+        if self.since_flush >= WAKE_EVERY {
+            self.flush();
+        }
+    }
+
+    /// Wakes every queue owed a wake.
+    pub(crate) fn flush(&mut self) {
+        self.since_flush = 0;
+        for c in self.owed.drain(..) {
+            if let Some(q) = &c.queue {
+                q.wake();
+            }
+        }
+    }
+}
+
+impl<F: Family> Drop for Wakes<F> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Who is writing, who hears of it, and the wakes it owes.
+pub(crate) struct WriteCtx<'a, F: Family> {
+    /// The calling client, if any: its index is updated without a registry
+    /// lookup.
+    caller: Option<&'a Arc<ClientState<F>>>,
+    /// Whether the caller gets the change messages too (block operations)
+    /// or not (add, delete: spec 3.4). Without a caller (aging), everyone.
+    tell_caller: bool,
+    /// Deregistration: the caller's index is discarded whole afterwards, so
+    /// it is not maintained network by network.
+    caller_leaving: bool,
+    wakes: Wakes<F>,
+}
+
+impl<'a, F: Family> WriteCtx<'a, F> {
+    /// An add or delete by `caller`: everyone else is told.
+    fn own_route(caller: &'a Arc<ClientState<F>>) -> Self {
+        WriteCtx {
+            caller: Some(caller),
+            tell_caller: false,
+            caller_leaving: false,
+            wakes: Wakes::new(),
+        }
+    }
+
+    /// A block operation by `caller`: everyone is told.
+    fn block(caller: &'a Arc<ClientState<F>>) -> Self {
+        WriteCtx {
+            tell_caller: true,
+            ..Self::own_route(caller)
+        }
+    }
+
+    /// Deregistration of `caller`.
+    fn leaving(caller: &'a Arc<ClientState<F>>) -> Self {
+        WriteCtx {
+            caller_leaving: true,
+            ..Self::block(caller)
+        }
+    }
+
+    /// The RTM itself (aging): everyone is told.
+    fn system() -> Self {
+        WriteCtx {
+            caller: None,
+            tell_caller: true,
+            caller_leaving: false,
+            wakes: Wakes::new(),
+        }
+    }
+
+    /// Whether `s` gets this writer's change messages.
+    fn tells(&self, s: &Arc<ClientState<F>>) -> bool {
+        self.tell_caller || !self.caller.is_some_and(|c| Arc::ptr_eq(c, s))
+    }
+}
+
+/// The clock reading and protocol priority an add stamps on its route.
 #[derive(Clone, Copy)]
-pub(crate) enum Recipients<'a, F: Family> {
-    /// Every notifying client but the caller (add, delete).
-    AllBut(&'a Arc<ClientState<F>>),
-    /// Every notifying client (block operations, aging, deregistration).
-    All,
+struct Stamp {
+    now: Timestamp,
+    priority: u32,
 }
 
 /// One family's routing table.
@@ -59,7 +169,7 @@ pub(crate) struct Table<F: Family> {
     pub(crate) destinations: SkipMap<F::Network, Destination<F>>,
     /// Networks with at least one route.
     networks: AtomicUsize,
-    clients: DashMap<ProtocolId, Arc<ClientState<F>>>,
+    clients: DashMap<ProtocolId, Arc<ClientState<F>>, foldhash::fast::RandomState>,
     /// The notifying clients; its lock is the sequencer.
     subscribers: Mutex<Vec<Arc<ClientState<F>>>>,
     pub(crate) fib: F::Fib,
@@ -74,7 +184,7 @@ impl<F: Family> Table<F> {
             shared,
             destinations: SkipMap::new(),
             networks: AtomicUsize::new(0),
-            clients: DashMap::new(),
+            clients: DashMap::default(),
             subscribers: Mutex::new(Vec::new()),
             fib: F::Fib::empty(),
             expiries: Mutex::new(BTreeMap::new()),
@@ -175,9 +285,15 @@ impl<F: Family> Table<F> {
             q.close();
         }
         let protocol = state.protocol;
+        let networks = Self::sorted(&state.index);
+        // The index is not maintained from here on (see `WriteCtx::leaving`);
+        // its memory goes back now, not when the last handle drops.
+        state.index.clear();
+        state.index.shrink_to_fit();
+        let mut ctx = WriteCtx::leaving(state);
         let mut removed = 0;
-        for network in Self::sorted(&state.index) {
-            if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| {
+        for network in networks {
+            if let Some((n, _)) = self.mutate(network, false, &mut ctx, |w| {
                 Ok(w.remove_where(|e| e.route.protocol == protocol))
             })? {
                 removed += n;
@@ -193,7 +309,9 @@ impl<F: Family> Table<F> {
 
     /// A snapshot of a client index in network order (so bulk operations
     /// emit their messages in a deterministic order).
-    fn sorted(index: &dashmap::DashSet<F::Network>) -> Vec<F::Network> {
+    fn sorted<S: std::hash::BuildHasher + Clone>(
+        index: &dashmap::DashSet<F::Network, S>,
+    ) -> Vec<F::Network> {
         let mut v: Vec<F::Network> = index.iter().map(|n| *n).collect();
         v.sort_unstable();
         v
@@ -213,7 +331,7 @@ impl<F: Family> Table<F> {
         &self,
         network: F::Network,
         create: bool,
-        recipients: Recipients<'_, F>,
+        ctx: &mut WriteCtx<'_, F>,
         op: impl FnOnce(&mut Working<F>) -> Result<R, RtmError>,
     ) -> Result<Option<(R, Change<F>)>, RtmError> {
         let guard = epoch::pin();
@@ -261,7 +379,7 @@ impl<F: Family> Table<F> {
             let after_best = best.map(|i| work.entries[i].route);
             let change = Change::between(before_best.as_ref(), after_best.as_ref());
 
-            self.update_indexes(network, before, &work.entries);
+            self.update_indexes(network, before, &work.entries, ctx);
             match (before.is_empty(), work.entries.is_empty()) {
                 // Relaxed: a statistic read on its own; no data hangs off it.
                 (true, false) => {
@@ -289,13 +407,11 @@ impl<F: Family> Table<F> {
                 let subscribers = lock(&self.subscribers);
                 dest.publish(new_set, &guard);
                 for s in subscribers.iter() {
-                    if let Recipients::AllBut(caller) = recipients
-                        && Arc::ptr_eq(s, caller)
+                    if let Some(q) = &s.queue
+                        && ctx.tells(s)
+                        && q.push_deferred(change)
                     {
-                        continue;
-                    }
-                    if let Some(q) = &s.queue {
-                        q.push(change);
+                        ctx.wakes.owe(s);
                     }
                 }
             }
@@ -306,29 +422,60 @@ impl<F: Family> Table<F> {
                 *dead = true;
                 node.remove();
             }
+            drop(dead);
+            ctx.wakes.step();
             return Ok(Some((r, change)));
         }
     }
 
     /// Keeps each client's index in step with the protocols present at
     /// `network` before and after a change.
-    fn update_indexes(&self, network: F::Network, before: &[Entry<F>], after: &[Entry<F>]) {
+    fn update_indexes(
+        &self,
+        network: F::Network,
+        before: &[Entry<F>],
+        after: &[Entry<F>],
+        ctx: &WriteCtx<'_, F>,
+    ) {
         let has = |set: &[Entry<F>], p: ProtocolId| set.iter().any(|e| e.route.protocol == p);
+        // The caller's own index needs no registry lookup; a leaving
+        // caller's index is dropped whole.
+        let with_index = |p: ProtocolId, f: &dyn Fn(&ClientState<F>)| match ctx.caller {
+            Some(c) if c.protocol == p => {
+                if !ctx.caller_leaving {
+                    f(c)
+                }
+            }
+            _ => {
+                if let Some(c) = self.clients.get(&p) {
+                    f(&c)
+                }
+            }
+        };
         for e in after {
             let p = e.route.protocol;
-            if !has(before, p)
-                && let Some(c) = self.clients.get(&p)
-            {
-                c.index.insert(network);
+            if !has(before, p) {
+                with_index(p, &|c| {
+                    c.index.insert(network);
+                });
             }
         }
         for e in before {
             let p = e.route.protocol;
-            if !has(after, p)
-                && let Some(c) = self.clients.get(&p)
-            {
-                c.index.remove(&network);
+            if !has(after, p) {
+                with_index(p, &|c| {
+                    c.index.remove(&network);
+                });
             }
+        }
+    }
+
+    /// The timestamp and priority an add stamps on its route, read once
+    /// per call (once per batch for `update_routes`).
+    fn stamp(&self, state: &ClientState<F>) -> Stamp {
+        Stamp {
+            now: self.shared.clock.now(),
+            priority: self.shared.priorities.load().get(state.protocol),
         }
     }
 
@@ -341,37 +488,10 @@ impl<F: Family> Table<F> {
         ttl.validate()?;
         route.data.validate()?;
         self.with_client(handle, |state| {
-            let now = self.shared.clock.now();
-            let priority = self.shared.priorities.load().get(state.protocol);
-            let mut stored = *route;
-            stored.protocol = state.protocol;
-            stored.timestamp = now;
-            stored.data.stamp_priority(priority);
-            let expires = match ttl {
-                Ttl::Infinite => Expiry::NEVER,
-                Ttl::Seconds(s) => Expiry::at(now.plus_seconds(s as u64)),
-            };
-            let entry = Entry {
-                route: stored,
-                priority,
-                expires,
-                enabled: true,
-            };
-            let key = stored.key();
-            let single = state.single_route;
-            let (_, change) = self
-                .mutate(route.network, true, Recipients::AllBut(state), |w| {
-                    w.upsert(entry, |e| {
-                        if single {
-                            e.route.protocol == key.protocol
-                        } else {
-                            e.route.key() == key
-                        }
-                    });
-                    Ok(())
-                })?
-                .expect("mutate with create=true always finds the destination");
-            if let Some(t) = expires.get() {
+            let stamp = self.stamp(state);
+            let (change, expires) =
+                self.add_one(state, route, ttl, stamp, &mut WriteCtx::own_route(state));
+            if let Some(t) = expires {
                 lock(&self.expiries)
                     .entry(t)
                     .or_default()
@@ -381,39 +501,147 @@ impl<F: Family> Table<F> {
         })
     }
 
+    /// One validated add (RtmAddRoute's body): returns the change and the
+    /// route's expiry time, which the caller records.
+    fn add_one(
+        &self,
+        state: &Arc<ClientState<F>>,
+        route: &Route<F>,
+        ttl: Ttl,
+        stamp: Stamp,
+        ctx: &mut WriteCtx<'_, F>,
+    ) -> (Change<F>, Option<Timestamp>) {
+        let mut stored = *route;
+        stored.protocol = state.protocol;
+        stored.timestamp = stamp.now;
+        stored.data.stamp_priority(stamp.priority);
+        let expires = match ttl {
+            Ttl::Infinite => Expiry::NEVER,
+            Ttl::Seconds(s) => Expiry::at(stamp.now.plus_seconds(s as u64)),
+        };
+        let entry = Entry {
+            route: stored,
+            priority: stamp.priority,
+            expires,
+            enabled: true,
+        };
+        let key = stored.key();
+        let single = state.single_route;
+        let outcome = self.mutate(route.network, true, ctx, |w| {
+            w.upsert(entry, |e| {
+                if single {
+                    e.route.protocol == key.protocol
+                } else {
+                    e.route.key() == key
+                }
+            });
+            Ok(())
+        });
+        // The upsert cannot fail, and with `create` the destination is
+        // always found: neither arm is reachable.
+        let change = match outcome {
+            Ok(Some(((), change))) => change,
+            Ok(None) | Err(_) => unreachable!("an upsert into a created destination"),
+        };
+        (change, expires.get())
+    }
+
     pub(crate) fn delete_route(
         &self,
         handle: &ClientHandle<F>,
         route: &Route<F>,
     ) -> Result<Change<F>, RtmError> {
         self.with_client(handle, |state| {
-            let protocol = state.protocol;
-            let single = state.single_route;
-            let matches = |e: &Entry<F>| {
-                e.route.protocol == protocol
-                    && (single
-                        || (e.route.interface == route.interface
-                            && e.route.next_hop == route.next_hop))
-            };
-            let missing = || {
-                RtmError::NoSuchRoute(if single {
-                    format!("protocol {protocol} has no route to {}", route.network)
-                } else {
-                    format!(
-                        "protocol {protocol} has no route to {} via {} on interface {}",
-                        route.network, route.next_hop, route.interface
-                    )
-                })
-            };
-            match self.mutate(route.network, false, Recipients::AllBut(state), |w| match w
-                .remove_where(matches)
-            {
+            self.delete_one(state, route, &mut WriteCtx::own_route(state))
+        })
+    }
+
+    /// RtmDeleteRoute's body.
+    fn delete_one(
+        &self,
+        state: &Arc<ClientState<F>>,
+        route: &Route<F>,
+        ctx: &mut WriteCtx<'_, F>,
+    ) -> Result<Change<F>, RtmError> {
+        let protocol = state.protocol;
+        let single = state.single_route;
+        let matches = |e: &Entry<F>| {
+            e.route.protocol == protocol
+                && (single
+                    || (e.route.interface == route.interface && e.route.next_hop == route.next_hop))
+        };
+        let missing = || {
+            RtmError::NoSuchRoute(if single {
+                format!("protocol {protocol} has no route to {}", route.network)
+            } else {
+                format!(
+                    "protocol {protocol} has no route to {} via {} on interface {}",
+                    route.network, route.next_hop, route.interface
+                )
+            })
+        };
+        match self.mutate(route.network, false, ctx, |w| {
+            match w.remove_where(matches) {
                 0 => Err(missing()),
                 _ => Ok(()),
-            })? {
-                Some(((), change)) => Ok(change),
-                None => Err(missing()),
             }
+        })? {
+            Some(((), change)) => Ok(change),
+            None => Err(missing()),
+        }
+    }
+
+    /// Adds and deletes in order, each exactly as `add_route` /
+    /// `delete_route` would, under one check of the client, one clock
+    /// read, one priority read and batched wakes; `each` gets every
+    /// update's outcome in order. Every update is validated first: an
+    /// invalid one refuses the whole batch before anything changes.
+    pub(crate) fn update_routes(
+        &self,
+        handle: &ClientHandle<F>,
+        updates: &[RouteUpdate<F>],
+        mut each: impl FnMut(Result<Change<F>, RtmError>),
+    ) -> Result<(), RtmError> {
+        for (i, u) in updates.iter().enumerate() {
+            if let RouteUpdate::Add { route, ttl } = u {
+                ttl.validate()
+                    .and_then(|()| route.data.validate())
+                    .map_err(|e| {
+                        let what = match e {
+                            RtmError::InvalidParameter(m) => m,
+                            other => other.to_string(),
+                        };
+                        RtmError::invalid(format!(
+                            "update {i} of {} (add {}): {what}",
+                            updates.len(),
+                            route.network
+                        ))
+                    })?;
+            }
+        }
+        self.with_client(handle, |state| {
+            let stamp = self.stamp(state);
+            let mut ctx = WriteCtx::own_route(state);
+            let mut expiring: Vec<(Timestamp, F::Network)> = Vec::new();
+            for u in updates {
+                match u {
+                    RouteUpdate::Add { route, ttl } => {
+                        let (change, expires) = self.add_one(state, route, *ttl, stamp, &mut ctx);
+                        if let Some(t) = expires {
+                            expiring.push((t, route.network));
+                        }
+                        each(Ok(change));
+                    }
+                    RouteUpdate::Delete(route) => each(self.delete_one(state, route, &mut ctx)),
+                }
+            }
+            if !expiring.is_empty() {
+                let mut expiries = lock(&self.expiries);
+                for (t, n) in expiring {
+                    expiries.entry(t).or_default().push(n);
+                }
+            }
+            Ok(())
         })
     }
 
@@ -445,8 +673,9 @@ impl<F: Family> Table<F> {
         let protocol = state.protocol;
         let mut total = 0;
         if criteria.protocol.is_none_or(|p| p == protocol) {
+            let mut ctx = WriteCtx::block(state);
             for network in Self::block_networks(criteria, std::slice::from_ref(state)) {
-                if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| Ok(op(w)))? {
+                if let Some((n, _)) = self.mutate(network, false, &mut ctx, |w| Ok(op(w)))? {
                     total += n;
                 }
             }
@@ -519,8 +748,9 @@ impl<F: Family> Table<F> {
             let now = self.shared.clock.now();
             let priority = self.shared.priorities.load().get(protocol);
             let mut converted = 0;
+            let mut ctx = WriteCtx::block(state);
             for network in Self::block_networks(criteria, &owners) {
-                if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| {
+                if let Some((n, _)) = self.mutate(network, false, &mut ctx, |w| {
                     let (take, keep): (Vec<Entry<F>>, Vec<Entry<F>>) =
                         w.entries.iter().partition(|e| {
                             e.route.protocol != protocol
@@ -582,8 +812,9 @@ impl<F: Family> Table<F> {
             v
         };
         let mut removed = 0;
+        let mut ctx = WriteCtx::system();
         for network in due {
-            if let Some((n, _)) = self.mutate(network, false, Recipients::All, |w| {
+            if let Some((n, _)) = self.mutate(network, false, &mut ctx, |w| {
                 Ok(w.remove_where(|e| e.expires.is_due(now)))
             })? {
                 removed += n;
