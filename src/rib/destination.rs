@@ -9,7 +9,7 @@
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned, Shared};
 
 use crate::family::Family;
-use crate::rib::route_set::RouteSet;
+use crate::rib::route_set::{NewSet, RouteSet};
 use std::sync::atomic::Ordering;
 
 use crate::sync::Mutex;
@@ -45,9 +45,9 @@ impl<F: Family> Destination<F> {
 
     /// Publishes `set` (or empty) and retires the previous set. Callers hold
     /// the writer lock.
-    pub(crate) fn publish(&self, set: Option<RouteSet<F>>, guard: &Guard) {
+    pub(crate) fn publish(&self, set: Option<NewSet<F>>, guard: &Guard) {
         let new = match set {
-            Some(s) => Owned::new(s).into_shared(guard),
+            Some(s) => Owned::<RouteSet<F>>::init(s).into_shared(guard),
             None => Shared::null(),
         };
         // Release publishes the new set's contents (see `load`); Acquire is

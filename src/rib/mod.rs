@@ -42,7 +42,7 @@ use crate::rtm::Shared;
 use crate::sync::{Arc, Mutex, lock};
 
 use destination::Destination;
-use route_set::{Entry, Expiry, RouteSet, Working, select_best};
+use route_set::{Entries, Entry, Expiry, NewSet, RouteSet, Working, select_best};
 
 /// How many networks a bulk writer rewrites between two wakes of the
 /// change queues it owes one (see [`Wakes`]): a waiting subscriber hears
@@ -358,9 +358,9 @@ impl<F: Family> Table<F> {
             let op = op.take().expect("taken once: every path below returns");
             let current = dest.load(&guard);
             let before_best = current.and_then(|s| s.best_route()).copied();
-            let before: &[Entry<F>] = current.map_or(&[], |s| &s.entries);
+            let before: &[Entry<F>] = current.map_or(&[], |s| s.entries());
             let mut work = Working {
-                entries: before.to_vec(),
+                entries: Entries::from_slice(before),
                 incumbent: before_best.map(|r| r.key()),
                 modified: false,
             };
@@ -391,13 +391,9 @@ impl<F: Family> Table<F> {
                 _ => {}
             }
             let now_empty = work.entries.is_empty();
-            let new_set = (!now_empty).then(|| {
-                // Exact capacity: a set is immutable once published, and a
-                // Vec grown by one push reserves four entries; trimmed, a
-                // network with one route holds one.
-                let mut entries = work.entries;
-                entries.shrink_to_fit();
-                RouteSet { entries, best }
+            let new_set = (!now_empty).then_some(NewSet {
+                entries: work.entries,
+                best,
             });
             if change.is_no_change() {
                 // No message: the change's place in the family's order is
@@ -751,8 +747,8 @@ impl<F: Family> Table<F> {
             let mut ctx = WriteCtx::block(state);
             for network in Self::block_networks(criteria, &owners) {
                 if let Some((n, _)) = self.mutate(network, false, &mut ctx, |w| {
-                    let (take, keep): (Vec<Entry<F>>, Vec<Entry<F>>) =
-                        w.entries.iter().partition(|e| {
+                    let (take, keep): (Entries<F>, Entries<F>) =
+                        w.entries.iter().copied().partition(|e| {
                             e.route.protocol != protocol
                                 && criteria.matches(&e.route, w.was_best(e), e.enabled)
                         });
@@ -864,11 +860,11 @@ impl<F: Family> Table<F> {
         criteria: &Criteria<F>,
         after: Option<&RouteKey<F>>,
     ) -> impl Iterator<Item = Route<F>> {
-        set.entries
+        set.entries()
             .iter()
             .enumerate()
             .filter(move |(i, e)| {
-                criteria.matches(&e.route, set.best == Some(*i), e.enabled)
+                criteria.matches(&e.route, set.best() == Some(*i), e.enabled)
                     && after.is_none_or(|a| e.route.key() > *a)
             })
             .map(|(_, e)| e.route)
@@ -909,7 +905,7 @@ impl<F: Family> Table<F> {
             let n = *node.key();
             networks += 1;
             if set
-                .entries
+                .entries()
                 .windows(2)
                 .any(|w| w[0].route.key() >= w[1].route.key())
             {
@@ -918,23 +914,23 @@ impl<F: Family> Table<F> {
                     F::ID
                 ));
             }
-            if set.entries.iter().any(|e| e.route.network != n) {
+            if set.entries().iter().any(|e| e.route.network != n) {
                 return Err(format!(
                     "{} {n}: a route of another network is stored here",
                     F::ID
                 ));
             }
             let cands: Vec<_> = set
-                .entries
+                .entries()
                 .iter()
                 .filter(|e| e.is_candidate(self.shared.exclude_invalid))
                 .collect();
-            match set.best {
+            match set.best() {
                 None if !cands.is_empty() => {
                     return Err(format!("{} {n}: candidates but no best route", F::ID));
                 }
                 Some(b) => {
-                    let e = &set.entries[b];
+                    let e = &set.entries()[b];
                     if !e.is_candidate(self.shared.exclude_invalid)
                         || cands.iter().any(|c| c.rank() < e.rank())
                     {
@@ -943,7 +939,7 @@ impl<F: Family> Table<F> {
                 }
                 None => {}
             }
-            for e in &set.entries {
+            for e in set.entries() {
                 let v = owned.entry(e.route.protocol).or_default();
                 if v.last() != Some(&n) {
                     v.push(n);

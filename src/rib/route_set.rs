@@ -4,7 +4,11 @@
 //! whole, so readers see either the old set with its best route or the new
 //! one, never a mix.
 
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::num::NonZeroU64;
+
+use crossbeam_epoch::Pointable;
+use smallvec::SmallVec;
 
 use crate::clock::Timestamp;
 use crate::family::Family;
@@ -61,17 +65,132 @@ impl<F: Family> Entry<F> {
 }
 
 /// The routes to one network, sorted by key, with the best one marked.
-#[derive(Debug, Clone)]
+///
+/// One allocation: an 8-byte header, then the entries inline (a
+/// slice-tailed type, published through crossbeam-epoch's [`Pointable`],
+/// which allocates and frees it whole). A boxed `Vec` took a 40-byte box,
+/// a second allocation and a second dependent load on every read; a full
+/// table holds a million of these.
+#[repr(C)]
 pub(crate) struct RouteSet<F: Family> {
-    pub(crate) entries: Vec<Entry<F>>,
+    len: u32,
+    /// Index of the best entry; [`RouteSet::NO_BEST`] when none is a
+    /// candidate.
+    best: u32,
+    entries: [Entry<F>],
+}
+
+/// What a new [`RouteSet`] is built from.
+pub(crate) struct NewSet<F: Family> {
+    pub(crate) entries: Entries<F>,
     pub(crate) best: Option<usize>,
 }
 
+/// The header of a [`RouteSet`], for its layout.
+#[repr(C)]
+struct Header {
+    len: u32,
+    best: u32,
+}
+
 impl<F: Family> RouteSet<F> {
+    const NO_BEST: u32 = u32::MAX;
+
+    /// The allocation of a set of `len` entries: the header, then the array
+    /// (the `repr(C)` layout of the struct).
+    fn layout(len: usize) -> Layout {
+        let (layout, _) = Layout::new::<Header>()
+            .extend(Layout::array::<Entry<F>>(len).expect("a route set fits in memory"))
+            .expect("a route set fits in memory");
+        layout.pad_to_align()
+    }
+
+    /// The set at `ptr`, a fat pointer whose length is the header's.
+    ///
+    /// # Safety
+    /// `ptr` came from `init` and the set is still allocated.
+    unsafe fn fat(ptr: usize) -> *mut Self {
+        // SAFETY: the header is initialised (see the contract).
+        let len = unsafe { (*(ptr as *const Header)).len } as usize;
+        // A slice-tailed struct's pointer metadata is its tail's length.
+        std::ptr::slice_from_raw_parts_mut(ptr as *mut Entry<F>, len) as *mut Self
+    }
+
+    /// The routes, sorted by key.
+    pub(crate) fn entries(&self) -> &[Entry<F>] {
+        &self.entries
+    }
+
+    /// The index of the best entry, if any.
+    pub(crate) fn best(&self) -> Option<usize> {
+        (self.best != Self::NO_BEST).then_some(self.best as usize)
+    }
+
     pub(crate) fn best_route(&self) -> Option<&Route<F>> {
-        self.best.map(|i| &self.entries[i].route)
+        self.best().map(|i| &self.entries[i].route)
     }
 }
+
+impl<F: Family> Pointable for RouteSet<F> {
+    const ALIGN: usize = {
+        let (h, e) = (std::mem::align_of::<Header>(), std::mem::align_of::<Entry<F>>());
+        if h > e { h } else { e }
+    };
+    type Init = NewSet<F>;
+
+    unsafe fn init(init: NewSet<F>) -> usize {
+        let len = init.entries.len();
+        let layout = Self::layout(len);
+        // SAFETY: the layout has a non-zero size (the 8-byte header).
+        let raw = unsafe { alloc(layout) };
+        if raw.is_null() {
+            handle_alloc_error(layout);
+        }
+        let best = init.best.map_or(Self::NO_BEST, |b| {
+            u32::try_from(b).expect("fewer than 2^32 routes")
+        });
+        let p = std::ptr::slice_from_raw_parts_mut(raw.cast::<Entry<F>>(), len) as *mut Self;
+        // SAFETY: `raw` is a fresh allocation of `layout`, the `repr(C)`
+        // layout of a set of `len` entries, so every field written here
+        // lies inside it; the source entries do not overlap it.
+        unsafe {
+            std::ptr::addr_of_mut!((*p).len).write(len as u32);
+            std::ptr::addr_of_mut!((*p).best).write(best);
+            std::ptr::copy_nonoverlapping(
+                init.entries.as_ptr(),
+                std::ptr::addr_of_mut!((*p).entries).cast::<Entry<F>>(),
+                len,
+            );
+        }
+        raw as usize
+    }
+
+    unsafe fn deref<'a>(ptr: usize) -> &'a Self {
+        // SAFETY: the caller passes a live pointer from `init`, whose
+        // header and entries are initialised.
+        unsafe { &*Self::fat(ptr) }
+    }
+
+    unsafe fn deref_mut<'a>(ptr: usize) -> &'a mut Self {
+        // SAFETY: as `deref`, and the caller owns the set exclusively.
+        unsafe { &mut *Self::fat(ptr) }
+    }
+
+    unsafe fn drop(ptr: usize) {
+        // SAFETY: the caller passes a live pointer from `init`, once; its
+        // header says how many entries the allocation was made for, and
+        // entries are `Copy`: nothing to drop in them.
+        unsafe {
+            let len = (*(ptr as *const Header)).len as usize;
+            dealloc(ptr as *mut u8, Self::layout(len));
+        }
+    }
+}
+
+/// A route set's entries while one operation rewrites them: inline up to
+/// four routes (nearly every network), so a write allocates only the set it
+/// publishes.
+pub(crate) type Entries<F> = SmallVec<[Entry<F>; 4]>;
 
 /// The index of the best entry among `entries` (sorted by key).
 ///
@@ -104,7 +223,7 @@ pub(crate) fn select_best<F: Family>(
 
 /// A route set being rewritten by one operation.
 pub(crate) struct Working<F: Family> {
-    pub(crate) entries: Vec<Entry<F>>,
+    pub(crate) entries: Entries<F>,
     /// The key of the best route before the operation, followed through key
     /// changes of that same entry (single-route updates, conversion).
     pub(crate) incumbent: Option<RouteKey<F>>,
@@ -149,5 +268,57 @@ impl<F: Family> Working<F> {
     /// Whether the entry at `i` (current order) was the best before.
     pub(crate) fn was_best(&self, e: &Entry<F>) -> bool {
         self.incumbent == Some(e.route.key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::family::Ipv4;
+    use crate::route::IpRouteData;
+    use crossbeam_epoch::{Atomic, Owned};
+    use std::sync::atomic::Ordering;
+
+    fn entry(net: &str, metric: u32) -> Entry<Ipv4> {
+        Entry {
+            route: Route::new(
+                net.parse().unwrap(),
+                "192.0.2.1".parse().unwrap(),
+                1,
+                IpRouteData::with_metric(metric),
+            ),
+            priority: 7,
+            expires: Expiry::NEVER,
+            enabled: true,
+        }
+    }
+
+    /// The packed set round-trips its entries and best index, for every
+    /// length a write produces (0 is never published, but must work), and
+    /// frees what it allocated (Miri checks the layout and the free).
+    #[test]
+    fn packed_sets_hold_their_entries() {
+        for len in 0..6usize {
+            let entries: Entries<Ipv4> = (0..len)
+                .map(|i| entry(&format!("10.{i}.0.0/16"), i as u32))
+                .collect();
+            let best = len.checked_sub(1);
+            let set = Owned::<RouteSet<Ipv4>>::init(NewSet {
+                entries: entries.clone(),
+                best,
+            });
+            assert_eq!(set.entries(), &entries[..]);
+            assert_eq!(set.best(), best);
+            assert_eq!(set.best_route(), entries.last().map(|e| &e.route));
+            let published = Atomic::from(set);
+            let guard = crossbeam_epoch::pin();
+            let shared = published.load(Ordering::Acquire, &guard);
+            // SAFETY: just published, never retired; freed below.
+            let read: &RouteSet<Ipv4> = unsafe { shared.deref() };
+            assert_eq!(read.entries().len(), len);
+            drop(guard);
+            // SAFETY: the only pointer to the set; nobody else can reach it.
+            drop(unsafe { published.into_owned() });
+        }
     }
 }
