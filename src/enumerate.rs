@@ -90,7 +90,9 @@ impl<F: Family> Enumeration<F> {
             if let Some(node) = table.destinations.get(&n) {
                 let guard = epoch::pin();
                 if let Some(set) = node.value().load(&guard) {
-                    self.pending.extend(Table::matching(set, criteria, None));
+                    let routes = table.decode(n, set);
+                    self.pending
+                        .extend(Table::matching(&routes, criteria, None));
                 }
             }
             return;

@@ -93,6 +93,7 @@ mod enumerate;
 mod error;
 mod family;
 mod fib;
+mod intern;
 pub mod model;
 mod notify;
 mod prefix;

@@ -149,7 +149,9 @@ impl<F: IpFamily> LpmFib<F> {
         let (core, shadow) = Core::new();
         LpmFib {
             core,
-            nexthops: NexthopTable::new(<F::Addr as IpAddress>::from_native(Default::default())),
+            nexthops: NexthopTable::new(nexthop::placeholder(<F::Addr as IpAddress>::from_native(
+                Default::default(),
+            ))),
             writer: Mutex::new(Writer {
                 shadow,
                 ids: NexthopIds::new(),

@@ -42,7 +42,12 @@ use crate::rtm::Shared;
 use crate::sync::{Arc, Mutex, lock};
 
 use destination::Destination;
-use route_set::{Entries, Entry, Expiry, NewSet, RouteSet, Working, select_best};
+use route_set::{
+    Attrs, Entries, Entry, Expiry, NewSet, RouteSet, Routes, Stored, Working, select_best,
+};
+use smallvec::SmallVec;
+
+use crate::intern::{InternIds, InternTable};
 
 /// How many networks a bulk writer rewrites between two wakes of the
 /// change queues it owes one (see [`Wakes`]): a waiting subscriber hears
@@ -173,6 +178,11 @@ pub(crate) struct Table<F: Family> {
     /// The notifying clients; its lock is the sequencer.
     subscribers: Mutex<Vec<Arc<ClientState<F>>>>,
     pub(crate) fib: F::Fib,
+    /// The interned route attributes stored routes name by id.
+    attrs: InternTable<Attrs<F>>,
+    /// Their reference counts; taken by writers after the destination's
+    /// lock, and nothing is locked under it.
+    attr_ids: Mutex<InternIds<Attrs<F>>>,
     /// Expiry time -> networks with a route expiring then. Entries may be
     /// stale (the route was refreshed or deleted); the sweep re-checks.
     expiries: Mutex<BTreeMap<Timestamp, Vec<F::Network>>>,
@@ -187,6 +197,8 @@ impl<F: Family> Table<F> {
             clients: DashMap::default(),
             subscribers: Mutex::new(Vec::new()),
             fib: F::Fib::empty(),
+            attrs: InternTable::new(Attrs::default()),
+            attr_ids: Mutex::new(InternIds::new()),
             expiries: Mutex::new(BTreeMap::new()),
         }
     }
@@ -357,30 +369,48 @@ impl<F: Family> Table<F> {
             }
             let op = op.take().expect("taken once: every path below returns");
             let current = dest.load(&guard);
-            let before_best = current.and_then(|s| s.best_route()).copied();
-            let before: &[Entry<F>] = current.map_or(&[], |s| s.entries());
+            let before = match current {
+                Some(set) => self.decode(network, set),
+                None => Routes {
+                    entries: Entries::new(),
+                    best: None,
+                },
+            };
+            let before_best = before.best_route().copied();
             let mut work = Working {
-                entries: Entries::from_slice(before),
+                entries: before.entries.clone(),
                 incumbent: before_best.map(|r| r.key()),
                 modified: false,
             };
             let result = op(&mut work);
-            if result.is_err() || !work.modified {
-                if before.is_empty() {
-                    // We created it for an operation that added nothing.
-                    *dead = true;
-                    node.remove();
+            let unchanged = result.is_err() || !work.modified;
+            let encoded = if unchanged {
+                None
+            } else {
+                work.entries.sort_unstable_by_key(|e| e.route.key());
+                Some(self.encode(&work.entries))
+            };
+            let stored = match encoded {
+                Some(Ok(stored)) => stored,
+                failed => {
+                    if before.entries.is_empty() {
+                        // We created it for an operation that added nothing.
+                        *dead = true;
+                        node.remove();
+                    }
+                    return match failed {
+                        Some(Err(e)) => Err(e),
+                        _ => result.map(|r| Some((r, Change::NoChange))),
+                    };
                 }
-                return result.map(|r| Some((r, Change::NoChange)));
-            }
+            };
             let r = result?;
-            work.entries.sort_unstable_by_key(|e| e.route.key());
             let best = select_best(&work.entries, work.incumbent, self.shared.exclude_invalid);
             let after_best = best.map(|i| work.entries[i].route);
             let change = Change::between(before_best.as_ref(), after_best.as_ref());
 
-            self.update_indexes(network, before, &work.entries, ctx);
-            match (before.is_empty(), work.entries.is_empty()) {
+            self.update_indexes(network, &before.entries, &work.entries, ctx);
+            match (before.entries.is_empty(), work.entries.is_empty()) {
                 // Relaxed: a statistic read on its own; no data hangs off it.
                 (true, false) => {
                     self.networks.fetch_add(1, Ordering::Relaxed);
@@ -392,7 +422,7 @@ impl<F: Family> Table<F> {
             }
             let now_empty = work.entries.is_empty();
             let new_set = (!now_empty).then_some(NewSet {
-                entries: work.entries,
+                entries: stored,
                 best,
             });
             if change.is_no_change() {
@@ -411,6 +441,11 @@ impl<F: Family> Table<F> {
                     }
                 }
             }
+            if let Some(old) = current {
+                // After the publication: the old set's ids stay valid for
+                // the readers that may still hold it (see `crate::intern`).
+                self.release(old, &guard);
+            }
             if !change.is_no_change() {
                 self.fib.apply(network, after_best.as_ref());
             }
@@ -421,6 +456,50 @@ impl<F: Family> Table<F> {
             drop(dead);
             ctx.wakes.step();
             return Ok(Some((r, change)));
+        }
+    }
+
+    /// A published set's full entries.
+    pub(crate) fn decode(&self, network: F::Network, set: &RouteSet<F>) -> Routes<F> {
+        Routes {
+            entries: set
+                .stored()
+                .iter()
+                .map(|s| s.entry(network, self.attrs.get(s.attrs)))
+                .collect(),
+            best: set.best(),
+        }
+    }
+
+    /// The stored form of `entries`, with a reference taken on each one's
+    /// interned attributes. On error nothing is held.
+    fn encode(&self, entries: &[Entry<F>]) -> Result<SmallVec<[Stored<F>; 4]>, RtmError> {
+        let mut ids = lock(&self.attr_ids);
+        let mut stored: SmallVec<[Stored<F>; 4]> = SmallVec::with_capacity(entries.len());
+        for e in entries {
+            match ids.acquire(&self.attrs, Attrs::of(&e.route)) {
+                Some(id) => stored.push(Stored::of(e, id)),
+                None => {
+                    let guard = epoch::pin();
+                    for s in &stored {
+                        ids.release(&self.attrs, s.attrs, &guard);
+                    }
+                    return Err(RtmError::NoSystemResources(format!(
+                        "{}: all {} route attribute ids are in use",
+                        F::ID,
+                        crate::intern::MAX_IDS - 1
+                    )));
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Drops the references of a set that is no longer published.
+    fn release(&self, set: &RouteSet<F>, guard: &epoch::Guard) {
+        let mut ids = lock(&self.attr_ids);
+        for s in set.stored() {
+            ids.release(&self.attrs, s.attrs, guard);
         }
     }
 
@@ -829,10 +908,9 @@ impl<F: Family> Table<F> {
     pub(crate) fn is_route(&self, network: &F::Network) -> Option<Route<F>> {
         let node = self.destinations.get(network)?;
         let guard = epoch::pin();
-        node.value()
-            .load(&guard)
-            .and_then(|s| s.best_route())
-            .copied()
+        let set = node.value().load(&guard)?;
+        let s = &set.stored()[set.best()?];
+        Some(s.entry(*network, self.attrs.get(s.attrs)).route)
     }
 
     /// Calls `f` with each destination's routes, in network order, from
@@ -840,12 +918,12 @@ impl<F: Family> Table<F> {
     pub(crate) fn scan<R>(
         &self,
         start: Bound<F::Network>,
-        mut f: impl FnMut(F::Network, &RouteSet<F>) -> Option<R>,
+        mut f: impl FnMut(F::Network, &Routes<F>) -> Option<R>,
     ) -> Option<R> {
         let guard = epoch::pin();
         for node in self.destinations.range((start, Bound::Unbounded)) {
             if let Some(set) = node.value().load(&guard)
-                && let Some(r) = f(*node.key(), set)
+                && let Some(r) = f(*node.key(), &self.decode(*node.key(), set))
             {
                 return Some(r);
             }
@@ -856,15 +934,15 @@ impl<F: Family> Table<F> {
     /// The matching routes of one destination, in key order, with keys
     /// strictly after `after`.
     pub(crate) fn matching(
-        set: &RouteSet<F>,
+        set: &Routes<F>,
         criteria: &Criteria<F>,
         after: Option<&RouteKey<F>>,
     ) -> impl Iterator<Item = Route<F>> {
-        set.entries()
+        set.entries
             .iter()
             .enumerate()
             .filter(move |(i, e)| {
-                criteria.matches(&e.route, set.best() == Some(*i), e.enabled)
+                criteria.matches(&e.route, set.best == Some(*i), e.enabled)
                     && after.is_none_or(|a| e.route.key() > *a)
             })
             .map(|(_, e)| e.route)
@@ -903,9 +981,10 @@ impl<F: Family> Table<F> {
                 continue;
             };
             let n = *node.key();
+            let set = self.decode(n, set);
             networks += 1;
             if set
-                .entries()
+                .entries
                 .windows(2)
                 .any(|w| w[0].route.key() >= w[1].route.key())
             {
@@ -914,23 +993,23 @@ impl<F: Family> Table<F> {
                     F::ID
                 ));
             }
-            if set.entries().iter().any(|e| e.route.network != n) {
+            if set.entries.iter().any(|e| e.route.network != n) {
                 return Err(format!(
                     "{} {n}: a route of another network is stored here",
                     F::ID
                 ));
             }
             let cands: Vec<_> = set
-                .entries()
+                .entries
                 .iter()
                 .filter(|e| e.is_candidate(self.shared.exclude_invalid))
                 .collect();
-            match set.best() {
+            match set.best {
                 None if !cands.is_empty() => {
                     return Err(format!("{} {n}: candidates but no best route", F::ID));
                 }
                 Some(b) => {
-                    let e = &set.entries()[b];
+                    let e = &set.entries[b];
                     if !e.is_candidate(self.shared.exclude_invalid)
                         || cands.iter().any(|c| c.rank() < e.rank())
                     {
@@ -939,7 +1018,7 @@ impl<F: Family> Table<F> {
                 }
                 None => {}
             }
-            for e in set.entries() {
+            for e in &set.entries {
                 let v = owned.entry(e.route.protocol).or_default();
                 if v.last() != Some(&n) {
                     v.push(n);

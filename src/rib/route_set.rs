@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 
 use crate::clock::Timestamp;
 use crate::family::Family;
-use crate::route::{Route, RouteData, RouteKey};
+use crate::route::{ProtocolId, Route, RouteData, RouteKey};
 
 /// When a route ages out, in 8 bytes where `Option<Timestamp>` takes 16
 /// (a full table stores a million): a timestamp is never zero (FILETIME,
@@ -64,6 +64,87 @@ impl<F: Family> Entry<F> {
     }
 }
 
+/// The part of a route a full table holds few distinct values of (the
+/// family data, with its metric and flags, and the protocol's private
+/// data): interned per family, so a stored route carries a 32-bit id
+/// instead of 60 bytes (IP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) struct Attrs<F: Family> {
+    pub(crate) protocol_data: [u32; 4],
+    pub(crate) data: F::Data,
+}
+
+impl<F: Family> Attrs<F> {
+    pub(crate) fn of(route: &Route<F>) -> Self {
+        Attrs {
+            protocol_data: route.protocol_data,
+            data: route.data,
+        }
+    }
+}
+
+/// An [`Entry`] as a published set stores it: without its network (the
+/// destination's key) and with its attributes interned. 40 bytes for IPv4
+/// and IPX, 56 for IPv6, where an `Entry` takes 104 / 120.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stored<F: Family> {
+    timestamp: Timestamp,
+    expires: Expiry,
+    next_hop: F::NextHop,
+    interface: u32,
+    protocol: ProtocolId,
+    /// The interned [`Attrs`].
+    pub(crate) attrs: u32,
+    priority: u32,
+    enabled: bool,
+}
+
+impl<F: Family> Stored<F> {
+    /// `e`, whose attributes are interned as `attrs`.
+    pub(crate) fn of(e: &Entry<F>, attrs: u32) -> Self {
+        Stored {
+            timestamp: e.route.timestamp,
+            expires: e.expires,
+            next_hop: e.route.next_hop,
+            interface: e.route.interface,
+            protocol: e.route.protocol,
+            attrs,
+            priority: e.priority,
+            enabled: e.enabled,
+        }
+    }
+
+    /// The entry again, given its network and attributes.
+    pub(crate) fn entry(&self, network: F::Network, attrs: Attrs<F>) -> Entry<F> {
+        Entry {
+            route: Route {
+                network,
+                next_hop: self.next_hop,
+                interface: self.interface,
+                protocol: self.protocol,
+                timestamp: self.timestamp,
+                protocol_data: attrs.protocol_data,
+                data: attrs.data,
+            },
+            priority: self.priority,
+            expires: self.expires,
+            enabled: self.enabled,
+        }
+    }
+}
+
+/// A route set decoded for reading or rewriting: full entries.
+pub(crate) struct Routes<F: Family> {
+    pub(crate) entries: Entries<F>,
+    pub(crate) best: Option<usize>,
+}
+
+impl<F: Family> Routes<F> {
+    pub(crate) fn best_route(&self) -> Option<&Route<F>> {
+        self.best.map(|i| &self.entries[i].route)
+    }
+}
+
 /// The routes to one network, sorted by key, with the best one marked.
 ///
 /// One allocation: an 8-byte header, then the entries inline (a
@@ -77,12 +158,12 @@ pub(crate) struct RouteSet<F: Family> {
     /// Index of the best entry; [`RouteSet::NO_BEST`] when none is a
     /// candidate.
     best: u32,
-    entries: [Entry<F>],
+    entries: [Stored<F>],
 }
 
 /// What a new [`RouteSet`] is built from.
 pub(crate) struct NewSet<F: Family> {
-    pub(crate) entries: Entries<F>,
+    pub(crate) entries: SmallVec<[Stored<F>; 4]>,
     pub(crate) best: Option<usize>,
 }
 
@@ -100,7 +181,7 @@ impl<F: Family> RouteSet<F> {
     /// (the `repr(C)` layout of the struct).
     fn layout(len: usize) -> Layout {
         let (layout, _) = Layout::new::<Header>()
-            .extend(Layout::array::<Entry<F>>(len).expect("a route set fits in memory"))
+            .extend(Layout::array::<Stored<F>>(len).expect("a route set fits in memory"))
             .expect("a route set fits in memory");
         layout.pad_to_align()
     }
@@ -113,11 +194,11 @@ impl<F: Family> RouteSet<F> {
         // SAFETY: the header is initialised (see the contract).
         let len = unsafe { (*(ptr as *const Header)).len } as usize;
         // A slice-tailed struct's pointer metadata is its tail's length.
-        std::ptr::slice_from_raw_parts_mut(ptr as *mut Entry<F>, len) as *mut Self
+        std::ptr::slice_from_raw_parts_mut(ptr as *mut Stored<F>, len) as *mut Self
     }
 
-    /// The routes, sorted by key.
-    pub(crate) fn entries(&self) -> &[Entry<F>] {
+    /// The stored routes, sorted by key.
+    pub(crate) fn stored(&self) -> &[Stored<F>] {
         &self.entries
     }
 
@@ -125,15 +206,14 @@ impl<F: Family> RouteSet<F> {
     pub(crate) fn best(&self) -> Option<usize> {
         (self.best != Self::NO_BEST).then_some(self.best as usize)
     }
-
-    pub(crate) fn best_route(&self) -> Option<&Route<F>> {
-        self.best().map(|i| &self.entries[i].route)
-    }
 }
 
 impl<F: Family> Pointable for RouteSet<F> {
     const ALIGN: usize = {
-        let (h, e) = (std::mem::align_of::<Header>(), std::mem::align_of::<Entry<F>>());
+        let (h, e) = (
+            std::mem::align_of::<Header>(),
+            std::mem::align_of::<Stored<F>>(),
+        );
         if h > e { h } else { e }
     };
     type Init = NewSet<F>;
@@ -149,7 +229,7 @@ impl<F: Family> Pointable for RouteSet<F> {
         let best = init.best.map_or(Self::NO_BEST, |b| {
             u32::try_from(b).expect("fewer than 2^32 routes")
         });
-        let p = std::ptr::slice_from_raw_parts_mut(raw.cast::<Entry<F>>(), len) as *mut Self;
+        let p = std::ptr::slice_from_raw_parts_mut(raw.cast::<Stored<F>>(), len) as *mut Self;
         // SAFETY: `raw` is a fresh allocation of `layout`, the `repr(C)`
         // layout of a set of `len` entries, so every field written here
         // lies inside it; the source entries do not overlap it.
@@ -158,7 +238,7 @@ impl<F: Family> Pointable for RouteSet<F> {
             std::ptr::addr_of_mut!((*p).best).write(best);
             std::ptr::copy_nonoverlapping(
                 init.entries.as_ptr(),
-                std::ptr::addr_of_mut!((*p).entries).cast::<Entry<F>>(),
+                std::ptr::addr_of_mut!((*p).entries).cast::<Stored<F>>(),
                 len,
             );
         }
@@ -298,24 +378,37 @@ mod tests {
     /// frees what it allocated (Miri checks the layout and the free).
     #[test]
     fn packed_sets_hold_their_entries() {
+        let net: crate::prefix::Ipv4Prefix = "10.0.0.0/16".parse().unwrap();
         for len in 0..6usize {
             let entries: Entries<Ipv4> = (0..len)
-                .map(|i| entry(&format!("10.{i}.0.0/16"), i as u32))
+                .map(|i| {
+                    let mut e = entry("10.0.0.0/16", i as u32);
+                    e.route.interface = i as u32;
+                    e
+                })
                 .collect();
             let best = len.checked_sub(1);
+            let stored = entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| Stored::of(e, i as u32))
+                .collect();
             let set = Owned::<RouteSet<Ipv4>>::init(NewSet {
-                entries: entries.clone(),
+                entries: stored,
                 best,
             });
-            assert_eq!(set.entries(), &entries[..]);
+            assert_eq!(set.stored().len(), len);
             assert_eq!(set.best(), best);
-            assert_eq!(set.best_route(), entries.last().map(|e| &e.route));
             let published = Atomic::from(set);
             let guard = crossbeam_epoch::pin();
             let shared = published.load(Ordering::Acquire, &guard);
             // SAFETY: just published, never retired; freed below.
             let read: &RouteSet<Ipv4> = unsafe { shared.deref() };
-            assert_eq!(read.entries().len(), len);
+            for (i, e) in entries.iter().enumerate() {
+                let s = &read.stored()[i];
+                assert_eq!(s.attrs, i as u32);
+                assert_eq!(&s.entry(net, Attrs::of(&e.route)), e);
+            }
             drop(guard);
             // SAFETY: the only pointer to the set; nobody else can reach it.
             drop(unsafe { published.into_owned() });
