@@ -1,10 +1,10 @@
-//! One network's entry in the RIB: its published route set and the lock
-//! that serialises its writers.
+//! One network's entry in the RIB: its published route set.
 //!
-//! Readers load the route set through crossbeam-epoch and never touch the
-//! writer lock. Writers, holding the lock, build a new set and swap it in;
-//! the old set is retired to the epoch collector and freed once no reader
-//! pinned before the swap can still hold it.
+//! Readers load the route set through crossbeam-epoch and take no lock.
+//! Writers, holding the network's writer lock (one of the table's
+//! [`WriterLocks`]), build a new set and swap it in; the old set is retired
+//! to the epoch collector and freed once no reader pinned before the swap
+//! can still hold it.
 
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned, Shared};
 
@@ -12,13 +12,37 @@ use crate::family::Family;
 use crate::rib::route_set::{NewSet, RouteSet};
 use std::sync::atomic::Ordering;
 
-use crate::sync::Mutex;
+use std::hash::{BuildHasher, Hash};
+
+use crate::sync::{Mutex, MutexGuard, lock};
+
+/// The writers' locks, one per stripe of networks: a writer holds its
+/// network's stripe while it looks the destination up, rewrites it and, if
+/// it emptied it, unlinks it, so no writer ever works on an unlinked
+/// destination. A per-destination lock cost 8 bytes a network; 4096
+/// stripes make two writers of different networks meet rarely, and a
+/// writer holds one stripe at a time, so stripes cannot deadlock.
+pub(crate) struct WriterLocks {
+    stripes: Box<[Mutex<()>]>,
+}
+
+const STRIPES: usize = 4096;
+
+impl WriterLocks {
+    pub(crate) fn new() -> Self {
+        WriterLocks {
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    /// Locks `network`'s stripe.
+    pub(crate) fn lock<N: Hash>(&self, network: &N) -> MutexGuard<'_, ()> {
+        let h = foldhash::fast::FixedState::with_seed(0x5eed).hash_one(network);
+        lock(&self.stripes[h as usize % STRIPES])
+    }
+}
 
 pub(crate) struct Destination<F: Family> {
-    /// Held by the one writer of this network; `true` once the destination
-    /// has been emptied and unlinked from the map, after which writers that
-    /// still reach it must look it up again.
-    pub(crate) writer: Mutex<bool>,
     /// The published route set; null means empty.
     routes: Atomic<RouteSet<F>>,
 }
@@ -26,7 +50,6 @@ pub(crate) struct Destination<F: Family> {
 impl<F: Family> Destination<F> {
     pub(crate) fn new() -> Self {
         Destination {
-            writer: Mutex::new(false),
             routes: Atomic::null(),
         }
     }

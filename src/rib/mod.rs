@@ -41,9 +41,10 @@ use crate::route::{ProtocolId, Route, RouteData, RouteKey, RouteUpdate, Ttl};
 use crate::rtm::Shared;
 use crate::sync::{Arc, Mutex, lock};
 
-use destination::Destination;
+use destination::{Destination, WriterLocks};
 use route_set::{
-    Attrs, Entries, Entry, Expiry, NewSet, RouteSet, Routes, Stored, Working, select_best,
+    Attrs, Entries, Entry, Lifetime, MAX_ROUTES_PER_NETWORK, NewSet, RouteSet, Routes, Stored,
+    Working, select_best,
 };
 use smallvec::SmallVec;
 
@@ -172,6 +173,8 @@ struct Stamp {
 pub(crate) struct Table<F: Family> {
     pub(crate) shared: std::sync::Arc<Shared>,
     pub(crate) destinations: SkipMap<F::Network, Destination<F>>,
+    /// The writers' per-network locks (striped).
+    writers: WriterLocks,
     /// Networks with at least one route.
     networks: AtomicUsize,
     clients: DashMap<ProtocolId, Arc<ClientState<F>>, foldhash::fast::RandomState>,
@@ -193,6 +196,7 @@ impl<F: Family> Table<F> {
         Table {
             shared,
             destinations: SkipMap::new(),
+            writers: WriterLocks::new(),
             networks: AtomicUsize::new(0),
             clients: DashMap::default(),
             subscribers: Mutex::new(Vec::new()),
@@ -347,116 +351,102 @@ impl<F: Family> Table<F> {
         op: impl FnOnce(&mut Working<F>) -> Result<R, RtmError>,
     ) -> Result<Option<(R, Change<F>)>, RtmError> {
         let guard = epoch::pin();
-        let mut op = Some(op);
-        loop {
-            let node = if create {
-                self.destinations
-                    .get_or_insert_with(network, Destination::new)
-            } else {
-                match self.destinations.get(&network) {
-                    Some(n) => n,
-                    None => return Ok(None),
-                }
-            };
-            let dest = node.value();
-            let mut dead = lock(&dest.writer);
-            if *dead {
-                // Emptied and being unlinked by another writer: look again.
-                drop(dead);
-                drop(node);
-                std::thread::yield_now();
-                continue;
+        let _writer = self.writers.lock(&network);
+        let node = if create {
+            self.destinations
+                .get_or_insert_with(network, Destination::new)
+        } else {
+            match self.destinations.get(&network) {
+                Some(n) => n,
+                None => return Ok(None),
             }
-            let op = op.take().expect("taken once: every path below returns");
-            let current = dest.load(&guard);
-            let before = match current {
-                Some(set) => self.decode(network, set),
-                None => Routes {
-                    entries: Entries::new(),
-                    best: None,
-                },
-            };
-            let before_best = before.best_route().copied();
-            let mut work = Working {
-                entries: before.entries.clone(),
-                incumbent: before_best.map(|r| r.key()),
-                modified: false,
-            };
-            let result = op(&mut work);
-            let unchanged = result.is_err() || !work.modified;
-            let encoded = if unchanged {
-                None
-            } else {
-                work.entries.sort_unstable_by_key(|e| e.route.key());
-                Some(self.encode(&work.entries))
-            };
-            let stored = match encoded {
-                Some(Ok(stored)) => stored,
-                failed => {
-                    if before.entries.is_empty() {
-                        // We created it for an operation that added nothing.
-                        *dead = true;
-                        node.remove();
-                    }
-                    return match failed {
-                        Some(Err(e)) => Err(e),
-                        _ => result.map(|r| Some((r, Change::NoChange))),
-                    };
+        };
+        let dest = node.value();
+        let current = dest.load(&guard);
+        let before = match current {
+            Some(set) => self.decode(network, set),
+            None => Routes {
+                entries: Entries::new(),
+                best: None,
+            },
+        };
+        let before_best = before.best_route().copied();
+        let mut work = Working {
+            entries: before.entries.clone(),
+            incumbent: before_best.map(|r| r.key()),
+            modified: false,
+        };
+        let result = op(&mut work);
+        let unchanged = result.is_err() || !work.modified;
+        let encoded = if unchanged {
+            None
+        } else {
+            work.entries.sort_unstable_by_key(|e| e.route.key());
+            Some(self.encode(&work.entries))
+        };
+        let stored = match encoded {
+            Some(Ok(stored)) => stored,
+            failed => {
+                if before.entries.is_empty() {
+                    // We created it for an operation that added nothing.
+                    node.remove();
                 }
-            };
-            let r = result?;
-            let best = select_best(&work.entries, work.incumbent, self.shared.exclude_invalid);
-            let after_best = best.map(|i| work.entries[i].route);
-            let change = Change::between(before_best.as_ref(), after_best.as_ref());
+                return match failed {
+                    Some(Err(e)) => Err(e),
+                    _ => result.map(|r| Some((r, Change::NoChange))),
+                };
+            }
+        };
+        let r = result?;
+        let best = select_best(&work.entries, work.incumbent, self.shared.exclude_invalid);
+        let after_best = best.map(|i| work.entries[i].route);
+        let change = Change::between(before_best.as_ref(), after_best.as_ref());
 
-            self.update_indexes(network, &before.entries, &work.entries, ctx);
-            match (before.entries.is_empty(), work.entries.is_empty()) {
-                // Relaxed: a statistic read on its own; no data hangs off it.
-                (true, false) => {
-                    self.networks.fetch_add(1, Ordering::Relaxed);
-                }
-                (false, true) => {
-                    self.networks.fetch_sub(1, Ordering::Relaxed);
-                }
-                _ => {}
+        self.update_indexes(network, &before.entries, &work.entries, ctx);
+        match (before.entries.is_empty(), work.entries.is_empty()) {
+            // Relaxed: a statistic read on its own; no data hangs off it.
+            (true, false) => {
+                self.networks.fetch_add(1, Ordering::Relaxed);
             }
-            let now_empty = work.entries.is_empty();
-            let new_set = (!now_empty).then_some(NewSet {
-                entries: stored,
-                best,
-            });
-            if change.is_no_change() {
-                // No message: the change's place in the family's order is
-                // unobservable, so publish without the sequencer.
-                dest.publish(new_set, &guard);
-            } else {
-                let subscribers = lock(&self.subscribers);
-                dest.publish(new_set, &guard);
-                for s in subscribers.iter() {
-                    if let Some(q) = &s.queue
-                        && ctx.tells(s)
-                        && q.push_deferred(change)
-                    {
-                        ctx.wakes.owe(s);
-                    }
-                }
+            (false, true) => {
+                self.networks.fetch_sub(1, Ordering::Relaxed);
             }
-            if let Some(old) = current {
-                // After the publication: the old set's ids stay valid for
-                // the readers that may still hold it (see `crate::intern`).
-                self.release(old, &guard);
-            }
-            if !change.is_no_change() {
-                self.fib.apply(network, after_best.as_ref());
-            }
-            if now_empty {
-                *dead = true;
-                node.remove();
-            }
-            drop(dead);
-            ctx.wakes.step();
-            return Ok(Some((r, change)));
+            _ => {}
         }
+        let now_empty = work.entries.is_empty();
+        let new_set = (!now_empty).then_some(NewSet {
+            entries: stored,
+            best,
+        });
+        if change.is_no_change() {
+            // No message: the change's place in the family's order is
+            // unobservable, so publish without the sequencer.
+            dest.publish(new_set, &guard);
+        } else {
+            let subscribers = lock(&self.subscribers);
+            dest.publish(new_set, &guard);
+            for s in subscribers.iter() {
+                if let Some(q) = &s.queue
+                    && ctx.tells(s)
+                    && q.push_deferred(change)
+                {
+                    ctx.wakes.owe(s);
+                }
+            }
+        }
+        if let Some(old) = current {
+            // After the publication: the old set's ids stay valid for
+            // the readers that may still hold it (see `crate::intern`).
+            self.release(old, &guard);
+        }
+        if !change.is_no_change() {
+            self.fib.apply(network, after_best.as_ref());
+        }
+        if now_empty {
+            node.remove();
+        }
+        ctx.wakes.step();
+        Ok(Some((r, change)))
     }
 
     /// A published set's full entries.
@@ -465,7 +455,7 @@ impl<F: Family> Table<F> {
             entries: set
                 .stored()
                 .iter()
-                .map(|s| s.entry(network, self.attrs.get(s.attrs)))
+                .map(|s| s.entry(network, self.attrs.get(s.attrs())))
                 .collect(),
             best: set.best(),
         }
@@ -474,15 +464,23 @@ impl<F: Family> Table<F> {
     /// The stored form of `entries`, with a reference taken on each one's
     /// interned attributes. On error nothing is held.
     fn encode(&self, entries: &[Entry<F>]) -> Result<SmallVec<[Stored<F>; 4]>, RtmError> {
+        if entries.len() > MAX_ROUTES_PER_NETWORK {
+            return Err(RtmError::NoSystemResources(format!(
+                "{} {} would hold {} routes; one network holds at most {MAX_ROUTES_PER_NETWORK}",
+                F::ID,
+                entries[0].route.network,
+                entries.len()
+            )));
+        }
         let mut ids = lock(&self.attr_ids);
         let mut stored: SmallVec<[Stored<F>; 4]> = SmallVec::with_capacity(entries.len());
         for e in entries {
-            match ids.acquire(&self.attrs, Attrs::of(&e.route)) {
+            match ids.acquire(&self.attrs, Attrs::of(e)) {
                 Some(id) => stored.push(Stored::of(e, id)),
                 None => {
                     let guard = epoch::pin();
                     for s in &stored {
-                        ids.release(&self.attrs, s.attrs, &guard);
+                        ids.release(&self.attrs, s.attrs(), &guard);
                     }
                     return Err(RtmError::NoSystemResources(format!(
                         "{}: all {} route attribute ids are in use",
@@ -499,7 +497,7 @@ impl<F: Family> Table<F> {
     fn release(&self, set: &RouteSet<F>, guard: &epoch::Guard) {
         let mut ids = lock(&self.attr_ids);
         for s in set.stored() {
-            ids.release(&self.attrs, s.attrs, guard);
+            ids.release(&self.attrs, s.attrs(), guard);
         }
     }
 
@@ -590,14 +588,11 @@ impl<F: Family> Table<F> {
         stored.protocol = state.protocol;
         stored.timestamp = stamp.now;
         stored.data.stamp_priority(stamp.priority);
-        let expires = match ttl {
-            Ttl::Infinite => Expiry::NEVER,
-            Ttl::Seconds(s) => Expiry::at(stamp.now.plus_seconds(s as u64)),
-        };
+        let lifetime = Lifetime::of(ttl);
         let entry = Entry {
             route: stored,
             priority: stamp.priority,
-            expires,
+            lifetime,
             enabled: true,
         };
         let key = stored.key();
@@ -618,7 +613,7 @@ impl<F: Family> Table<F> {
             Ok(Some(((), change))) => change,
             Ok(None) | Err(_) => unreachable!("an upsert into a created destination"),
         };
-        (change, expires.get())
+        (change, entry.expires())
     }
 
     pub(crate) fn delete_route(
@@ -849,7 +844,7 @@ impl<F: Family> Table<F> {
                             Entry {
                                 route,
                                 priority,
-                                expires: Expiry::NEVER,
+                                lifetime: Lifetime::NEVER,
                                 enabled: old.enabled,
                             },
                             |e| {
@@ -890,7 +885,7 @@ impl<F: Family> Table<F> {
         let mut ctx = WriteCtx::system();
         for network in due {
             if let Some((n, _)) = self.mutate(network, false, &mut ctx, |w| {
-                Ok(w.remove_where(|e| e.expires.is_due(now)))
+                Ok(w.remove_where(|e| e.is_due(now)))
             })? {
                 removed += n;
             }
@@ -910,7 +905,7 @@ impl<F: Family> Table<F> {
         let guard = epoch::pin();
         let set = node.value().load(&guard)?;
         let s = &set.stored()[set.best()?];
-        Some(s.entry(*network, self.attrs.get(s.attrs)).route)
+        Some(s.entry(*network, self.attrs.get(s.attrs())).route)
     }
 
     /// Calls `f` with each destination's routes, in network order, from

@@ -5,39 +5,37 @@
 //! one, never a mix.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
-use std::num::NonZeroU64;
 
 use crossbeam_epoch::Pointable;
 use smallvec::SmallVec;
 
 use crate::clock::Timestamp;
 use crate::family::Family;
-use crate::route::{ProtocolId, Route, RouteData, RouteKey};
+use crate::route::{ProtocolId, Route, RouteData, RouteKey, Ttl};
 
-/// When a route ages out, in 8 bytes where `Option<Timestamp>` takes 16
-/// (a full table stores a million): a timestamp is never zero (FILETIME,
-/// and every `Clock` here starts above it), so zero means "never". A zero
-/// deadline from a clock that does return zero is kept as one tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Expiry(Option<NonZeroU64>);
+/// How long a route lives after its timestamp: the TTL it was added with,
+/// in 4 bytes (a full table stores a million). Its deadline is always the
+/// route's timestamp plus this, since every write that sets one sets the
+/// other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lifetime(u32);
 
-impl Expiry {
-    /// `Ttl::Infinite`.
-    pub(crate) const NEVER: Expiry = Expiry(None);
+impl Lifetime {
+    /// `Ttl::Infinite` (a finite TTL is at most `MAX_TTL_SECONDS`, far
+    /// below this).
+    pub(crate) const NEVER: Lifetime = Lifetime(u32::MAX);
 
-    /// Ages out at `t`.
-    pub(crate) fn at(t: Timestamp) -> Expiry {
-        Expiry(NonZeroU64::new(t.0.max(1)))
+    /// The lifetime of a route added with `ttl`.
+    pub(crate) fn of(ttl: Ttl) -> Lifetime {
+        match ttl {
+            Ttl::Infinite => Lifetime::NEVER,
+            Ttl::Seconds(s) => Lifetime(s.min(u32::MAX - 1)),
+        }
     }
 
-    /// The deadline, if any.
-    pub(crate) fn get(self) -> Option<Timestamp> {
-        self.0.map(|n| Timestamp(n.get()))
-    }
-
-    /// Whether the deadline has come at `now`.
-    pub(crate) fn is_due(self, now: Timestamp) -> bool {
-        self.get().is_some_and(|t| t <= now)
+    /// The deadline of a route stamped at `timestamp`, if any.
+    pub(crate) fn deadline(self, timestamp: Timestamp) -> Option<Timestamp> {
+        (self != Lifetime::NEVER).then(|| timestamp.plus_seconds(self.0 as u64))
     }
 }
 
@@ -47,13 +45,23 @@ pub(crate) struct Entry<F: Family> {
     pub(crate) route: Route<F>,
     /// The owning protocol's priority when the route was last written.
     pub(crate) priority: u32,
-    /// When the route ages out, if it does.
-    pub(crate) expires: Expiry,
+    /// How long after its timestamp the route ages out, if it does.
+    pub(crate) lifetime: Lifetime,
     /// `false` after `block_set_enable(false)`: kept, but never best.
     pub(crate) enabled: bool,
 }
 
 impl<F: Family> Entry<F> {
+    /// When the route ages out, if it does.
+    pub(crate) fn expires(&self) -> Option<Timestamp> {
+        self.lifetime.deadline(self.route.timestamp)
+    }
+
+    /// Whether the route's deadline has come at `now`.
+    pub(crate) fn is_due(&self, now: Timestamp) -> bool {
+        self.expires().is_some_and(|t| t <= now)
+    }
+
     /// The selection rank: (protocol priority, metric), lower wins.
     pub(crate) fn rank(&self) -> (u32, <F::Data as RouteData>::Metric) {
         (self.priority, self.route.data.metric())
@@ -65,53 +73,62 @@ impl<F: Family> Entry<F> {
 }
 
 /// The part of a route a full table holds few distinct values of (the
-/// family data, with its metric and flags, and the protocol's private
-/// data): interned per family, so a stored route carries a 32-bit id
-/// instead of 60 bytes (IP).
+/// family data, with its metric and flags, the protocol's private data and
+/// the protocol's priority): interned per family, so a stored route
+/// carries a 32-bit id instead of 64 bytes (IP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) struct Attrs<F: Family> {
     pub(crate) protocol_data: [u32; 4],
     pub(crate) data: F::Data,
+    pub(crate) priority: u32,
 }
 
 impl<F: Family> Attrs<F> {
-    pub(crate) fn of(route: &Route<F>) -> Self {
+    pub(crate) fn of(e: &Entry<F>) -> Self {
         Attrs {
-            protocol_data: route.protocol_data,
-            data: route.data,
+            protocol_data: e.route.protocol_data,
+            data: e.route.data,
+            priority: e.priority,
         }
     }
 }
 
 /// An [`Entry`] as a published set stores it: without its network (the
-/// destination's key) and with its attributes interned. 40 bytes for IPv4
-/// and IPX, 56 for IPv6, where an `Entry` takes 104 / 120.
+/// destination's key), with its attributes interned, and 4-byte aligned
+/// (the timestamp in two halves) so nothing is padding. 28 bytes for IPv4,
+/// 40 for IPv6, 32 for IPX, where an `Entry` takes 96 / 112 / 88.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stored<F: Family> {
-    timestamp: Timestamp,
-    expires: Expiry,
-    next_hop: F::NextHop,
+    timestamp: [u32; 2],
+    lifetime: Lifetime,
     interface: u32,
     protocol: ProtocolId,
-    /// The interned [`Attrs`].
-    pub(crate) attrs: u32,
-    priority: u32,
-    enabled: bool,
+    /// The interned [`Attrs`]' id (below 2^24), and [`Stored::ENABLED`].
+    attrs_enabled: u32,
+    next_hop: F::NextHop,
 }
 
 impl<F: Family> Stored<F> {
-    /// `e`, whose attributes are interned as `attrs`.
+    /// The `enabled` flag's bit in `attrs_enabled` (ids have 24 bits).
+    const ENABLED: u32 = 1 << 31;
+
+    /// `e`, whose attributes are interned as `attrs` (below 2^24).
     pub(crate) fn of(e: &Entry<F>, attrs: u32) -> Self {
+        debug_assert!(attrs < crate::intern::MAX_IDS);
+        let t = e.route.timestamp.0;
         Stored {
-            timestamp: e.route.timestamp,
-            expires: e.expires,
-            next_hop: e.route.next_hop,
+            timestamp: [t as u32, (t >> 32) as u32],
+            lifetime: e.lifetime,
             interface: e.route.interface,
             protocol: e.route.protocol,
-            attrs,
-            priority: e.priority,
-            enabled: e.enabled,
+            attrs_enabled: attrs | if e.enabled { Self::ENABLED } else { 0 },
+            next_hop: e.route.next_hop,
         }
+    }
+
+    /// The id of the interned attributes.
+    pub(crate) fn attrs(&self) -> u32 {
+        self.attrs_enabled & !Self::ENABLED
     }
 
     /// The entry again, given its network and attributes.
@@ -122,13 +139,13 @@ impl<F: Family> Stored<F> {
                 next_hop: self.next_hop,
                 interface: self.interface,
                 protocol: self.protocol,
-                timestamp: self.timestamp,
+                timestamp: Timestamp(self.timestamp[0] as u64 | (self.timestamp[1] as u64) << 32),
                 protocol_data: attrs.protocol_data,
                 data: attrs.data,
             },
-            priority: self.priority,
-            expires: self.expires,
-            enabled: self.enabled,
+            priority: attrs.priority,
+            lifetime: self.lifetime,
+            enabled: self.attrs_enabled & Self::ENABLED != 0,
         }
     }
 }
@@ -154,12 +171,17 @@ impl<F: Family> Routes<F> {
 /// table holds a million of these.
 #[repr(C)]
 pub(crate) struct RouteSet<F: Family> {
-    len: u32,
+    len: u16,
     /// Index of the best entry; [`RouteSet::NO_BEST`] when none is a
     /// candidate.
-    best: u32,
+    best: u16,
     entries: [Stored<F>],
 }
+
+/// The most routes one network can hold: a set counts them in 16 bits
+/// (RTMv1 routers keep a handful per network; 2 bytes a network more for
+/// a limit nobody reaches would be 2 MB on a full table).
+pub(crate) const MAX_ROUTES_PER_NETWORK: usize = u16::MAX as usize - 1;
 
 /// What a new [`RouteSet`] is built from.
 pub(crate) struct NewSet<F: Family> {
@@ -170,12 +192,12 @@ pub(crate) struct NewSet<F: Family> {
 /// The header of a [`RouteSet`], for its layout.
 #[repr(C)]
 struct Header {
-    len: u32,
-    best: u32,
+    len: u16,
+    best: u16,
 }
 
 impl<F: Family> RouteSet<F> {
-    const NO_BEST: u32 = u32::MAX;
+    const NO_BEST: u16 = u16::MAX;
 
     /// The allocation of a set of `len` entries: the header, then the array
     /// (the `repr(C)` layout of the struct).
@@ -226,15 +248,15 @@ impl<F: Family> Pointable for RouteSet<F> {
         if raw.is_null() {
             handle_alloc_error(layout);
         }
-        let best = init.best.map_or(Self::NO_BEST, |b| {
-            u32::try_from(b).expect("fewer than 2^32 routes")
-        });
+        // Callers keep to MAX_ROUTES_PER_NETWORK (below NO_BEST).
+        assert!(len <= MAX_ROUTES_PER_NETWORK, "route set of {len} routes");
+        let best = init.best.map_or(Self::NO_BEST, |b| b as u16);
         let p = std::ptr::slice_from_raw_parts_mut(raw.cast::<Stored<F>>(), len) as *mut Self;
         // SAFETY: `raw` is a fresh allocation of `layout`, the `repr(C)`
         // layout of a set of `len` entries, so every field written here
         // lies inside it; the source entries do not overlap it.
         unsafe {
-            std::ptr::addr_of_mut!((*p).len).write(len as u32);
+            std::ptr::addr_of_mut!((*p).len).write(len as u16);
             std::ptr::addr_of_mut!((*p).best).write(best);
             std::ptr::copy_nonoverlapping(
                 init.entries.as_ptr(),
@@ -368,9 +390,19 @@ mod tests {
                 IpRouteData::with_metric(metric),
             ),
             priority: 7,
-            expires: Expiry::NEVER,
+            lifetime: Lifetime::NEVER,
             enabled: true,
         }
+    }
+
+    /// The sizes the memory budget (and the README's bytes/route) rests on.
+    #[test]
+    fn stored_routes_are_compact() {
+        use crate::family::{Ipv6, Ipx};
+        assert_eq!(std::mem::size_of::<Stored<Ipv4>>(), 28);
+        assert_eq!(std::mem::size_of::<Stored<Ipv6>>(), 40);
+        assert_eq!(std::mem::size_of::<Stored<Ipx>>(), 32);
+        assert_eq!(RouteSet::<Ipv4>::layout(1).size(), 32);
     }
 
     /// The packed set round-trips its entries and best index, for every
@@ -406,8 +438,8 @@ mod tests {
             let read: &RouteSet<Ipv4> = unsafe { shared.deref() };
             for (i, e) in entries.iter().enumerate() {
                 let s = &read.stored()[i];
-                assert_eq!(s.attrs, i as u32);
-                assert_eq!(&s.entry(net, Attrs::of(&e.route)), e);
+                assert_eq!(s.attrs(), i as u32);
+                assert_eq!(&s.entry(net, Attrs::of(e)), e);
             }
             drop(guard);
             // SAFETY: the only pointer to the set; nobody else can reach it.
