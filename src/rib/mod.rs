@@ -162,6 +162,17 @@ impl<'a, F: Family> WriteCtx<'a, F> {
     }
 }
 
+/// An entry of the set a write replaces: its attributes, the id it holds a
+/// reference on, and whether an entry of the new set took that reference
+/// over.
+struct OldRef<F: Family> {
+    attrs: Attrs<F>,
+    id: u32,
+    kept: bool,
+}
+
+type OldRefs<F> = SmallVec<[OldRef<F>; 2]>;
+
 /// The clock reading and protocol priority an add stamps on its route.
 #[derive(Clone, Copy)]
 struct Stamp {
@@ -371,8 +382,27 @@ impl<F: Family> Table<F> {
             },
         };
         let before_best = before.best_route().copied();
+        // What the rest needs of the old set once its entries move into the
+        // working copy: its protocols (for the indexes) and each entry's
+        // interned attributes with their id, so an entry that keeps its
+        // attributes keeps its reference (see `encode`).
+        let before_protocols: SmallVec<[ProtocolId; 2]> =
+            before.entries.iter().map(|e| e.route.protocol).collect();
+        let mut old_refs: OldRefs<F> = match current {
+            Some(set) => set
+                .stored()
+                .iter()
+                .zip(&before.entries)
+                .map(|(s, e)| OldRef {
+                    attrs: Attrs::of(e),
+                    id: s.attrs(),
+                    kept: false,
+                })
+                .collect(),
+            None => SmallVec::new(),
+        };
         let mut work = Working {
-            entries: before.entries.clone(),
+            entries: before.entries,
             incumbent: before_best.map(|r| r.key()),
             modified: false,
         };
@@ -382,12 +412,12 @@ impl<F: Family> Table<F> {
             None
         } else {
             work.entries.sort_unstable_by_key(|e| e.route.key());
-            Some(self.encode(&work.entries))
+            Some(self.encode(&work.entries, &mut old_refs))
         };
         let stored = match encoded {
             Some(Ok(stored)) => stored,
             failed => {
-                if before.entries.is_empty() {
+                if before_protocols.is_empty() {
                     // We created it for an operation that added nothing.
                     node.remove();
                 }
@@ -402,8 +432,8 @@ impl<F: Family> Table<F> {
         let after_best = best.map(|i| work.entries[i].route);
         let change = Change::between(before_best.as_ref(), after_best.as_ref());
 
-        self.update_indexes(network, &before.entries, &work.entries, ctx);
-        match (before.entries.is_empty(), work.entries.is_empty()) {
+        self.update_indexes(network, &before_protocols, &work.entries, ctx);
+        match (before_protocols.is_empty(), work.entries.is_empty()) {
             // Relaxed: a statistic read on its own; no data hangs off it.
             (true, false) => {
                 self.networks.fetch_add(1, Ordering::Relaxed);
@@ -434,11 +464,9 @@ impl<F: Family> Table<F> {
                 }
             }
         }
-        if let Some(old) = current {
-            // After the publication: the old set's ids stay valid for
-            // the readers that may still hold it (see `crate::intern`).
-            self.release(old, &guard);
-        }
+        // After the publication: the old set's ids stay valid for the
+        // readers that may still hold it (see `crate::intern`).
+        self.release(old_refs.iter().filter(|o| !o.kept).map(|o| o.id), &guard);
         if !change.is_no_change() {
             self.fib.apply(network, after_best.as_ref());
         }
@@ -461,9 +489,15 @@ impl<F: Family> Table<F> {
         }
     }
 
-    /// The stored form of `entries`, with a reference taken on each one's
-    /// interned attributes. On error nothing is held.
-    fn encode(&self, entries: &[Entry<F>]) -> Result<SmallVec<[Stored<F>; 4]>, RtmError> {
+    /// The stored form of `entries`, each holding a reference on its
+    /// interned attributes: taken over from an entry of the old set with
+    /// the same attributes (marked `kept`), or else acquired. On error
+    /// nothing new is held and nothing is marked.
+    fn encode(
+        &self,
+        entries: &[Entry<F>],
+        old: &mut OldRefs<F>,
+    ) -> Result<SmallVec<[Stored<F>; 2]>, RtmError> {
         if entries.len() > MAX_ROUTES_PER_NETWORK {
             return Err(RtmError::NoSystemResources(format!(
                 "{} {} would hold {} routes; one network holds at most {MAX_ROUTES_PER_NETWORK}",
@@ -472,15 +506,32 @@ impl<F: Family> Table<F> {
                 entries.len()
             )));
         }
-        let mut ids = lock(&self.attr_ids);
-        let mut stored: SmallVec<[Stored<F>; 4]> = SmallVec::with_capacity(entries.len());
+        let mut stored: SmallVec<[Stored<F>; 2]> = SmallVec::with_capacity(entries.len());
+        // Only taken when some entry has new attributes: a write that keeps
+        // every route's attributes (another client's route, a delete, an
+        // enable) does not touch the interner.
+        let mut ids = None;
+        let mut fresh: SmallVec<[u32; 2]> = SmallVec::new();
         for e in entries {
-            match ids.acquire(&self.attrs, Attrs::of(e)) {
-                Some(id) => stored.push(Stored::of(e, id)),
+            let attrs = Attrs::of(e);
+            if let Some(o) = old.iter_mut().find(|o| !o.kept && o.attrs == attrs) {
+                o.kept = true;
+                stored.push(Stored::of(e, o.id));
+                continue;
+            }
+            let ids = ids.get_or_insert_with(|| lock(&self.attr_ids));
+            match ids.acquire(&self.attrs, attrs) {
+                Some(id) => {
+                    fresh.push(id);
+                    stored.push(Stored::of(e, id));
+                }
                 None => {
                     let guard = epoch::pin();
-                    for s in &stored {
-                        ids.release(&self.attrs, s.attrs(), &guard);
+                    for id in fresh {
+                        ids.release(&self.attrs, id, &guard);
+                    }
+                    for o in old.iter_mut() {
+                        o.kept = false;
                     }
                     return Err(RtmError::NoSystemResources(format!(
                         "{}: all {} route attribute ids are in use",
@@ -493,11 +544,15 @@ impl<F: Family> Table<F> {
         Ok(stored)
     }
 
-    /// Drops the references of a set that is no longer published.
-    fn release(&self, set: &RouteSet<F>, guard: &epoch::Guard) {
-        let mut ids = lock(&self.attr_ids);
-        for s in set.stored() {
-            ids.release(&self.attrs, s.attrs(), guard);
+    /// Drops the references of entries no longer published.
+    fn release(&self, ids: impl Iterator<Item = u32>, guard: &epoch::Guard) {
+        let mut ids = ids.peekable();
+        if ids.peek().is_none() {
+            return;
+        }
+        let mut table = lock(&self.attr_ids);
+        for id in ids {
+            table.release(&self.attrs, id, guard);
         }
     }
 
@@ -506,11 +561,11 @@ impl<F: Family> Table<F> {
     fn update_indexes(
         &self,
         network: F::Network,
-        before: &[Entry<F>],
+        before: &[ProtocolId],
         after: &[Entry<F>],
         ctx: &WriteCtx<'_, F>,
     ) {
-        let has = |set: &[Entry<F>], p: ProtocolId| set.iter().any(|e| e.route.protocol == p);
+        let after_has = |p: ProtocolId| after.iter().any(|e| e.route.protocol == p);
         // The caller's own index needs no registry lookup; a leaving
         // caller's index is dropped whole.
         let with_index = |p: ProtocolId, f: &dyn Fn(&ClientState<F>)| match ctx.caller {
@@ -527,15 +582,14 @@ impl<F: Family> Table<F> {
         };
         for e in after {
             let p = e.route.protocol;
-            if !has(before, p) {
+            if !before.contains(&p) {
                 with_index(p, &|c| {
                     c.index.insert(network);
                 });
             }
         }
-        for e in before {
-            let p = e.route.protocol;
-            if !has(after, p) {
+        for &p in before {
+            if !after_has(p) {
                 with_index(p, &|c| {
                     c.index.remove(&network);
                 });

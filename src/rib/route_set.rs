@@ -185,7 +185,7 @@ pub(crate) const MAX_ROUTES_PER_NETWORK: usize = u16::MAX as usize - 1;
 
 /// What a new [`RouteSet`] is built from.
 pub(crate) struct NewSet<F: Family> {
-    pub(crate) entries: SmallVec<[Stored<F>; 4]>,
+    pub(crate) entries: SmallVec<[Stored<F>; 2]>,
     pub(crate) best: Option<usize>,
 }
 
@@ -290,9 +290,9 @@ impl<F: Family> Pointable for RouteSet<F> {
 }
 
 /// A route set's entries while one operation rewrites them: inline up to
-/// four routes (nearly every network), so a write allocates only the set it
-/// publishes.
-pub(crate) type Entries<F> = SmallVec<[Entry<F>; 4]>;
+/// two routes (nearly every network; more inline would only lengthen the
+/// copies), so a write allocates only the set it publishes.
+pub(crate) type Entries<F> = SmallVec<[Entry<F>; 2]>;
 
 /// The index of the best entry among `entries` (sorted by key).
 ///
