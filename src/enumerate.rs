@@ -87,8 +87,8 @@ impl<F: Family> Enumeration<F> {
         if let Some(n) = criteria.network {
             // One network only: visit it once.
             self.state = State::Exhausted;
-            if let Some(node) = table.destinations.get(&n) {
-                let guard = epoch::pin();
+            let guard = epoch::pin();
+            if let Some(node) = table.destinations.get(&n, &guard) {
                 if let Some(set) = node.value().load(&guard) {
                     let routes = table.decode(n, set);
                     self.pending
