@@ -88,12 +88,12 @@ impl<F: Family> Enumeration<F> {
             // One network only: visit it once.
             self.state = State::Exhausted;
             let guard = epoch::pin();
-            if let Some(node) = table.destinations.get(&n, &guard) {
-                if let Some(set) = node.value().load(&guard) {
-                    let routes = table.decode(n, set);
-                    self.pending
-                        .extend(Table::matching(&routes, criteria, None));
-                }
+            if let Some(node) = table.destinations.get(&n, &guard)
+                && let Some(set) = node.value().load(&guard)
+            {
+                let routes = table.decode(n, set);
+                self.pending
+                    .extend(Table::matching(&routes, criteria, None));
             }
             return;
         }
