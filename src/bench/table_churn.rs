@@ -24,6 +24,7 @@ use super::input::{self, Traffic};
 use super::reader::{self, ReaderProbe, ReaderStats};
 use super::workload::Workload;
 use crate::client::{ClientHandle, RegisterOptions};
+use crate::notify::DequeueStatus;
 use crate::error::RtmError;
 use crate::family::Ipv4;
 use crate::route::ProtocolId;
@@ -88,8 +89,11 @@ pub struct TableChurnReport {
     pub subscribers: Vec<Subscriber>,
 }
 
-/// A thread dequeuing everything `client` gets until `stop`; counts what it
-/// drained while `during` was set, and the largest backlog it saw.
+/// A thread running RTMv1's client loop on `client` until `stop`: wait on
+/// the notifier, then dequeue until the status says no more remain. Counts
+/// what it drained while `during` was set, and the largest backlog it saw:
+/// sampled on each wake-up (the backlog only grows while the client
+/// sleeps) and every 256 messages while it drains.
 fn drainer(
     rtm: Rtm,
     client: ClientHandle<Ipv4>,
@@ -106,25 +110,33 @@ fn drainer(
         };
         loop {
             sub.peak_backlog = sub.peak_backlog.max(client.pending().unwrap_or(0));
-            match rtm.dequeue(&client) {
-                Ok(_) => {
-                    sub.drained_total += 1;
-                    // Relaxed: a label for statistics.
-                    if during.load(Ordering::Relaxed) {
-                        sub.drained_during += 1;
+            loop {
+                match rtm.dequeue(&client) {
+                    Ok(d) => {
+                        sub.drained_total += 1;
+                        // Relaxed: a label for statistics.
+                        if during.load(Ordering::Relaxed) {
+                            sub.drained_during += 1;
+                        }
+                        if d.status == DequeueStatus::Last {
+                            break;
+                        }
+                        if sub.drained_total % 256 == 0 {
+                            sub.peak_backlog =
+                                sub.peak_backlog.max(client.pending().unwrap_or(0));
+                        }
                     }
+                    Err(RtmError::NoMessages) => break,
+                    Err(_) => return sub,
                 }
-                Err(RtmError::NoMessages) => {
-                    // Relaxed: the flag only ends the loop.
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let _ = client.wait_for_messages(Duration::from_millis(10));
-                }
-                Err(_) => break,
             }
+            // Relaxed: the flag only ends the loop, and it is set after the
+            // last write, so a queue empty then stays empty.
+            if stop.load(Ordering::Relaxed) && client.pending().unwrap_or(0) == 0 {
+                return sub;
+            }
+            let _ = client.wait_for_messages(Duration::from_millis(10));
         }
-        sub
     })
 }
 
