@@ -24,9 +24,9 @@ use super::input::{self, Traffic};
 use super::reader::{self, ReaderProbe, ReaderStats};
 use super::workload::Workload;
 use crate::client::{ClientHandle, RegisterOptions};
-use crate::notify::DequeueStatus;
 use crate::error::RtmError;
 use crate::family::Ipv4;
+use crate::notify::DequeueStatus;
 use crate::route::ProtocolId;
 use crate::rtm::Rtm;
 
@@ -122,8 +122,7 @@ fn drainer(
                             break;
                         }
                         if sub.drained_total % 256 == 0 {
-                            sub.peak_backlog =
-                                sub.peak_backlog.max(client.pending().unwrap_or(0));
+                            sub.peak_backlog = sub.peak_backlog.max(client.pending().unwrap_or(0));
                         }
                     }
                     Err(RtmError::NoMessages) => break,

@@ -173,9 +173,12 @@ struct OldRef<F: Family> {
 
 type OldRefs<F> = SmallVec<[OldRef<F>; 2]>;
 
+/// A destination's node, valid while its guard is pinned.
+type DestEntry<'a, 'g, F> = base::Entry<'a, 'g, <F as Family>::Network, Destination<F>>;
+
 /// A destination a writer found, or created, under its network's lock.
 enum Found<'a, 'g, F: Family> {
-    Existing(base::Entry<'a, 'g, F::Network, Destination<F>>),
+    Existing(DestEntry<'a, 'g, F>),
     /// Inserting hands out a counted reference; released on drop.
     Created(
         Option<base::RefEntry<'a, F::Network, Destination<F>>>,
@@ -366,14 +369,9 @@ impl<F: Family> Table<F> {
         state.index.clear();
         state.index.shrink_to_fit();
         let mut ctx = WriteCtx::leaving(state);
-        let mut removed = 0;
-        for network in networks {
-            if let Some((n, _)) = self.mutate(network, false, &mut ctx, |w| {
-                Ok(w.remove_where(|e| e.route.protocol == protocol))
-            })? {
-                removed += n;
-            }
-        }
+        let removed = self.bulk(&networks, &mut ctx, |w| {
+            Ok(w.remove_where(|e| e.route.protocol == protocol))
+        })?;
         // Only now is the (family, protocol) pair free again: until every
         // route of the old client is gone, a new client of that protocol
         // would share its route keys.
@@ -410,20 +408,46 @@ impl<F: Family> Table<F> {
         op: impl FnOnce(&mut Working<F>) -> Result<R, RtmError>,
     ) -> Result<Option<(R, Change<F>)>, RtmError> {
         let guard = epoch::pin();
+        self.mutate_pinned(&guard, network, create, None, ctx, op)
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// `mutate` under the caller's pin, starting from `hint` when it is the
+    /// live node of `network` (checked under the writer lock, which keeps
+    /// it live); also returns the node it wrote, for the next hint.
+    #[allow(clippy::type_complexity)]
+    fn mutate_pinned<'a: 'g, 'g, R>(
+        &'a self,
+        guard: &'g epoch::Guard,
+        network: F::Network,
+        create: bool,
+        hint: Option<DestEntry<'a, 'g, F>>,
+        ctx: &mut WriteCtx<'_, F>,
+        op: impl FnOnce(&mut Working<F>) -> Result<R, RtmError>,
+    ) -> Result<(Option<(R, Change<F>)>, Option<DestEntry<'a, 'g, F>>), RtmError> {
         let _writer = self.writers.lock(&network);
-        let node = match self.destinations.get(&network, &guard) {
+        let hint = hint.filter(|e| !e.is_removed() && *e.key() == network);
+        let found = match hint {
+            Some(e) => Some(e),
+            None => self.destinations.get(&network, guard),
+        };
+        let node = match found {
             Some(existing) => Found::Existing(existing),
             None if create => Found::Created(
                 Some(
                     self.destinations
-                        .get_or_insert_with(network, Destination::new, &guard),
+                        .get_or_insert_with(network, Destination::new, guard),
                 ),
-                &guard,
+                guard,
             ),
-            None => return Ok(None),
+            None => return Ok((None, None)),
+        };
+        let cursor = match &node {
+            Found::Existing(e) => Some(e.clone()),
+            Found::Created(..) => None,
         };
         let dest = node.value();
-        let current = dest.load(&guard);
+        let current = dest.load(guard);
         let before = match current {
             Some(set) => self.decode(network, set),
             None => Routes {
@@ -473,7 +497,7 @@ impl<F: Family> Table<F> {
                 }
                 return match failed {
                     Some(Err(e)) => Err(e),
-                    _ => result.map(|r| Some((r, Change::NoChange))),
+                    _ => result.map(|r| (Some((r, Change::NoChange)), cursor)),
                 };
             }
         };
@@ -501,10 +525,10 @@ impl<F: Family> Table<F> {
         if change.is_no_change() {
             // No message: the change's place in the family's order is
             // unobservable, so publish without the sequencer.
-            dest.publish(new_set, &guard);
+            dest.publish(new_set, guard);
         } else {
             let subscribers = lock(&self.subscribers);
-            dest.publish(new_set, &guard);
+            dest.publish(new_set, guard);
             for s in subscribers.iter() {
                 if let Some(q) = &s.queue
                     && ctx.tells(s)
@@ -516,7 +540,7 @@ impl<F: Family> Table<F> {
         }
         // After the publication: the old set's ids stay valid for the
         // readers that may still hold it (see `crate::intern`).
-        self.release(old_refs.iter().filter(|o| !o.kept).map(|o| o.id), &guard);
+        self.release(old_refs.iter().filter(|o| !o.kept).map(|o| o.id), guard);
         if !change.is_no_change() {
             self.fib.apply(network, after_best.as_ref());
         }
@@ -524,7 +548,37 @@ impl<F: Family> Table<F> {
             node.remove();
         }
         ctx.wakes.step();
-        Ok(Some((r, change)))
+        Ok((Some((r, change)), cursor))
+    }
+
+    /// Runs `op` on each of `networks` (ascending) that has routes, one
+    /// atomic mutation each, and sums what it reports: deregistration,
+    /// block operations, aging. Walks the skip list along with the
+    /// networks: the next network's node is usually the next node, one
+    /// pointer away, where a lookup searches from the top (a fifth of a
+    /// deregistration's time). Pinned per few hundred networks, not for the
+    /// whole walk, which would hold back every free retired meanwhile.
+    fn bulk(
+        &self,
+        networks: &[F::Network],
+        ctx: &mut WriteCtx<'_, F>,
+        mut op: impl FnMut(&mut Working<F>) -> Result<usize, RtmError>,
+    ) -> Result<usize, RtmError> {
+        let mut total = 0;
+        for chunk in networks.chunks(WAKE_EVERY) {
+            let guard = epoch::pin();
+            let mut cursor: Option<DestEntry<'_, '_, F>> = None;
+            for &network in chunk {
+                let hint = cursor.as_ref().and_then(|c| c.next());
+                let (outcome, node) =
+                    self.mutate_pinned(&guard, network, false, hint, ctx, &mut op)?;
+                if let Some((n, _)) = outcome {
+                    total += n;
+                }
+                cursor = node.or(cursor);
+            }
+        }
+        Ok(total)
     }
 
     /// A published set's full entries.
@@ -848,11 +902,8 @@ impl<F: Family> Table<F> {
         let mut total = 0;
         if criteria.protocol.is_none_or(|p| p == protocol) {
             let mut ctx = WriteCtx::block(state);
-            for network in Self::block_networks(criteria, std::slice::from_ref(state)) {
-                if let Some((n, _)) = self.mutate(network, false, &mut ctx, |w| Ok(op(w)))? {
-                    total += n;
-                }
-            }
+            let networks = Self::block_networks(criteria, std::slice::from_ref(state));
+            total = self.bulk(&networks, &mut ctx, |w| Ok(op(w)))?;
         }
         if total == 0 {
             return Err(RtmError::NoRoutes(format!(
@@ -921,50 +972,46 @@ impl<F: Family> Table<F> {
                 .collect();
             let now = self.shared.clock.now();
             let priority = self.shared.priorities.load().get(protocol);
-            let mut converted = 0;
             let mut ctx = WriteCtx::block(state);
-            for network in Self::block_networks(criteria, &owners) {
-                if let Some((n, _)) = self.mutate(network, false, &mut ctx, |w| {
-                    let (take, keep): (Entries<F>, Entries<F>) =
-                        w.entries.iter().copied().partition(|e| {
-                            e.route.protocol != protocol
-                                && criteria.matches(&e.route, w.was_best(e), e.enabled)
-                        });
-                    if take.is_empty() {
-                        return Ok(0);
-                    }
-                    w.entries = keep;
-                    w.modified = true;
-                    for old in &take {
-                        let mut route = old.route;
-                        route.protocol = protocol;
-                        route.timestamp = now;
-                        route.data.stamp_priority(priority);
-                        let key = route.key();
-                        if Some(old.route.key()) == w.incumbent {
-                            w.incumbent = Some(key);
-                        }
-                        w.upsert(
-                            Entry {
-                                route,
-                                priority,
-                                lifetime: Lifetime::NEVER,
-                                enabled: old.enabled,
-                            },
-                            |e| {
-                                if single {
-                                    e.route.protocol == protocol
-                                } else {
-                                    e.route.key() == key
-                                }
-                            },
-                        );
-                    }
-                    Ok(take.len())
-                })? {
-                    converted += n;
+            let networks = Self::block_networks(criteria, &owners);
+            let converted = self.bulk(&networks, &mut ctx, |w| {
+                let (take, keep): (Entries<F>, Entries<F>) =
+                    w.entries.iter().copied().partition(|e| {
+                        e.route.protocol != protocol
+                            && criteria.matches(&e.route, w.was_best(e), e.enabled)
+                    });
+                if take.is_empty() {
+                    return Ok(0);
                 }
-            }
+                w.entries = keep;
+                w.modified = true;
+                for old in &take {
+                    let mut route = old.route;
+                    route.protocol = protocol;
+                    route.timestamp = now;
+                    route.data.stamp_priority(priority);
+                    let key = route.key();
+                    if Some(old.route.key()) == w.incumbent {
+                        w.incumbent = Some(key);
+                    }
+                    w.upsert(
+                        Entry {
+                            route,
+                            priority,
+                            lifetime: Lifetime::NEVER,
+                            enabled: old.enabled,
+                        },
+                        |e| {
+                            if single {
+                                e.route.protocol == protocol
+                            } else {
+                                e.route.key() == key
+                            }
+                        },
+                    );
+                }
+                Ok(take.len())
+            })?;
             if converted == 0 {
                 return Err(RtmError::NoRoutes(format!(
                     "{criteria} of protocols other than {protocol}"
@@ -985,16 +1032,8 @@ impl<F: Family> Table<F> {
             v.dedup();
             v
         };
-        let mut removed = 0;
         let mut ctx = WriteCtx::system();
-        for network in due {
-            if let Some((n, _)) = self.mutate(network, false, &mut ctx, |w| {
-                Ok(w.remove_where(|e| e.is_due(now)))
-            })? {
-                removed += n;
-            }
-        }
-        Ok(removed)
+        self.bulk(&due, &mut ctx, |w| Ok(w.remove_where(|e| e.is_due(now))))
     }
 
     // ----- the read path ---------------------------------------------------
