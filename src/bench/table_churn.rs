@@ -121,7 +121,7 @@ fn drainer(
                         if d.status == DequeueStatus::Last {
                             break;
                         }
-                        if sub.drained_total % 256 == 0 {
+                        if sub.drained_total.is_multiple_of(256) {
                             sub.peak_backlog = sub.peak_backlog.max(client.pending().unwrap_or(0));
                         }
                     }

@@ -36,7 +36,12 @@ impl Workload {
             Some(p) => input::read_prefix_file(p)?,
             None => input::default_tables(seed),
         };
-        let table = tables.v4;
+        let mut table = tables.v4;
+        // Loaded in prefix order, as a RIB dump (the RIS table is one) or a
+        // protocol's walk of its own table delivers it; the synthetic table
+        // comes out of its generator in random order.
+        table.sort_unstable();
+        table.dedup();
         if table.is_empty() {
             return Err("the table has no IPv4 prefixes".into());
         }

@@ -56,6 +56,11 @@ use crate::intern::{InternIds, InternTable};
 /// futex wake per this many messages instead of one per message.
 const WAKE_EVERY: usize = 256;
 
+/// Collections a bulk walk runs after each chunk of [`WAKE_EVERY`]
+/// networks: a chunk retires a few hundred sets and FIB nodes, some 15
+/// batches of crossbeam-epoch's, and a collection frees up to eight.
+const COLLECTS_PER_CHUNK: usize = 3;
+
 /// The change queues a writer has pushed to while a thread waited on them,
 /// and not yet woken (see `ChangeQueue::push_deferred`). Woken every
 /// [`WAKE_EVERY`] networks, on [`flush`](Wakes::flush) and on drop, so no
@@ -576,6 +581,18 @@ impl<F: Family> Table<F> {
                     total += n;
                 }
                 cursor = node.or(cursor);
+            }
+            drop(cursor);
+            drop(guard);
+            // One pin per chunk instead of one per network also means far
+            // fewer of the collections crossbeam-epoch runs every so many
+            // pins; without these the sets and FIB nodes retired by a
+            // million-network walk would wait for some later thread to pin
+            // (each flush hands the retired batch over and frees up to
+            // eight batches whose grace period has passed).
+            let guard = epoch::pin();
+            for _ in 0..COLLECTS_PER_CHUNK {
+                guard.flush();
             }
         }
         Ok(total)
