@@ -4,9 +4,12 @@
 //! - **Destinations** live in a lock-free skip list keyed by network.
 //!   Readers (`is_route`, ordered walks, enumeration) pin an epoch, find the
 //!   destination and load its published route set: no lock, no waiting.
-//! - **Writers** serialise per destination on its writer lock, copy the
-//!   route set, apply their change, select the best route and publish the
-//!   new set. Different networks are written in parallel.
+//! - **Writers** serialise per network on its striped writer lock, decode
+//!   the route set (stored routes are compact, their attributes interned:
+//!   `route_set`, `crate::intern`), apply their change, select the best
+//!   route and publish the new set. Different networks are written in
+//!   parallel. Bulk operations walk their sorted networks along the skip
+//!   list and wake waiting subscribers once per chunk (`bulk`, `Wakes`).
 //! - **The sequencer** is a short per-family critical section around the
 //!   publication and the enqueueing of the change message, so every client
 //!   sees the family's changes in one order, and that order is the order in
