@@ -23,7 +23,7 @@ pub struct RegisterOptions {
     pub notify: bool,
     /// With `notify`: coalesce pending messages per network (at most one
     /// per network, oldest previous and newest current best route) instead
-    /// of RTMv1's FIFO of every event; see [`crate::notify`]. An extension
+    /// of RTMv1's FIFO of every event; see [`ChangeQueue::coalescing`](crate::ChangeQueue::coalescing). An extension
     /// of RTMv1 for clients that may fall behind a burst.
     pub coalesce: bool,
 }
