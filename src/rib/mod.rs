@@ -574,19 +574,19 @@ impl<F: Family> Table<F> {
     ) -> Result<usize, RtmError> {
         let mut total = 0;
         for chunk in networks.chunks(WAKE_EVERY) {
-            let guard = epoch::pin();
-            let mut cursor: Option<DestEntry<'_, '_, F>> = None;
-            for &network in chunk {
-                let hint = cursor.as_ref().and_then(|c| c.next());
-                let (outcome, node) =
-                    self.mutate_pinned(&guard, network, false, hint, ctx, &mut op)?;
-                if let Some((n, _)) = outcome {
-                    total += n;
+            {
+                let guard = epoch::pin();
+                let mut cursor: Option<DestEntry<'_, '_, F>> = None;
+                for &network in chunk {
+                    let hint = cursor.as_ref().and_then(|c| c.next());
+                    let (outcome, node) =
+                        self.mutate_pinned(&guard, network, false, hint, ctx, &mut op)?;
+                    if let Some((n, _)) = outcome {
+                        total += n;
+                    }
+                    cursor = node.or(cursor);
                 }
-                cursor = node.or(cursor);
             }
-            drop(cursor);
-            drop(guard);
             // One pin per chunk instead of one per network also means far
             // fewer of the collections crossbeam-epoch runs every so many
             // pins; without these the sets and FIB nodes retired by a
