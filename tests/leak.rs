@@ -56,3 +56,46 @@ fn load_and_deregister_100k_routes_20_times_leaks_nothing() {
         "live bytes grew by {growth} over 19 cycles (one load takes {per_load}; baseline {baseline}, now {after})"
     );
 }
+
+/// A small load-and-deregister cycle for valgrind's leak checker (too slow
+/// there at full size; ignored in normal runs): two clients, one loaded by
+/// `update_routes` and one route by route, both deregistered, the table
+/// dropped. See the README's Guarantees for the command and its result.
+#[test]
+#[ignore = "run under valgrind: see the README's Guarantees"]
+fn small_cycle_for_valgrind() {
+    let table = rtm::synth::ipv4_table(20_000, 11);
+    let rtm = Rtm::new();
+    let route = |p, metric| {
+        Route::<Ipv4>::new(
+            p,
+            Ipv4Addr::new(192, 0, 2, 1),
+            1,
+            IpRouteData::with_metric(metric),
+        )
+    };
+    let a = rtm
+        .register::<Ipv4>(ProtocolId(1), RegisterOptions::notifying())
+        .unwrap();
+    let b = rtm
+        .register::<Ipv4>(ProtocolId(2), RegisterOptions::coalescing())
+        .unwrap();
+    let batch: Vec<_> = table
+        .iter()
+        .map(|p| rtm::RouteUpdate::Add {
+            route: route(*p, 1),
+            ttl: Ttl::Infinite,
+        })
+        .collect();
+    rtm.update_routes(&a, &batch, |r| {
+        r.unwrap();
+    })
+    .unwrap();
+    for p in &table {
+        rtm.add_route(&b, &route(*p, 2), Ttl::Seconds(60)).unwrap();
+    }
+    assert_eq!(rtm.deregister(&a).unwrap(), table.len());
+    assert_eq!(rtm.deregister(&b).unwrap(), table.len());
+    rtm.verify_consistency().unwrap();
+    drop(rtm);
+}
