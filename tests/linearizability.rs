@@ -15,7 +15,11 @@
 //! the route sets (`is_route`), the subscriber's queue (`dequeue`: the
 //! message stream against the order of the writes), the FIB (`lookup`) or
 //! the network counter (`network_count`). Each view is linearizable with
-//! the writes; the views are not jointly so, and the first version of this
+//! the writes, the FIB address by address (a prefix shorter than the top
+//! level spans many top-level entries, written one by one, so two lookups
+//! of different addresses during its add can disagree: a run under
+//! ThreadSanitizer's scheduling found that, and the FIB's docs say so); the
+//! views are not jointly so, and the first version of this
 //! test, which mixed them, showed it: during an add, a reader can count the
 //! new network, or see it with `is_route`, before the FIB has it (the FIB
 //! is updated before the call returns, spec A23, not in the same instant as
@@ -323,6 +327,23 @@ fn record(ops: &[Vec<Op>]) -> (Vec<Event>, Rtm) {
     (history, rtm)
 }
 
+/// The histories to check: the whole one, or for the FIB view one per
+/// probe address (the writes and that address's lookups).
+fn per_address(view: View, history: &[Event]) -> Vec<Vec<Event>> {
+    match view {
+        View::Fib => (0..PROBES.len())
+            .map(|p| {
+                history
+                    .iter()
+                    .filter(|e| !matches!(e.op, Op::Lookup { probe } if probe != p))
+                    .cloned()
+                    .collect()
+            })
+            .collect(),
+        _ => vec![history.to_vec()],
+    }
+}
+
 /// Whether some real-time-respecting order of `history` gives every event
 /// its outcome on the model; the order found, if any.
 fn linearize(history: &[Event], start: &ModelSetup) -> Option<Vec<usize>> {
@@ -379,15 +400,17 @@ fn concurrent_histories_are_linearizable() {
             .collect();
         let (history, rtm) = record(&ops);
         let start = model_setup(&rtm);
-        assert!(
-            linearize(&history, &start).is_some(),
-            "round {round} ({view:?}): no sequential order explains this history:\n{}",
-            history
-                .iter()
-                .map(Event::summary)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
+        for history in per_address(view, &history) {
+            assert!(
+                linearize(&history, &start).is_some(),
+                "round {round} ({view:?}): no sequential order explains this history:\n{}",
+                history
+                    .iter()
+                    .map(Event::summary)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
         rtm.verify_consistency().unwrap();
     }
 }

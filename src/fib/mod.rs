@@ -13,9 +13,13 @@
 //! `trie`: a 20-bit top level, popcount-compressed 6-bit nodes, path
 //! compression). Both keep their nodes in a huge-page arena (`arena`) and
 //! their top level on huge pages (`pages`). Readers never lock, never retry
-//! and never see a half-applied update: every update publishes a fully
+//! and never see a half-applied path: every update publishes each fully
 //! built path with one atomic store, and replaced nodes are reclaimed
-//! through crossbeam-epoch.
+//! through crossbeam-epoch. An update is atomic per address, not across
+//! addresses: a prefix shorter than the top level (/20) spans many
+//! top-level entries, stored one by one, so while it is added a lookup of
+//! one address it covers can find it and a lookup of another not yet
+//! (`tests/linearizability.rs` checks exactly this, address by address).
 
 mod arena;
 mod core;
