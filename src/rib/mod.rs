@@ -184,32 +184,6 @@ type OldRefs<F> = SmallVec<[OldRef<F>; 2]>;
 /// A destination's node, valid while its guard is pinned.
 type DestEntry<'a, 'g, F> = base::Entry<'a, 'g, <F as Family>::Network, Destination<F>>;
 
-/// Where a run of writes under one pin is in the skip list: the last node
-/// written, whose successor is the next network's node when the networks
-/// come in order (a bulk walk, a sorted batch), one pointer away instead
-/// of a search from the top.
-struct Cursor<'a, 'g, F: Family> {
-    guard: &'g epoch::Guard,
-    last: Option<DestEntry<'a, 'g, F>>,
-}
-
-impl<'a, 'g, F: Family> Cursor<'a, 'g, F> {
-    fn new(guard: &'g epoch::Guard) -> Self {
-        Cursor { guard, last: None }
-    }
-
-    /// The node after the last one written: a hint `mutate` checks.
-    fn hint(&self) -> Option<DestEntry<'a, 'g, F>> {
-        self.last.as_ref().and_then(|c| c.next())
-    }
-
-    fn advance(&mut self, node: Option<DestEntry<'a, 'g, F>>) {
-        if node.is_some() {
-            self.last = node;
-        }
-    }
-}
-
 /// A destination a writer found, or created, under its network's lock.
 enum Found<'a, 'g, F: Family> {
     Existing(DestEntry<'a, 'g, F>),
@@ -434,12 +408,23 @@ impl<F: Family> Table<F> {
     /// result: best-route selection, client indexes, network count,
     /// change messages and the FIB. Returns `None` when the destination does
     /// not exist and `create` is false. On error nothing is changed.
-    ///
-    /// Runs under the caller's pin, starting from `hint` when it is the live
-    /// node of `network` (checked under the writer lock, which keeps it
-    /// live); also returns the node it wrote, for the next hint.
+    pub(crate) fn mutate<R>(
+        &self,
+        network: F::Network,
+        create: bool,
+        ctx: &mut WriteCtx<'_, F>,
+        op: impl FnOnce(&mut Working<F>) -> Result<R, RtmError>,
+    ) -> Result<Option<(R, Change<F>)>, RtmError> {
+        let guard = epoch::pin();
+        self.mutate_pinned(&guard, network, create, None, ctx, op)
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// `mutate` under the caller's pin, starting from `hint` when it is the
+    /// live node of `network` (checked under the writer lock, which keeps
+    /// it live); also returns the node it wrote, for the next hint.
     #[allow(clippy::type_complexity)]
-    fn mutate<'a: 'g, 'g, R>(
+    fn mutate_pinned<'a: 'g, 'g, R>(
         &'a self,
         guard: &'g epoch::Guard,
         network: F::Network,
@@ -450,10 +435,12 @@ impl<F: Family> Table<F> {
     ) -> Result<(Option<(R, Change<F>)>, Option<DestEntry<'a, 'g, F>>), RtmError> {
         let _writer = self.writers.lock(&network);
         let hint = hint.filter(|e| !e.is_removed() && *e.key() == network);
-        let node = match hint {
-            Some(e) => Found::Existing(e),
-            // One search either way: it finds the destination or inserts
-            // it (a lookup first would search twice for every new network).
+        let found = match hint {
+            Some(e) => Some(e),
+            None => self.destinations.get(&network, guard),
+        };
+        let node = match found {
+            Some(existing) => Found::Existing(existing),
             None if create => Found::Created(
                 Some(
                     self.destinations
@@ -461,10 +448,7 @@ impl<F: Family> Table<F> {
                 ),
                 guard,
             ),
-            None => match self.destinations.get(&network, guard) {
-                Some(e) => Found::Existing(e),
-                None => return Ok((None, None)),
-            },
+            None => return Ok((None, None)),
         };
         let cursor = match &node {
             Found::Existing(e) => Some(e.clone()),
@@ -578,9 +562,10 @@ impl<F: Family> Table<F> {
     /// Runs `op` on each of `networks` (ascending) that has routes, one
     /// atomic mutation each, and sums what it reports: deregistration,
     /// block operations, aging. Walks the skip list along with the
-    /// networks (see [`Cursor`]); pinned per chunk of [`WAKE_EVERY`]
-    /// networks, not for the whole walk, which would hold back every free
-    /// retired meanwhile.
+    /// networks: the next network's node is usually the next node, one
+    /// pointer away, where a lookup searches from the top (a fifth of a
+    /// deregistration's time). Pinned per few hundred networks, not for the
+    /// whole walk, which would hold back every free retired meanwhile.
     fn bulk(
         &self,
         networks: &[F::Network],
@@ -591,32 +576,29 @@ impl<F: Family> Table<F> {
         for chunk in networks.chunks(WAKE_EVERY) {
             {
                 let guard = epoch::pin();
-                let mut cursor = Cursor::new(&guard);
+                let mut cursor: Option<DestEntry<'_, '_, F>> = None;
                 for &network in chunk {
+                    let hint = cursor.as_ref().and_then(|c| c.next());
                     let (outcome, node) =
-                        self.mutate(&guard, network, false, cursor.hint(), ctx, &mut op)?;
+                        self.mutate_pinned(&guard, network, false, hint, ctx, &mut op)?;
                     if let Some((n, _)) = outcome {
                         total += n;
                     }
-                    cursor.advance(node);
+                    cursor = node.or(cursor);
                 }
             }
-            Self::collect_garbage();
+            // One pin per chunk instead of one per network also means far
+            // fewer of the collections crossbeam-epoch runs every so many
+            // pins; without these the sets and FIB nodes retired by a
+            // million-network walk would wait for some later thread to pin
+            // (each flush hands the retired batch over and frees up to
+            // eight batches whose grace period has passed).
+            let guard = epoch::pin();
+            for _ in 0..COLLECTS_PER_CHUNK {
+                guard.flush();
+            }
         }
         Ok(total)
-    }
-
-    /// Runs crossbeam-epoch's collection after a chunk of writes made
-    /// under one pin: one pin per chunk instead of one per write also means
-    /// far fewer of the collections it runs every so many pins; without
-    /// these, the sets and FIB nodes retired by a million writes would wait
-    /// for some later thread to pin (each flush hands the retired batch over
-    /// and frees up to eight batches whose grace period has passed).
-    fn collect_garbage() {
-        let guard = epoch::pin();
-        for _ in 0..COLLECTS_PER_CHUNK {
-            guard.flush();
-        }
     }
 
     /// A published set's full entries.
@@ -758,15 +740,8 @@ impl<F: Family> Table<F> {
         route.data.validate()?;
         self.with_client(handle, |state| {
             let stamp = self.stamp(state);
-            let guard = epoch::pin();
-            let (change, expires) = self.add_one(
-                state,
-                route,
-                ttl,
-                stamp,
-                &mut WriteCtx::own_route(state),
-                &mut Cursor::new(&guard),
-            );
+            let (change, expires) =
+                self.add_one(state, route, ttl, stamp, &mut WriteCtx::own_route(state));
             if let Some(t) = expires {
                 lock(&self.expiries)
                     .entry(t)
@@ -779,14 +754,13 @@ impl<F: Family> Table<F> {
 
     /// One validated add (RtmAddRoute's body): returns the change and the
     /// route's expiry time, which the caller records.
-    fn add_one<'a, 'g>(
-        &'a self,
+    fn add_one(
+        &self,
         state: &Arc<ClientState<F>>,
         route: &Route<F>,
         ttl: Ttl,
         stamp: Stamp,
         ctx: &mut WriteCtx<'_, F>,
-        at: &mut Cursor<'a, 'g, F>,
     ) -> (Change<F>, Option<Timestamp>) {
         let mut stored = *route;
         stored.protocol = state.protocol;
@@ -801,7 +775,7 @@ impl<F: Family> Table<F> {
         };
         let key = stored.key();
         let single = state.single_route;
-        let outcome = self.mutate(at.guard, route.network, true, at.hint(), ctx, |w| {
+        let outcome = self.mutate(route.network, true, ctx, |w| {
             w.upsert(entry, |e| {
                 if single {
                     e.route.protocol == key.protocol
@@ -814,11 +788,8 @@ impl<F: Family> Table<F> {
         // The upsert cannot fail, and with `create` the destination is
         // always found: neither arm is reachable.
         let change = match outcome {
-            Ok((Some(((), change)), node)) => {
-                at.advance(node);
-                change
-            }
-            Ok((None, _)) | Err(_) => unreachable!("an upsert into a created destination"),
+            Ok(Some(((), change))) => change,
+            Ok(None) | Err(_) => unreachable!("an upsert into a created destination"),
         };
         (change, entry.expires())
     }
@@ -829,23 +800,16 @@ impl<F: Family> Table<F> {
         route: &Route<F>,
     ) -> Result<Change<F>, RtmError> {
         self.with_client(handle, |state| {
-            let guard = epoch::pin();
-            self.delete_one(
-                state,
-                route,
-                &mut WriteCtx::own_route(state),
-                &mut Cursor::new(&guard),
-            )
+            self.delete_one(state, route, &mut WriteCtx::own_route(state))
         })
     }
 
     /// RtmDeleteRoute's body.
-    fn delete_one<'a, 'g>(
-        &'a self,
+    fn delete_one(
+        &self,
         state: &Arc<ClientState<F>>,
         route: &Route<F>,
         ctx: &mut WriteCtx<'_, F>,
-        at: &mut Cursor<'a, 'g, F>,
     ) -> Result<Change<F>, RtmError> {
         let protocol = state.protocol;
         let single = state.single_route;
@@ -864,15 +828,12 @@ impl<F: Family> Table<F> {
                 )
             })
         };
-        let (outcome, node) =
-            self.mutate(at.guard, route.network, false, at.hint(), ctx, |w| match w
-                .remove_where(matches)
-            {
+        match self.mutate(route.network, false, ctx, |w| {
+            match w.remove_where(matches) {
                 0 => Err(missing()),
                 _ => Ok(()),
-            })?;
-        at.advance(node);
-        match outcome {
+            }
+        })? {
             Some(((), change)) => Ok(change),
             None => Err(missing()),
         }
@@ -910,27 +871,17 @@ impl<F: Family> Table<F> {
             let stamp = self.stamp(state);
             let mut ctx = WriteCtx::own_route(state);
             let mut expiring: Vec<(Timestamp, F::Network)> = Vec::new();
-            for chunk in updates.chunks(WAKE_EVERY) {
-                {
-                    let guard = epoch::pin();
-                    let mut at = Cursor::new(&guard);
-                    for u in chunk {
-                        match u {
-                            RouteUpdate::Add { route, ttl } => {
-                                let (change, expires) =
-                                    self.add_one(state, route, *ttl, stamp, &mut ctx, &mut at);
-                                if let Some(t) = expires {
-                                    expiring.push((t, route.network));
-                                }
-                                each(Ok(change));
-                            }
-                            RouteUpdate::Delete(route) => {
-                                each(self.delete_one(state, route, &mut ctx, &mut at))
-                            }
+            for u in updates {
+                match u {
+                    RouteUpdate::Add { route, ttl } => {
+                        let (change, expires) = self.add_one(state, route, *ttl, stamp, &mut ctx);
+                        if let Some(t) = expires {
+                            expiring.push((t, route.network));
                         }
+                        each(Ok(change));
                     }
+                    RouteUpdate::Delete(route) => each(self.delete_one(state, route, &mut ctx)),
                 }
-                Self::collect_garbage();
             }
             if !expiring.is_empty() {
                 let mut expiries = lock(&self.expiries);
