@@ -73,7 +73,7 @@ pub(crate) struct ClientState<F: Family> {
     pub(crate) gate: RwLock<bool>,
     /// The networks where this client owns at least one route: the
     /// secondary index deregistration and block operations walk. Updated
-    /// under the destination's writer lock.
+    /// under the network's writer lock.
     pub(crate) index: DashSet<F::Network, foldhash::fast::RandomState>,
     pub(crate) queue: Option<ChangeQueue<F>>,
 }

@@ -74,13 +74,16 @@
 //! - **Failed calls change nothing.** Every error leaves the table, the
 //!   queues and the FIB as they were. (`tests/bad_input.rs`.)
 //! - **The FIB follows the RIB.** A best-route change is in the FIB before
-//!   the call that made it returns; during the call a lookup sees the old or
-//!   the new answer, never a half-applied update. (`Rtm::verify_consistency`,
-//!   `tests/fib.rs`, `tests/stress.rs`.)
+//!   the call that made it returns; during the call a lookup of any one
+//!   address sees the old or the new answer, never a half-applied path
+//!   (a prefix shorter than /20 may reach some addresses a moment before
+//!   others). (`Rtm::verify_consistency`, `tests/fib.rs`,
+//!   `tests/stress.rs`, `tests/linearizability.rs`.)
 //!
-//! Writers do take locks: one per destination, a short per-family sequencer
-//! around publication, and a per-client gate. Lock-freedom is a property of
-//! the read side only.
+//! Writers do take locks: their network's (striped) writer lock, a short
+//! per-family sequencer around publication, the attribute interner's lock
+//! when a route brings new attributes, and a per-client gate. Lock-freedom
+//! is a property of the read side only.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
 #[cfg(feature = "cli")]
