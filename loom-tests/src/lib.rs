@@ -10,8 +10,23 @@
 //!
 //! Under `--cfg loom`, rtm takes its mutexes, condition variables, rwlocks,
 //! atomics and `Arc` from loom through its `sync` shim, so the code checked
-//! here is the library's own. What loom cannot see: crossbeam-skiplist and
-//! crossbeam-epoch (the destination map and route-set reclamation), dashmap
-//! (the client registry) and arc-swap (the priority table)
-//! use std atomics and are covered by the stress tests instead, as is the
-//! FIB's publish/retire protocol (`tests/fib.rs`, `tests/stress.rs`).
+//! here is the library's own:
+//!
+//! - `change_queue.rs`: the change queue and its notifier (no lost wake-up,
+//!   exact more-messages status, close wakes waiters, a bulk writer's
+//!   deferred wake);
+//! - `deregistration.rs`: the real `Rtm`, a client's deregistration racing
+//!   its own adds (no orphan route; an index snapshot taken before the gate
+//!   closes fails it). Loom interleaves the shim's locks (the client gate,
+//!   the network writer locks, the sequencer); the engine runs on loom
+//!   threads with 16 MiB stacks, and the writer locks shrink to two
+//!   stripes under `cfg(loom)`.
+//!
+//! What loom cannot see: crossbeam-skiplist and crossbeam-epoch (the
+//! destination map and route-set reclamation), dashmap (the client registry
+//! and indexes), arc-swap (the priority table) and the FIB's own lock use
+//! std atomics and locks. They run between the shim's synchronisation
+//! points as ordinary code (none is held across a shim lock, so a model
+//! cannot deadlock on one), and their own interleavings are covered by the
+//! stress tests, the linearizability check and ThreadSanitizer instead
+//! (`tests/stress.rs`, `tests/linearizability.rs`, `tests/fib.rs`).
