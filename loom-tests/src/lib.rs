@@ -20,7 +20,11 @@
 //!   closes fails it). Loom interleaves the shim's locks (the client gate,
 //!   the network writer locks, the sequencer); the engine runs on loom
 //!   threads with 16 MiB stacks, and the writer locks shrink to two
-//!   stripes under `cfg(loom)`.
+//!   stripes under `cfg(loom)`;
+//! - `writers.rs`: the real `Rtm`, two clients adding to one network at
+//!   once: no lost update, one best route (in the RIB and the FIB), and a
+//!   subscriber's messages chain (without the network's writer lock it
+//!   fails).
 //!
 //! What loom cannot see: crossbeam-skiplist and crossbeam-epoch (the
 //! destination map and route-set reclamation), dashmap (the client registry
