@@ -116,14 +116,34 @@ fn peer<A: rtm::IpAddress>(p: &Prefix<A>) -> u32 {
     1 + (p.addr().to_bits() >> (A::BITS - p.len()).min(127)) as u32 % 4
 }
 
+/// Loads `table` as the BGP-like client's initial load: in prefix order
+/// (as a RIB dump arrives; the synthetic generator's order is random, and
+/// the sort is timed with the load) and through `update_routes` in batches
+/// of 1,024, the bulk path.
 fn load<F: IpFamily>(
     rtm: &Rtm,
     h: &ClientHandle<F>,
     table: &[Prefix<F::Addr>],
     nh: F::Addr,
 ) -> Result<(), RtmError> {
-    for p in table {
-        rtm.add_route(h, &route::<F>(*p, nh, peer(p), 20), Ttl::Infinite)?;
+    let mut sorted = table.to_vec();
+    sorted.sort_unstable();
+    let mut batch = Vec::with_capacity(1024);
+    for chunk in sorted.chunks(1024) {
+        batch.clear();
+        batch.extend(chunk.iter().map(|p| rtm::RouteUpdate::Add {
+            route: route::<F>(*p, nh, peer(p), 20),
+            ttl: Ttl::Infinite,
+        }));
+        let mut failed = None;
+        rtm.update_routes(h, &batch, |r| {
+            if let Err(e) = r {
+                failed.get_or_insert(e);
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
     Ok(())
 }
