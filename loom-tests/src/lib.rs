@@ -34,3 +34,36 @@
 //! cannot deadlock on one), and their own interleavings are covered by the
 //! stress tests, the linearizability check and ThreadSanitizer instead
 //! (`tests/stress.rs`, `tests/linearizability.rs`, `tests/fib.rs`).
+
+/// Runs `f` on a spawned loom thread with a 16 MiB stack: the engine's
+/// calls need more than loom's coroutines have by default (the model's own
+/// closure included).
+#[cfg(loom)]
+pub fn with_stack<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> loom::thread::JoinHandle<T> {
+    loom::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(f)
+        .expect("spawning a loom thread")
+}
+
+/// A loom model of the whole engine: `body` runs on a big-stack loom
+/// thread in every explored execution, and the model must explore more
+/// than a handful (a model loom cannot see into would show as one or two).
+#[cfg(loom)]
+pub fn model_engine(body: impl Fn() + Send + Sync + 'static) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let body = std::sync::Arc::new(body);
+    let executions = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = executions.clone();
+    loom::model(move || {
+        // Relaxed: a count read after the model, on this thread.
+        counted.fetch_add(1, Ordering::Relaxed);
+        let body = body.clone();
+        with_stack(move || body()).join().unwrap();
+    });
+    let n = executions.load(Ordering::Relaxed);
+    println!("{n} executions");
+    assert!(n > 10, "only {n} executions explored");
+}

@@ -89,6 +89,13 @@ pub struct TableChurnReport {
     pub subscribers: Vec<Subscriber>,
 }
 
+impl Subscriber {
+    /// Messages per second drained during a W1 of `w1_secs`.
+    pub fn rate_during(&self, w1_secs: f64) -> f64 {
+        self.drained_during as f64 / w1_secs
+    }
+}
+
 /// A thread running RTMv1's client loop on `client` until `stop`: wait on
 /// the notifier, then dequeue until the status says no more remain. Counts
 /// what it drained while `during` was set, and the largest backlog it saw:
@@ -282,7 +289,7 @@ impl TableChurnReport {
             s += &format!(
                 "N1 {:<10} subscriber: drained {:.0} msgs/s during W1 ({} then, {} in all), peak backlog {}\n",
                 sub.mode,
-                sub.drained_during as f64 / self.w1_secs,
+                sub.rate_during(self.w1_secs),
                 sub.drained_during,
                 sub.drained_total,
                 sub.peak_backlog
@@ -306,7 +313,7 @@ impl TableChurnReport {
                     s.mode,
                     s.drained_during,
                     s.drained_total,
-                    s.drained_during as f64 / self.w1_secs,
+                    s.rate_during(self.w1_secs),
                     s.peak_backlog
                 )
             })
