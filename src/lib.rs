@@ -86,6 +86,8 @@
 //! is a property of the read side only.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
+#[cfg(feature = "batch")]
+pub mod batch;
 #[cfg(feature = "cli")]
 pub mod bench;
 mod change;
@@ -96,6 +98,8 @@ mod enumerate;
 mod error;
 mod family;
 mod fib;
+#[cfg(feature = "files")]
+pub mod files;
 mod intern;
 pub mod model;
 mod notify;

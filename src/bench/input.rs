@@ -1,28 +1,11 @@
 //! Benchmark inputs: prefix tables, update streams and lookup traffic.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+use crate::files::{self, Format};
 use crate::prefix::{IpAddress, Ipv4Prefix, Ipv6Prefix, Prefix};
 use crate::synth::{self, SplitMix64};
-
-/// Opens a file for line reading, gunzipping it if it starts with the gzip
-/// magic bytes.
-pub fn open_lines(path: &Path) -> Result<Box<dyn BufRead>, String> {
-    let mut f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut magic = [0u8; 2];
-    let n = f
-        .read(&mut magic)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(if n == 2 && magic == [0x1f, 0x8b] {
-        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(f)))
-    } else {
-        Box::new(BufReader::new(f))
-    })
-}
 
 /// IPv4 and IPv6 prefixes read from one table.
 #[derive(Debug, Clone, Default)]
@@ -35,67 +18,31 @@ pub struct Tables {
     pub source: String,
 }
 
-/// Reads a prefix-per-line file (optionally gzip'd); `#` comments and blank
-/// lines are skipped. An error names the line and the offending text.
+/// Reads a table file in any format [`files`] reads (detected; gzip
+/// allowed): its announced prefixes. An error names the file and line.
 pub fn read_prefix_file(path: &Path) -> Result<Tables, String> {
-    let mut t = Tables {
+    let t = files::read(path, None)?;
+    Ok(Tables {
+        v4: t
+            .v4
+            .iter()
+            .filter(|i| i.announce)
+            .map(|i| i.prefix)
+            .collect(),
+        v6: t
+            .v6
+            .iter()
+            .filter(|i| i.announce)
+            .map(|i| i.prefix)
+            .collect(),
         source: path.display().to_string(),
-        ..Tables::default()
-    };
-    for (i, line) in open_lines(path)?.lines().enumerate() {
-        let line = line.map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
-        let s = line.trim();
-        if s.is_empty() || s.starts_with('#') {
-            continue;
-        }
-        if s.contains(':') {
-            t.v6.push(
-                s.parse()
-                    .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?,
-            );
-        } else {
-            t.v4.push(
-                s.parse()
-                    .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?,
-            );
-        }
-    }
-    Ok(t)
+    })
 }
 
-/// Reads an `A,prefix` / `W,prefix` update stream: `true` for announce.
-pub fn read_updates<A: IpAddress>(path: &Path) -> Result<Vec<(bool, Prefix<A>)>, String> {
-    let mut out = Vec::new();
-    for (i, line) in open_lines(path)?.lines().enumerate() {
-        let line = line.map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
-        let s = line.trim();
-        if s.is_empty() || s.starts_with('#') {
-            continue;
-        }
-        let (op, p) = s.split_once(',').ok_or_else(|| {
-            format!(
-                "{} line {}: expected A,prefix or W,prefix, got {s:?}",
-                path.display(),
-                i + 1
-            )
-        })?;
-        let announce = match op {
-            "A" => true,
-            "W" => false,
-            other => {
-                return Err(format!(
-                    "{} line {}: operation {other:?} is not A or W",
-                    path.display(),
-                    i + 1
-                ));
-            }
-        };
-        let p = p
-            .parse()
-            .map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
-        out.push((announce, p));
-    }
-    Ok(out)
+/// Reads an `A,prefix` / `W,prefix` update stream's IPv4 updates.
+pub fn read_updates(path: &Path) -> Result<Vec<Update>, String> {
+    let t = files::read(path, Some(Format::Updates))?;
+    Ok(t.v4.iter().map(|i| (i.announce, i.prefix)).collect())
 }
 
 /// `../shared/routing-data` seen from the working directory or from this
@@ -196,14 +143,14 @@ pub fn updates_or_default(
     seed: u64,
 ) -> Result<(Vec<Update>, String), String> {
     if let Some(p) = path {
-        return Ok((read_updates::<Ipv4Addr>(p)?, p.display().to_string()));
+        return Ok((read_updates(p)?, p.display().to_string()));
     }
     if let Some(p) = shared_data_dir()
         .map(|d| d.join("ris-20260511-as3333-ipv4-updates.csv.gz"))
         .filter(|p| p.is_file())
     {
         return Ok((
-            read_updates::<Ipv4Addr>(&p)?,
+            read_updates(&p)?,
             "RIS 2026-05-11 AS3333 IPv4 updates".to_string(),
         ));
     }

@@ -1,5 +1,5 @@
-//! The forwarding-path probe of the churn benchmarks: one thread doing
-//! IPv4 lookups through a pinned FIB reader while the main thread runs
+//! The forwarding-path probe of the churn benchmarks and the demo: threads
+//! doing IPv4 lookups through a pinned FIB reader while the main thread runs
 //! writer phases, with per-phase rates and sampled latencies.
 
 use std::net::Ipv4Addr;
@@ -47,7 +47,7 @@ pub const IDLE: &str = "idle (no writer)";
 pub struct ReaderProbe {
     phase: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<(Vec<usize>, Vec<Vec<u32>>)>,
+    handles: Vec<JoinHandle<PerPhase>>,
     timings: Vec<(&'static str, f64, usize)>,
     started: Instant,
 }
@@ -59,52 +59,85 @@ fn percentile(sorted: &[u32], q: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize] as u64
 }
 
+/// One reader's lookups per phase and its latency samples per phase.
+type PerPhase = (Vec<usize>, Vec<Vec<u32>>);
+
+/// One reader thread's loop: lookups in blocks of 256, every
+/// [`SAMPLE`]-th timed alone, counted per phase, until `stop`.
+fn read_until_stopped(
+    rtm: &Rtm,
+    traffic: &[Ipv4Addr],
+    start: usize,
+    max_phases: usize,
+    phase: &AtomicUsize,
+    stop: &AtomicBool,
+) -> PerPhase {
+    let fib = rtm.fib::<Ipv4>();
+    let mut counts = vec![0usize; max_phases];
+    let mut samples: Vec<Vec<u32>> = (0..max_phases)
+        .map(|_| Vec::with_capacity(1 << 18))
+        .collect();
+    let mut reader = fib.reader();
+    let mut i = start;
+    let mut sum = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        // Relaxed: the phase number only labels statistics.
+        let ph = phase.load(Ordering::Relaxed).min(max_phases - 1);
+        for _ in 0..256 {
+            let addr = traffic[i % traffic.len()];
+            if i.is_multiple_of(SAMPLE) {
+                let t = Instant::now();
+                let e = reader.lookup(addr);
+                let ns = t.elapsed().as_nanos().min(u32::MAX as u128) as u32;
+                sum += e.map_or(0, |e| e.interface as u64);
+                samples[ph].push(ns);
+            } else {
+                sum += reader.lookup(addr).map_or(0, |e| e.interface as u64);
+            }
+            i += 1;
+        }
+        counts[ph] += 256;
+        // Let memory retired meanwhile be reclaimed.
+        reader.repin();
+    }
+    std::hint::black_box(sum);
+    (counts, samples)
+}
+
 impl ReaderProbe {
-    /// Starts the reader on `rtm`'s IPv4 FIB, cycling through `traffic`,
+    /// Starts one reader on `rtm`'s IPv4 FIB, cycling through `traffic`,
     /// for at most `max_phases` phases (later phases are merged into the
     /// last).
     pub fn spawn(rtm: &Rtm, traffic: Vec<Ipv4Addr>, max_phases: usize) -> Self {
+        Self::spawn_threads(rtm, traffic, max_phases, 1)
+    }
+
+    /// Starts `threads` readers (at least one), each cycling through
+    /// `traffic` from its own offset; their counts and samples are merged
+    /// per phase.
+    pub fn spawn_threads(
+        rtm: &Rtm,
+        traffic: Vec<Ipv4Addr>,
+        max_phases: usize,
+        threads: usize,
+    ) -> Self {
         let phase = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let handle = {
-            let (rtm, phase, stop) = (rtm.clone(), phase.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let fib = rtm.fib::<Ipv4>();
-                let mut counts = vec![0usize; max_phases];
-                let mut samples: Vec<Vec<u32>> = (0..max_phases)
-                    .map(|_| Vec::with_capacity(1 << 18))
-                    .collect();
-                let mut reader = fib.reader();
-                let mut i = 0usize;
-                let mut sum = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    // Relaxed: the phase number only labels statistics.
-                    let ph = phase.load(Ordering::Relaxed).min(max_phases - 1);
-                    for _ in 0..256 {
-                        let addr = traffic[i % traffic.len()];
-                        if i.is_multiple_of(SAMPLE) {
-                            let t = Instant::now();
-                            let e = reader.lookup(addr);
-                            let ns = t.elapsed().as_nanos().min(u32::MAX as u128) as u32;
-                            sum += e.map_or(0, |e| e.interface as u64);
-                            samples[ph].push(ns);
-                        } else {
-                            sum += reader.lookup(addr).map_or(0, |e| e.interface as u64);
-                        }
-                        i += 1;
-                    }
-                    counts[ph] += 256;
-                    // Let memory retired meanwhile be reclaimed.
-                    reader.repin();
-                }
-                std::hint::black_box(sum);
-                (counts, samples)
+        let traffic = Arc::new(traffic);
+        let handles = (0..threads.max(1))
+            .map(|t| {
+                let (rtm, phase, stop, traffic) =
+                    (rtm.clone(), phase.clone(), stop.clone(), traffic.clone());
+                let start = t * traffic.len() / threads.max(1);
+                std::thread::spawn(move || {
+                    read_until_stopped(&rtm, &traffic, start, max_phases, &phase, &stop)
+                })
             })
-        };
+            .collect();
         ReaderProbe {
             phase,
             stop,
-            handle,
+            handles,
             timings: Vec::new(),
             started: Instant::now(),
         }
@@ -135,10 +168,21 @@ impl ReaderProbe {
     /// phase gets `of_idle` against the mean of its writer-free neighbours.
     pub fn finish(self) -> Result<Vec<ReaderStats>, String> {
         self.stop.store(true, Ordering::Relaxed);
-        let (counts, mut samples) = self
-            .handle
-            .join()
-            .map_err(|_| "the reader thread panicked".to_string())?;
+        let mut counts: Vec<usize> = Vec::new();
+        let mut samples: Vec<Vec<u32>> = Vec::new();
+        for h in self.handles {
+            let (c, s) = h
+                .join()
+                .map_err(|_| "a reader thread panicked".to_string())?;
+            counts.resize(c.len().max(counts.len()), 0);
+            samples.resize_with(s.len().max(samples.len()), Vec::new);
+            for (total, n) in counts.iter_mut().zip(c) {
+                *total += n;
+            }
+            for (all, mut mine) in samples.iter_mut().zip(s) {
+                all.append(&mut mine);
+            }
+        }
         let mut stats: Vec<ReaderStats> = self
             .timings
             .iter()

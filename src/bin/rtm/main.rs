@@ -1,6 +1,8 @@
 //! `rtm`: the routing table manager's command line.
 
+mod batch;
 mod demo;
+mod load;
 
 use std::path::PathBuf;
 
@@ -26,6 +28,15 @@ enum Command {
     /// Loads a synthetic full-size table, runs lookups while routes churn and
     /// a protocol deregisters, and reports rates and latencies.
     Demo(demo::DemoArgs),
+    /// Reads table files (prefix per line, A/W updates, net,len,asn CSV,
+    /// MRT TABLE_DUMP_V2; gzip'd or not) into one table and reports
+    /// counts, prefix lengths, rates and memory.
+    Load(load::LoadArgs),
+    /// Loads table files, then answers longest-prefix-match lookups.
+    Lookup(load::LookupArgs),
+    /// Runs a script of RTM operations, one per line (FILE or stdin); see
+    /// the README's "Batch language". Exit status 1 if any command failed.
+    Batch(batch::BatchArgs),
     /// Benchmarks, side by side with competitors.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -137,7 +148,17 @@ fn bench_lpm(args: &LpmArgs) -> Result<(), String> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => demo::run(&args).map_err(|e| e.to_string()),
+        Command::Demo(args) => demo::run(&args, &|| ALLOC.live()),
+        Command::Load(args) => load::load(&args, &|| ALLOC.live()),
+        Command::Lookup(args) => load::lookup(&args),
+        Command::Batch(args) => match batch::run(&args) {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => {
+                eprintln!("rtm: {e}");
+                std::process::exit(2);
+            }
+        },
         Command::Bench(BenchCommand::Lpm(args)) => bench_lpm(&args),
         Command::Bench(BenchCommand::Churn(args)) => bench_churn(&args),
     };

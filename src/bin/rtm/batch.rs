@@ -1,0 +1,46 @@
+//! `rtm batch [FILE]`: the batch language (see `rtm::batch` and the README).
+
+use std::io::{self, BufReader};
+use std::path::PathBuf;
+
+use clap::Args;
+use rtm::batch::{RunOptions, Session, run_script};
+
+/// Options of `rtm batch`.
+#[derive(Args, Debug)]
+pub struct BatchArgs {
+    /// The script (default: standard input).
+    file: Option<PathBuf>,
+    /// One JSON object per result (errors too) on standard output.
+    #[arg(long)]
+    json: bool,
+    /// Stop at the first failed command.
+    #[arg(long)]
+    stop_on_error: bool,
+}
+
+/// Runs the script; `Ok(false)` if any command failed.
+pub fn run(args: &BatchArgs) -> Result<bool, String> {
+    let options = RunOptions {
+        json: args.json,
+        stop_on_error: args.stop_on_error,
+    };
+    let mut session = Session::new();
+    let (stdout, stderr) = (io::stdout(), io::stderr());
+    let (mut out, mut err) = (io::BufWriter::new(stdout.lock()), stderr.lock());
+    let summary = match &args.file {
+        Some(path) => {
+            let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            run_script(&mut session, BufReader::new(f), &mut out, &mut err, options)
+        }
+        None => run_script(
+            &mut session,
+            io::stdin().lock(),
+            &mut out,
+            &mut err,
+            options,
+        ),
+    }
+    .map_err(|e| format!("batch: {e}"))?;
+    Ok(summary.failed == 0)
+}
