@@ -26,6 +26,23 @@
 //!   subscriber's messages chain (without the network's writer lock it
 //!   fails).
 //!
+//! - `publication.rs`: a destination's route-set publication against a
+//!   reader (Release swap, Acquire load, retire after unlink): the reader
+//!   sees whole, live sets in order;
+//! - `fib_replace.rs`: FIB path replacement and retirement against a
+//!   lookup (new leaf and node in arena blocks, a new chunk mapped first,
+//!   Release slot store, Acquire load, Relaxed chunk-base reads): a lookup
+//!   walks a whole, live, mapped path.
+//!
+//! These two check rtm's protocol, not crossbeam-epoch's code, which loom
+//! cannot run: reclamation is the stand-in collector of [`ebr`] (the
+//! textbook scheme crossbeam-epoch implements, its SeqCst fences as
+//! read-modify-writes that loom orders), memory is [`ebr::Blocks`] whose
+//! reuse is a write loom checks. Each model also runs planted weakenings
+//! (a Relaxed publication or load, freeing at the swap, mapping a chunk
+//! after publishing into it), which must fail, so the model is known to be
+//! able to fail.
+//!
 //! What loom cannot see: crossbeam-skiplist and crossbeam-epoch (the
 //! destination map and route-set reclamation), dashmap (the client registry
 //! and indexes), arc-swap (the priority table) and the FIB's own lock use
@@ -34,6 +51,9 @@
 //! cannot deadlock on one), and their own interleavings are covered by the
 //! stress tests, the linearizability check and ThreadSanitizer instead
 //! (`tests/stress.rs`, `tests/linearizability.rs`, `tests/fib.rs`).
+
+#[cfg(loom)]
+pub mod ebr;
 
 /// Runs `f` on a spawned loom thread with a 16 MiB stack: the engine's
 /// calls need more than loom's coroutines have by default (the model's own
