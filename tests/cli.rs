@@ -526,6 +526,9 @@ fn demo_loads_a_table_file() {
         "{}",
         stdout(&o)
     );
+    let o = rtm(&["demo", "--ipv4", "100", "--duration=inf"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--duration inf"), "{}", stderr(&o));
     let o = rtm(&["demo", "--table", "/nonexistent/t.txt"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("/nonexistent/t.txt"));

@@ -42,4 +42,4 @@ pub use grammar::{
 };
 pub use json::Json;
 pub use runner::{RunOptions, Summary, run_script};
-pub use session::{Reply, Session, route_json, route_line};
+pub use session::{Reply, Session, lookup_line, route_json, route_line};

@@ -260,7 +260,12 @@ impl Session {
                 (AnyFamily::V4(a), AnyFamily::V4(c)) => self.next::<Ipv4>(a, c)?,
                 (AnyFamily::V6(a), AnyFamily::V6(c)) => self.next::<Ipv6>(a, c)?,
                 (AnyFamily::Ipx(a), AnyFamily::Ipx(c)) => self.next::<Ipx>(a, c)?,
-                _ => unreachable!("the parser reads the criteria in the route's family"),
+                // The parser never builds this; a hand-made command can.
+                _ => {
+                    return Err(Failure::Script(
+                        "next: the criteria are not of the route's family".into(),
+                    ));
+                }
             },
             Command::Block {
                 op,
@@ -329,24 +334,9 @@ impl Session {
     }
 
     fn lookup(&self, addr: IpAddr) -> Reply {
-        fn found<F: IpFamily + BatchFamily>(rtm: &Rtm, a: F::Addr) -> Reply {
-            match rtm.lookup_route::<F>(a) {
-                Some(r) => Reply {
-                    text: vec![format!(
-                        "{a} via {} dev {} proto {} prefix {}",
-                        r.next_hop, r.interface, r.protocol, r.network
-                    )],
-                    json: vec![("address", a.to_string().into()), ("route", route_json(&r))],
-                },
-                None => Reply {
-                    text: vec![format!("{a} unreachable")],
-                    json: vec![("address", a.to_string().into()), ("route", Json::Null)],
-                },
-            }
-        }
         match addr {
-            IpAddr::V4(a) => found::<Ipv4>(&self.rtm, a),
-            IpAddr::V6(a) => found::<Ipv6>(&self.rtm, a),
+            IpAddr::V4(a) => lookup_reply::<Ipv4>(&self.rtm, a),
+            IpAddr::V6(a) => lookup_reply::<Ipv6>(&self.rtm, a),
         }
     }
 
@@ -477,6 +467,29 @@ impl Session {
             Err(RtmError::NoMoreRoutes) => Reply::word("no-more-routes"),
             Err(err) => return Err(err.into()),
         }))
+    }
+}
+
+/// The `lookup` result line for `addr` (RtmLookupIPDestination):
+/// `<addr> via <nh> dev <if> proto <p> prefix <network>` or
+/// `<addr> unreachable`.
+pub fn lookup_line<F: IpFamily + BatchFamily>(rtm: &Rtm, addr: F::Addr) -> String {
+    lookup_reply::<F>(rtm, addr).text.remove(0)
+}
+
+fn lookup_reply<F: IpFamily + BatchFamily>(rtm: &Rtm, a: F::Addr) -> Reply {
+    match rtm.lookup_route::<F>(a) {
+        Some(r) => Reply {
+            text: vec![format!(
+                "{a} via {} dev {} proto {} prefix {}",
+                r.next_hop, r.interface, r.protocol, r.network
+            )],
+            json: vec![("address", a.to_string().into()), ("route", route_json(&r))],
+        },
+        None => Reply {
+            text: vec![format!("{a} unreachable")],
+            json: vec![("address", a.to_string().into()), ("route", Json::Null)],
+        },
     }
 }
 

@@ -250,6 +250,14 @@ impl From<String> for Failed {
 }
 
 fn run_demo(args: &DemoArgs, live: &dyn Fn() -> usize) -> Result<(), Failed> {
+    let deadline = match args.duration {
+        None => None,
+        Some(s) => Some(Duration::try_from_secs_f64(s).map_err(|_| {
+            Failed(format!(
+                "--duration {s}: expected a finite, non-negative number of seconds"
+            ))
+        })?),
+    };
     let t = Instant::now();
     let tables = tables(args)?;
     let (v4, v6) = (&tables.v4, &tables.v6);
@@ -316,7 +324,6 @@ fn run_demo(args: &DemoArgs, live: &dyn Fn() -> usize) -> Result<(), Failed> {
     // every hundredth, one pass or for --duration seconds.
     let mut rng = SplitMix64::new(args.seed ^ 0xc0ffee);
     let pass = (v4.len() / 10).max(1);
-    let deadline = args.duration.map(|s| Duration::from_secs_f64(s.max(0.0)));
     let bar = progress(
         args.json,
         deadline.map_or(pass as u64, |d| d.as_millis() as u64),

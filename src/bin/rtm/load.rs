@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use rtm::batch::Json;
+use rtm::batch::{Json, lookup_line};
 use rtm::files::{self, Format, Item, TableFile};
 use rtm::{
     ClientHandle, IpAddress, IpFamily, IpRouteData, Ipv4, Ipv6, ProtocolId, RegisterOptions, Route,
@@ -286,21 +286,10 @@ pub fn lookup(args: &LookupArgs) -> Result<(), String> {
     let (loader, _) = load_all(&args.table, args.format)?;
     for a in addrs {
         let line = match a {
-            IpAddr::V4(a) => answer::<Ipv4>(&loader.rtm, a),
-            IpAddr::V6(a) => answer::<Ipv6>(&loader.rtm, a),
+            IpAddr::V4(a) => lookup_line::<Ipv4>(&loader.rtm, a),
+            IpAddr::V6(a) => lookup_line::<Ipv6>(&loader.rtm, a),
         };
         println!("{line}");
     }
     Ok(())
-}
-
-/// The batch language's lookup line for `a`.
-fn answer<F: IpFamily + rtm::batch::BatchFamily>(rtm: &Rtm, a: F::Addr) -> String {
-    match rtm.lookup_route::<F>(a) {
-        Some(r) => format!(
-            "{a} via {} dev {} proto {} prefix {}",
-            r.next_hop, r.interface, r.protocol, r.network
-        ),
-        None => format!("{a} unreachable"),
-    }
 }
