@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use dashmap::DashSet;
+use crate::client_index::ClientIndex;
 
 use crate::criteria::RTM_PROTOCOL_SINGLE_ROUTE;
 use crate::error::RtmError;
@@ -74,7 +74,7 @@ pub(crate) struct ClientState<F: Family> {
     /// The networks where this client owns at least one route: the
     /// secondary index deregistration and block operations walk. Updated
     /// under the network's writer lock.
-    pub(crate) index: DashSet<F::Network, foldhash::fast::RandomState>,
+    pub(crate) index: ClientIndex<F::Network>,
     pub(crate) queue: Option<ChangeQueue<F>>,
 }
 

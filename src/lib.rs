@@ -92,6 +92,7 @@ pub mod batch;
 pub mod bench;
 mod change;
 mod client;
+mod client_index;
 mod clock;
 mod criteria;
 mod enumerate;

@@ -45,6 +45,7 @@
 use std::sync::atomic::Ordering;
 
 use crossbeam_epoch::Guard;
+use smallvec::SmallVec;
 
 use super::arena::NodeStore;
 
@@ -124,8 +125,11 @@ impl NodeBuf {
         self.owned.iter().all(|&l| l == 0) && self.children.iter().all(|&c| c == 0)
     }
 
-    fn encode(&self) -> Vec<u32> {
-        let mut words = Vec::with_capacity(FIXED + 8);
+    /// The node's words, on the stack: an update encodes a node per level
+    /// it copies, and a heap buffer for each was a malloc and free per
+    /// route written.
+    fn encode(&self) -> SmallVec<[u32; FIXED + OWNABLE]> {
+        let mut words = SmallVec::new();
         for v in 0..SLOTS {
             words.push(if self.children[v] != 0 {
                 self.children[v]
@@ -145,6 +149,10 @@ impl NodeBuf {
         words
     }
 }
+
+/// The nodes an update replaces (one per level it copies, more when a
+/// short prefix re-pushes into many), inline for the common case.
+type Retired = SmallVec<[NodeRef; LEVELS as usize]>;
 
 /// A published node, read through its arena block.
 #[derive(Clone, Copy)]
@@ -368,7 +376,7 @@ impl<W: Word> Direct<W> {
         let net = a.network(len);
         let (old, rule) = shadow.update(net, len, leaf);
         let Some(rule) = rule else { return old };
-        let mut retired = Vec::new();
+        let mut retired = Retired::new();
         let first = net.top(TOP_BITS);
         for s in first..first + (1usize << (TOP_BITS - len)) {
             let Some(want) = rule.apply(self.top_match(s)) else {
@@ -395,7 +403,7 @@ impl<W: Word> Direct<W> {
         let s = a.top(TOP_BITS);
         let e = self.top[s].load(Ordering::Relaxed);
         let inherited = self.top_match(s);
-        let mut retired = Vec::new();
+        let mut retired = Retired::new();
         let new = self.set(e, TOP_BITS, inherited, a, len, leaf, &mut retired);
         // Release: see `lookup`.
         self.top[s].store(new, Ordering::Release);
@@ -414,7 +422,7 @@ impl<W: Word> Direct<W> {
         a: W,
         len: u32,
         leaf: u32,
-        retired: &mut Vec<NodeRef>,
+        retired: &mut Retired,
     ) -> u32 {
         let mut buf = if is_node(e) {
             let n = self.node(e);
@@ -445,7 +453,7 @@ impl<W: Word> Direct<W> {
 
     /// Re-pushes `inherited` into the node `e` and, where it shows through,
     /// into its children; returns the (possibly unchanged) entry.
-    fn repush(&self, e: u32, inherited: u32, retired: &mut Vec<NodeRef>) -> u32 {
+    fn repush(&self, e: u32, inherited: u32, retired: &mut Retired) -> u32 {
         let n = self.node(e);
         // SAFETY: the writer only reads nodes it has not retired.
         if unsafe { n.word(W_INHERITED) } == inherited {
@@ -460,7 +468,7 @@ impl<W: Word> Direct<W> {
 
     /// Publishes a rebuilt node: its children first get the values their
     /// slots now push down; an empty node becomes the leaf it inherits.
-    fn finish(&self, mut buf: NodeBuf, retired: &mut Vec<NodeRef>) -> u32 {
+    fn finish(&self, mut buf: NodeBuf, retired: &mut Retired) -> u32 {
         if buf.is_empty() {
             return leaf_entry(buf.inherited);
         }
@@ -474,7 +482,7 @@ impl<W: Word> Direct<W> {
         unsafe { self.nodes.id_of(p) << 1 | 1 }
     }
 
-    fn retire(&self, nodes: Vec<NodeRef>, guard: &Guard) {
+    fn retire(&self, nodes: Retired, guard: &Guard) {
         for n in nodes {
             // SAFETY: still live (only now handed to the collector), stored
             // by `finish` with exactly `len_words32` words; unlinked before

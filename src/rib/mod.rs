@@ -371,11 +371,10 @@ impl<F: Family> Table<F> {
             q.close();
         }
         let protocol = state.protocol;
-        let networks = Self::sorted(&state.index);
+        let networks = state.index.networks();
         // The index is not maintained from here on (see `WriteCtx::leaving`);
         // its memory goes back now, not when the last handle drops.
         state.index.clear();
-        state.index.shrink_to_fit();
         let mut ctx = WriteCtx::leaving(state);
         let removed = self.bulk(&networks, &mut ctx, |w| {
             Ok(w.remove_where(|e| e.route.protocol == protocol))
@@ -386,16 +385,6 @@ impl<F: Family> Table<F> {
         self.clients
             .remove_if(&protocol, |_, v| Arc::ptr_eq(v, state));
         Ok(removed)
-    }
-
-    /// A snapshot of a client index in network order (so bulk operations
-    /// emit their messages in a deterministic order).
-    fn sorted<S: std::hash::BuildHasher + Clone>(
-        index: &dashmap::DashSet<F::Network, S>,
-    ) -> Vec<F::Network> {
-        let mut v: Vec<F::Network> = index.iter().map(|n| *n).collect();
-        v.sort_unstable();
-        v
     }
 
     pub(crate) fn dequeue(&self, handle: &ClientHandle<F>) -> Result<Dequeued<F>, RtmError> {
@@ -704,19 +693,17 @@ impl<F: Family> Table<F> {
                 }
             }
         };
-        for e in after {
+        // A protocol may hold several routes here: each gain or loss is
+        // recorded once (the index counts events per network).
+        for (i, e) in after.iter().enumerate() {
             let p = e.route.protocol;
-            if !before.contains(&p) {
-                with_index(p, &|c| {
-                    c.index.insert(network);
-                });
+            if !before.contains(&p) && !after[..i].iter().any(|x| x.route.protocol == p) {
+                with_index(p, &|c| c.index.gained(network));
             }
         }
-        for &p in before {
-            if !after_has(p) {
-                with_index(p, &|c| {
-                    c.index.remove(&network);
-                });
+        for (i, &p) in before.iter().enumerate() {
+            if !after_has(p) && !before[..i].contains(&p) {
+                with_index(p, &|c| c.index.lost(network));
             }
         }
     }
@@ -900,7 +887,7 @@ impl<F: Family> Table<F> {
             Some(n) => vec![n],
             None => {
                 let mut v: Vec<F::Network> =
-                    owners.iter().flat_map(|c| Self::sorted(&c.index)).collect();
+                    owners.iter().flat_map(|c| c.index.networks()).collect();
                 v.sort_unstable();
                 v.dedup();
                 v
@@ -1200,9 +1187,8 @@ impl<F: Family> Table<F> {
                     F::ID
                 ));
             };
-            let mut indexed = Self::sorted(&c.index);
-            indexed.dedup();
-            if &indexed != nets {
+            let indexed = c.index.networks();
+            if &indexed != nets || c.index.len() != nets.len() {
                 return Err(format!(
                     "{}: protocol {p} owns routes at {} networks, its index lists {}",
                     F::ID,
@@ -1212,7 +1198,7 @@ impl<F: Family> Table<F> {
             }
         }
         for c in self.clients.iter() {
-            if !owned.contains_key(c.key()) && !c.index.is_empty() {
+            if !owned.contains_key(c.key()) && c.index.len() != 0 {
                 return Err(format!(
                     "{}: protocol {} indexes networks it has no route to",
                     F::ID,
