@@ -538,7 +538,12 @@ impl<F: Family> Table<F> {
         // After the publication: the old set's ids stay valid for the
         // readers that may still hold it (see `crate::intern`).
         self.release(old_refs.iter().filter(|o| !o.kept).map(|o| o.id), guard);
-        if !change.is_no_change() {
+        // The FIB holds (next hop, interface, protocol) per network: a
+        // change of anything else (a metric, the route's data) leaves its
+        // entry as it is, so it is not rewritten (a BGP day of updates is
+        // mostly such changes).
+        let forwarding = |r: &Route<F>| (r.next_hop, r.interface, r.protocol);
+        if before_best.as_ref().map(forwarding) != after_best.as_ref().map(forwarding) {
             self.fib.apply(network, after_best.as_ref());
         }
         if now_empty {
