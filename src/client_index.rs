@@ -88,7 +88,10 @@ impl<N: Copy + Ord> Logs<N> {
         if self.lost.is_empty() && self.gained.is_sorted() {
             return; // a load in network order: already folded
         }
-        self.gained.sort_unstable();
+        // Stable sort: it finds the runs already there (the sorted result
+        // of the last fold, then the tail appended since) and merges them,
+        // near linear for a big client with a little churn.
+        self.gained.sort();
         self.lost.sort_unstable();
         // Per network: gains minus losses is 1 (live) or 0 (gone).
         let mut lost = self.lost.iter().peekable();
