@@ -26,6 +26,10 @@ struct Logs<N> {
     lost: Vec<N>,
     /// Networks gained more often than lost: the client's network count.
     live: usize,
+    /// Cleared for a leaving client: later events (another writer, such
+    /// as the aging sweep, taking one of its routes during the
+    /// deregistration walk) are not recorded.
+    closed: bool,
 }
 
 impl<N> Default for ClientIndex<N> {
@@ -35,6 +39,7 @@ impl<N> Default for ClientIndex<N> {
                 gained: Vec::new(),
                 lost: Vec::new(),
                 live: 0,
+                closed: false,
             }),
         }
     }
@@ -47,6 +52,9 @@ impl<N: Copy + Ord> ClientIndex<N> {
     /// The client got its first route at `network`.
     pub(crate) fn gained(&self, network: N) {
         let mut l = lock(&self.logs);
+        if l.closed {
+            return;
+        }
         l.gained.push(network);
         l.live += 1;
     }
@@ -54,6 +62,9 @@ impl<N: Copy + Ord> ClientIndex<N> {
     /// The client lost its last route at `network`.
     pub(crate) fn lost(&self, network: N) {
         let mut l = lock(&self.logs);
+        if l.closed {
+            return;
+        }
         l.lost.push(network);
         l.live -= 1;
         if l.gained.len() + l.lost.len() > FOLD_MIN + l.live * 3 / 2 {
@@ -73,12 +84,14 @@ impl<N: Copy + Ord> ClientIndex<N> {
         lock(&self.logs).live
     }
 
-    /// Forgets everything and frees the logs (the client is leaving).
+    /// Forgets everything, frees the logs and records nothing more (the
+    /// client is leaving).
     pub(crate) fn clear(&self) {
         let mut l = lock(&self.logs);
         l.gained = Vec::new();
         l.lost = Vec::new();
         l.live = 0;
+        l.closed = true;
     }
 }
 
@@ -159,6 +172,12 @@ mod tests {
         }
         assert_eq!(index.networks(), (0..10_000).collect::<Vec<_>>());
         index.clear();
+        assert_eq!(index.len(), 0);
+        assert!(index.networks().is_empty());
+        // A leaving client's index records nothing more: a concurrent
+        // writer taking one of its routes does not underflow it.
+        index.lost(5);
+        index.gained(7);
         assert_eq!(index.len(), 0);
         assert!(index.networks().is_empty());
     }

@@ -292,3 +292,49 @@ fn concurrent_writers_on_one_destination_lose_no_update() {
     );
     drop(handles);
 }
+
+/// The aging sweep expires a client's routes while that client
+/// deregisters: both walk its networks, each route goes exactly once, and
+/// the table ends consistent (the sweep's removals of the leaving client's
+/// routes must not be recorded in its discarded index).
+#[test]
+fn aging_racing_a_deregistration_leaves_a_consistent_table() {
+    for round in 0..20u8 {
+        let clock = ManualClock::new();
+        let rtm = Rtm::builder().clock(clock.clone()).build();
+        let a = rtm
+            .register::<Ipv4>(ProtocolId(1), RegisterOptions::default())
+            .unwrap();
+        let routes: Vec<RouteUpdate<Ipv4>> = (0..4000u32)
+            .map(|i| RouteUpdate::Add {
+                route: Route::new(
+                    Prefix::new(Ipv4Addr::from(0x0a00_0000 | i << 8), 24).unwrap(),
+                    Ipv4Addr::new(192, 0, 2, 1),
+                    1,
+                    IpRouteData::default(),
+                ),
+                // Every other route expires at the next sweep.
+                ttl: if i % 2 == 0 {
+                    Ttl::Seconds(1)
+                } else {
+                    Ttl::Infinite
+                },
+            })
+            .collect();
+        rtm.update_routes(&a, &routes, |r| assert!(r.is_ok()))
+            .unwrap();
+        clock.advance_secs(2);
+        let sweeper = {
+            let rtm = rtm.clone();
+            thread::spawn(move || rtm.sweep_expired())
+        };
+        if round % 2 == 0 {
+            thread::yield_now();
+        }
+        let removed = rtm.deregister(&a).unwrap();
+        let expired = sweeper.join().unwrap();
+        assert_eq!(removed + expired, 4000, "round {round}");
+        assert_eq!(rtm.network_count::<Ipv4>(), 0);
+        rtm.verify_consistency().unwrap();
+    }
+}
