@@ -240,9 +240,14 @@ pub fn load(args: &LoadArgs, live: &dyn Fn() -> usize) -> Result<(), String> {
         "file", "format", "IPv4", "IPv6", "withdrawn", "skipped", "read ms", "load ms", "ops/s"
     );
     for r in &reports {
+        // The file's name: the JSON output has the whole path.
+        let path = field(r, "file");
+        let name = std::path::Path::new(&path)
+            .file_name()
+            .map_or(path.clone(), |n| n.to_string_lossy().into_owned());
         println!(
             "{:<40} {:>8} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>12}",
-            field(r, "file"),
+            name,
             field(r, "format"),
             field(r, "ipv4_announced"),
             field(r, "ipv6_announced"),
