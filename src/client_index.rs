@@ -8,7 +8,7 @@
 //! the ones the client has routes at. An append is a push onto a vector
 //! under the client's own lock: no hashing and no random probe into a
 //! table the size of the client's routes, which is what a hash set cost a
-//! full-table load (a fifth of it, measured) and 18 bytes a route. The logs
+//! full-table load (a fifth of it, measured) and about 16 bytes a route. The logs
 //! are folded (sorted, cancelled against each other) when the events
 //! outnumber the live networks by more than half, so they stay within a
 //! constant factor of the live count; a fold sorts under the lock, which
