@@ -57,7 +57,8 @@ impl Blocks {
 
     /// The block is freed for reuse: poisoned.
     pub fn free(&self, b: usize) {
-        self.write(b, [POISON; 2]);
+        // SAFETY: see `impl Sync`: loom checks this write against reads.
+        self.cells[b].with_mut(|p| unsafe { *p = [POISON; 2] });
     }
 }
 
@@ -86,15 +87,27 @@ impl Collector {
     }
 
     /// Pins reader `r`: announce the global epoch, then a read-modify-write
-    /// of the global epoch. crossbeam-epoch issues a SeqCst fence here (on
-    /// x86 a SeqCst compare-and-swap in its place); loom models SeqCst as
-    /// acquire-release, so the store-then-load handshake with `collect`
-    /// goes through an AcqRel read-modify-write of one shared location
-    /// instead, which loom does order: whichever of the two comes second
-    /// in the epoch's modification order sees what the first did before.
+    /// of the global epoch.
+    ///
+    /// The announcement is an AcqRel swap, as crossbeam-epoch's on x86 (a
+    /// SeqCst compare-and-swap of the participant's epoch): a collector
+    /// that reads it then also acquires everything the reader did before,
+    /// including the reads of its previous pin. With a Relaxed store there
+    /// (crossbeam-epoch's other targets: store, then a SeqCst fence), an
+    /// unbounded loom run finds a block reused while a read of the
+    /// reader's previous pin is not ordered before the reuse: the
+    /// collector saw the reader pinned at the current epoch, and under the
+    /// C++20 model a later Relaxed store no longer carries the unpin's
+    /// Release.
+    ///
+    /// The handshake with `collect` that crossbeam-epoch makes with SeqCst
+    /// fences goes through an AcqRel read-modify-write of the global epoch
+    /// instead (loom models SeqCst as acquire-release): whichever of the
+    /// two comes second in the epoch's modification order sees what the
+    /// first did before.
     pub fn pin(&self, r: usize) {
         let e = self.epoch.load(Ordering::Relaxed);
-        self.slots[r].store(e + 1, Ordering::Relaxed);
+        self.slots[r].swap(e + 1, Ordering::AcqRel);
         self.epoch.fetch_add(0, Ordering::AcqRel);
     }
 
