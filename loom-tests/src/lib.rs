@@ -37,7 +37,9 @@
 //! These two check rtm's protocol, not crossbeam-epoch's code, which loom
 //! cannot run: reclamation is the stand-in collector of [`ebr`] (the
 //! textbook scheme crossbeam-epoch implements, its SeqCst fences as
-//! read-modify-writes that loom orders), memory is [`ebr::Blocks`] whose
+//! read-modify-writes that loom orders, its pin announcement an AcqRel
+//! swap as on x86: see [`ebr::Collector::pin`] for what an unbounded run
+//! found with a Relaxed one), memory is [`ebr::Blocks`] whose
 //! reuse is a write loom checks. Each model also runs planted weakenings
 //! (a Relaxed publication or load, freeing at the swap, mapping a chunk
 //! after publishing into it), which must fail, so the model is known to be
