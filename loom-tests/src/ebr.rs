@@ -22,6 +22,12 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 /// What a reused (freed) block holds: a reader must never see it.
 pub const POISON: u64 = u64::MAX;
 
+/// A block's content at version `v`: the version and a check word, so a
+/// torn or mixed read shows.
+pub fn versioned(v: u64) -> [u64; 2] {
+    [v, v * 7 + 1]
+}
+
 /// Fixed memory blocks of two words, written by one writer and read by
 /// readers through published indexes: the route sets or FIB nodes of a
 /// model. Access goes through loom's `UnsafeCell`, which reports any

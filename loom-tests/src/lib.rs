@@ -70,22 +70,55 @@ pub fn with_stack<T: Send + 'static>(
         .expect("spawning a loom thread")
 }
 
-/// A loom model of the whole engine: `body` runs on a big-stack loom
-/// thread in every explored execution, and the model must explore more
-/// than a handful (a model loom cannot see into would show as one or two).
+/// Runs a loom model of `body`; returns how many executions loom
+/// explored.
 #[cfg(loom)]
-pub fn model_engine(body: impl Fn() + Send + Sync + 'static) {
+pub fn explore(body: impl Fn() + Send + Sync + 'static) -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let body = std::sync::Arc::new(body);
     let executions = std::sync::Arc::new(AtomicUsize::new(0));
     let counted = executions.clone();
     loom::model(move || {
         // Relaxed: a count read after the model, on this thread.
         counted.fetch_add(1, Ordering::Relaxed);
+        body();
+    });
+    executions.load(Ordering::Relaxed)
+}
+
+/// Prints how many executions a model explored and requires more than
+/// `min` (fewer would mean loom could not see into it).
+pub fn assert_explored(n: usize, min: usize) {
+    println!("{n} executions");
+    assert!(n > min, "only {n} executions explored");
+}
+
+/// A loom model of the whole engine: `body` runs on a big-stack loom
+/// thread in every explored execution, and the model must explore more
+/// than a handful (a model loom cannot see into would show as one or two).
+#[cfg(loom)]
+pub fn model_engine(body: impl Fn() + Send + Sync + 'static) {
+    let body = std::sync::Arc::new(body);
+    let n = explore(move || {
         let body = body.clone();
         with_stack(move || body()).join().unwrap();
     });
-    let n = executions.load(Ordering::Relaxed);
-    println!("{n} executions");
-    assert!(n > 10, "only {n} executions explored");
+    assert_explored(n, 10);
+}
+
+/// Runs `model`, a planted weakening of a protocol, which must fail: the
+/// proof that the model can catch `what`. Prints what loom reported.
+#[cfg(loom)]
+pub fn must_fail(what: &str, model: impl FnOnce() -> usize) {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    match catch_unwind(AssertUnwindSafe(model)) {
+        Ok(n) => panic!("the model did not catch {what} in {n} executions"),
+        Err(e) => {
+            let why = e
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| e.downcast_ref::<&str>().copied())
+                .unwrap_or("?");
+            println!("{what}: caught: {why}");
+        }
+    }
 }

@@ -15,12 +15,11 @@
 //! weakening must fail.
 #![cfg(loom)]
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use rtm_loom_tests::ebr::{Blocks, Collector, POISON};
+use rtm_loom_tests::ebr::{Blocks, Collector, POISON, versioned};
+use rtm_loom_tests::{assert_explored, explore, must_fail};
 
 /// Blocks per arena chunk.
 const CHUNK: usize = 3;
@@ -41,20 +40,12 @@ const RTM: Protocol = Protocol {
     map_first: true,
 };
 
-fn leaf(v: u64) -> [u64; 2] {
-    [v, v * 7 + 1]
-}
-
 fn model(p: Protocol) -> usize {
-    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = executions.clone();
-    loom::model(move || {
-        // Relaxed: a count read after the model, on this thread.
-        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    explore(move || {
         let blocks = Arc::new(Blocks::new(2 * CHUNK));
         // Chunk bases: 0 unmapped, 1 mapped. Chunk 0 is mapped.
         let bases = Arc::new([AtomicUsize::new(1), AtomicUsize::new(0)]);
-        blocks.write(0, leaf(1));
+        blocks.write(0, versioned(1));
         blocks.write(1, [0, 1]); // node: [leaf block, version]
         // Top-level slot: node block + 1.
         let top = Arc::new(AtomicUsize::new(2));
@@ -83,7 +74,7 @@ fn model(p: Protocol) -> usize {
                     assert_eq!(bases[l as usize / CHUNK].load(Ordering::Relaxed), 1);
                     let [lv, check] = blocks.read(l as usize);
                     assert_ne!(lv, POISON, "read a freed leaf");
-                    assert_eq!((lv, check), (v, v * 7 + 1), "a path of two versions");
+                    assert_eq!([lv, check], versioned(v), "a path of two versions");
                     assert!(v >= last, "went back from version {last} to {v}");
                     last = v;
                     collector.unpin(0);
@@ -106,7 +97,7 @@ fn model(p: Protocol) -> usize {
                 map(l);
                 map(n);
             }
-            blocks.write(l, leaf(v));
+            blocks.write(l, versioned(v));
             blocks.write(n, [l as u64, v]);
             // Only the writer stores the slot: its own Relaxed read of the
             // old node suffices (as in the FIB).
@@ -130,59 +121,38 @@ fn model(p: Protocol) -> usize {
             }
         }
         lookup.join().unwrap();
-    });
-    executions.load(std::sync::atomic::Ordering::Relaxed)
+    })
 }
 
 #[test]
 fn a_lookup_walks_a_whole_live_mapped_path() {
-    let n = model(RTM);
-    println!("{n} executions");
-    assert!(n > 100, "only {n} executions explored");
-}
-
-fn must_fail(p: Protocol, what: &str) {
-    match catch_unwind(AssertUnwindSafe(|| model(p))) {
-        Ok(n) => panic!("the model did not catch {what} in {n} executions"),
-        Err(e) => {
-            let why = e
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| e.downcast_ref::<&str>().copied())
-                .unwrap_or("?");
-            println!("{what}: caught: {why}");
-        }
-    }
+    assert_explored(model(RTM), 100);
 }
 
 #[test]
 fn planted_weakenings_fail() {
-    must_fail(
-        Protocol {
+    must_fail("a Relaxed slot store", || {
+        model(Protocol {
             publish: Ordering::Relaxed,
             ..RTM
-        },
-        "a Relaxed slot store",
-    );
-    must_fail(
-        Protocol {
+        })
+    });
+    must_fail("a Relaxed slot load", || {
+        model(Protocol {
             lookup: Ordering::Relaxed,
             ..RTM
-        },
-        "a Relaxed slot load",
-    );
-    must_fail(
-        Protocol {
+        })
+    });
+    must_fail("freeing the replaced node and leaf at once", || {
+        model(Protocol {
             retire: false,
             ..RTM
-        },
-        "freeing the replaced node and leaf at once",
-    );
-    must_fail(
-        Protocol {
+        })
+    });
+    must_fail("mapping the new chunk after publishing into it", || {
+        model(Protocol {
             map_first: false,
             ..RTM
-        },
-        "mapping the new chunk after publishing into it",
-    );
+        })
+    });
 }

@@ -12,12 +12,11 @@
 //! swap instead of retiring) is run too and must fail.
 #![cfg(loom)]
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use rtm_loom_tests::ebr::{Blocks, Collector, POISON};
+use rtm_loom_tests::ebr::{Blocks, Collector, POISON, versioned};
+use rtm_loom_tests::{assert_explored, explore, must_fail};
 
 /// The protocol's choices, so the planted variants can weaken one.
 #[derive(Clone, Copy)]
@@ -33,20 +32,11 @@ const RTM: Protocol = Protocol {
     retire: true,
 };
 
-/// A set holding version `v`: the version and a check word.
-fn set(v: u64) -> [u64; 2] {
-    [v, v * 7 + 1]
-}
-
 /// Runs the model; returns how many executions loom explored.
 fn model(p: Protocol) -> usize {
-    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = executions.clone();
-    loom::model(move || {
-        // Relaxed: a count read after the model, on this thread.
-        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    explore(move || {
         let blocks = Arc::new(Blocks::new(3));
-        blocks.write(0, set(1));
+        blocks.write(0, versioned(1));
         // Block index + 1 of the published set (0: empty destination).
         let routes = Arc::new(AtomicUsize::new(1));
         let collector = Arc::new(Collector::new(1));
@@ -61,7 +51,7 @@ fn model(p: Protocol) -> usize {
                     assert_ne!(b, 0, "the destination always has a set here");
                     let [v, check] = blocks.read(b - 1);
                     assert_ne!(v, POISON, "read a freed route set");
-                    assert_eq!(check, v * 7 + 1, "read a torn route set");
+                    assert_eq!([v, check], versioned(v), "read a torn route set");
                     assert!(v >= last, "went back from version {last} to {v}");
                     last = v;
                     collector.unpin(0);
@@ -75,7 +65,7 @@ fn model(p: Protocol) -> usize {
         let mut pending = Vec::new();
         for v in 2..=3 {
             let b = free.pop().expect("a free block");
-            blocks.write(b, set(v));
+            blocks.write(b, versioned(v));
             let old = routes.swap(b + 1, p.publish);
             if p.retire {
                 pending.push(collector.retire(old - 1));
@@ -88,53 +78,32 @@ fn model(p: Protocol) -> usize {
             }
         }
         reader.join().unwrap();
-    });
-    executions.load(std::sync::atomic::Ordering::Relaxed)
+    })
 }
 
 #[test]
 fn a_reader_sees_whole_live_route_sets_in_order() {
-    let n = model(RTM);
-    println!("{n} executions");
-    assert!(n > 100, "only {n} executions explored");
-}
-
-/// Runs a planted variant, which must fail.
-fn must_fail(p: Protocol, what: &str) {
-    match catch_unwind(AssertUnwindSafe(|| model(p))) {
-        Ok(n) => panic!("the model did not catch {what} in {n} executions"),
-        Err(e) => {
-            let why = e
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| e.downcast_ref::<&str>().copied())
-                .unwrap_or("?");
-            println!("{what}: caught: {why}");
-        }
-    }
+    assert_explored(model(RTM), 100);
 }
 
 #[test]
 fn planted_weakenings_fail() {
-    must_fail(
-        Protocol {
+    must_fail("a Relaxed publication", || {
+        model(Protocol {
             publish: Ordering::Relaxed,
             ..RTM
-        },
-        "a Relaxed publication",
-    );
-    must_fail(
-        Protocol {
+        })
+    });
+    must_fail("a Relaxed load", || {
+        model(Protocol {
             load: Ordering::Relaxed,
             ..RTM
-        },
-        "a Relaxed load",
-    );
-    must_fail(
-        Protocol {
+        })
+    });
+    must_fail("freeing the old set at the swap", || {
+        model(Protocol {
             retire: false,
             ..RTM
-        },
-        "freeing the old set at the swap",
-    );
+        })
+    });
 }
