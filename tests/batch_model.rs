@@ -5,10 +5,10 @@
 //! it must fail exactly the commands the model fails.
 #![cfg(feature = "cli")]
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
 
 use rtm::model::{ModelHandle, ModelRtm};
 use rtm::synth::SplitMix64;
@@ -408,20 +408,7 @@ fn generate(seed: u64, commands: usize) -> Script {
 fn a_random_script_prints_what_the_reference_model_derives() {
     for seed in 1..=4u64 {
         let script = generate(seed, 400);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rtm"))
-            .arg("batch")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rtm runs");
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(script.text.as_bytes())
-            .expect("script written");
-        let out = child.wait_with_output().expect("rtm finishes");
+        let out = common::cli::rtm_with_stdin(&["batch"], script.text.as_bytes());
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
 

@@ -2,9 +2,11 @@
 //! error path and the exit codes. Runs the built binary.
 #![cfg(feature = "cli")]
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn rtm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rtm"))
@@ -14,20 +16,7 @@ fn rtm(args: &[&str]) -> Output {
 }
 
 fn rtm_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtm"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the rtm binary runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(input)
-        .expect("the script is written");
-    child.wait_with_output().expect("rtm finishes")
+    common::cli::rtm_with_stdin(args, input)
 }
 
 fn stdout(o: &Output) -> String {

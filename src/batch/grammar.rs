@@ -44,6 +44,29 @@ pub enum BlockOp {
     ConvertToStatic,
 }
 
+impl BlockOp {
+    /// The command word.
+    pub fn word(self) -> &'static str {
+        match self {
+            BlockOp::Delete => "block-delete",
+            BlockOp::Disable => "block-disable",
+            BlockOp::Enable => "block-enable",
+            BlockOp::ConvertToStatic => "convert-static",
+        }
+    }
+
+    fn of_word(word: &str) -> Option<BlockOp> {
+        [
+            BlockOp::Delete,
+            BlockOp::Disable,
+            BlockOp::Enable,
+            BlockOp::ConvertToStatic,
+        ]
+        .into_iter()
+        .find(|op| op.word() == word)
+    }
+}
+
 /// One parsed batch command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -474,12 +497,7 @@ impl Command {
             Command::Routes(_) => "routes",
             Command::First(_) => "first",
             Command::Next { .. } => "next",
-            Command::Block { op, .. } => match op {
-                BlockOp::Delete => "block-delete",
-                BlockOp::Disable => "block-disable",
-                BlockOp::Enable => "block-enable",
-                BlockOp::ConvertToStatic => "convert-static",
-            },
+            Command::Block { op, .. } => op.word(),
             Command::Dequeue { .. } => "dequeue",
             Command::Age { .. } => "age",
             Command::Advance(_) => "advance",
@@ -574,21 +592,6 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
             let criteria = any_criteria(t, family_of_route(&after))?;
             Command::Next { after, criteria }
         }
-        "block-delete" | "block-disable" | "block-enable" | "convert-static" => {
-            let op = match command {
-                "block-delete" => BlockOp::Delete,
-                "block-disable" => BlockOp::Disable,
-                "block-enable" => BlockOp::Enable,
-                _ => BlockOp::ConvertToStatic,
-            };
-            let f = family(t)?;
-            let protocol = protocol(t)?;
-            Command::Block {
-                op,
-                protocol,
-                criteria: any_criteria(t, f)?,
-            }
-        }
         "dequeue" => Command::Dequeue {
             family: family(t)?,
             protocol: protocol(t)?,
@@ -600,11 +603,22 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
         }
         "enum-next" => Command::EnumNext(t.number("<id>")?),
         "enum-close" => Command::EnumClose(t.number("<id>")?),
-        other => {
-            return Err(format!(
-                "unknown command {other:?} (priority, register, deregister, add, del, lookup, best, count, routes, first, next, block-delete, block-disable, block-enable, convert-static, dequeue, age, advance, enum-open, enum-next, enum-close)"
-            ));
-        }
+        other => match BlockOp::of_word(other) {
+            Some(op) => {
+                let f = family(t)?;
+                let protocol = protocol(t)?;
+                Command::Block {
+                    op,
+                    protocol,
+                    criteria: any_criteria(t, f)?,
+                }
+            }
+            None => {
+                return Err(format!(
+                    "unknown command {other:?} (priority, register, deregister, add, del, lookup, best, count, routes, first, next, block-delete, block-disable, block-enable, convert-static, dequeue, age, advance, enum-open, enum-next, enum-close)"
+                ));
+            }
+        },
     };
     t.end()?;
     Ok(Some(cmd))

@@ -474,22 +474,27 @@ impl Session {
 /// `<addr> via <nh> dev <if> proto <p> prefix <network>` or
 /// `<addr> unreachable`.
 pub fn lookup_line<F: IpFamily + BatchFamily>(rtm: &Rtm, addr: F::Addr) -> String {
-    lookup_reply::<F>(rtm, addr).text.remove(0)
+    lookup_text::<F>(addr, rtm.lookup_route::<F>(addr).as_ref())
+}
+
+fn lookup_text<F: IpFamily + BatchFamily>(a: F::Addr, r: Option<&Route<F>>) -> String {
+    match r {
+        Some(r) => format!(
+            "{a} via {} dev {} proto {} prefix {}",
+            r.next_hop, r.interface, r.protocol, r.network
+        ),
+        None => format!("{a} unreachable"),
+    }
 }
 
 fn lookup_reply<F: IpFamily + BatchFamily>(rtm: &Rtm, a: F::Addr) -> Reply {
-    match rtm.lookup_route::<F>(a) {
-        Some(r) => Reply {
-            text: vec![format!(
-                "{a} via {} dev {} proto {} prefix {}",
-                r.next_hop, r.interface, r.protocol, r.network
-            )],
-            json: vec![("address", a.to_string().into()), ("route", route_json(&r))],
-        },
-        None => Reply {
-            text: vec![format!("{a} unreachable")],
-            json: vec![("address", a.to_string().into()), ("route", Json::Null)],
-        },
+    let r = rtm.lookup_route::<F>(a);
+    Reply {
+        text: vec![lookup_text::<F>(a, r.as_ref())],
+        json: vec![
+            ("address", a.to_string().into()),
+            ("route", r.as_ref().map_or(Json::Null, route_json)),
+        ],
     }
 }
 

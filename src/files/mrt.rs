@@ -13,7 +13,7 @@ use bgpkit_parser::models::{MrtMessage, PeerIndexTable, RibAfiEntries, TableDump
 use ipnet::IpNet;
 
 use super::{Format, Item, TableFile};
-use crate::prefix::Prefix;
+use crate::prefix::{IpAddress, Prefix};
 
 /// Whether `head` starts with an MRT common header: a 4-byte timestamp,
 /// then a type RFC 6396 defines (TABLE_DUMP 12, TABLE_DUMP_V2 13, BGP4MP
@@ -100,27 +100,37 @@ fn add_rib(
             .map(|p| p.peer_ip)
     });
     let bad = |e: crate::RtmError| format!("prefix {}: {e}", rib.prefix.prefix);
+    // A next hop of the other family (an IPv6 prefix with an IPv4 peer's
+    // address) is no next hop for the route.
+    let (nh4, nh6) = match next_hop {
+        Some(IpAddr::V4(a)) => (Some(a), None),
+        Some(IpAddr::V6(a)) => (None, Some(a)),
+        None => (None, None),
+    };
     match rib.prefix.prefix {
-        IpNet::V4(n) => t.v4.push(Item {
-            prefix: Prefix::new(n.addr(), n.prefix_len()).map_err(bad)?,
-            announce: true,
-            origin_as,
-            next_hop: match next_hop {
-                Some(IpAddr::V4(a)) => Some(a),
-                _ => None,
-            },
-            path_len,
-        }),
-        IpNet::V6(n) => t.v6.push(Item {
-            prefix: Prefix::new(n.addr(), n.prefix_len()).map_err(bad)?,
-            announce: true,
-            origin_as,
-            next_hop: match next_hop {
-                Some(IpAddr::V6(a)) => Some(a),
-                _ => None,
-            },
-            path_len,
-        }),
+        IpNet::V4(n) => {
+            let prefix = Prefix::new(n.addr(), n.prefix_len()).map_err(bad)?;
+            t.v4.push(announced(prefix, nh4, origin_as, path_len));
+        }
+        IpNet::V6(n) => {
+            let prefix = Prefix::new(n.addr(), n.prefix_len()).map_err(bad)?;
+            t.v6.push(announced(prefix, nh6, origin_as, path_len));
+        }
     }
     Ok(())
+}
+
+/// A RIB entry's route.
+fn announced<A: IpAddress>(
+    prefix: Prefix<A>,
+    next_hop: Option<A>,
+    origin_as: Option<u32>,
+    path_len: Option<u32>,
+) -> Item<A> {
+    Item {
+        next_hop,
+        origin_as,
+        path_len,
+        ..Item::announce(prefix)
+    }
 }

@@ -1,6 +1,9 @@
 //! Shared fixtures for the integration tests.
 #![allow(dead_code)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
+
 use std::net::Ipv4Addr;
 
 use rtm::{
