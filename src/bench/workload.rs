@@ -6,9 +6,10 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use super::input;
+use crate::change::Change;
 use crate::client::{ClientHandle, RegisterOptions};
 use crate::error::RtmError;
-use crate::family::Ipv4;
+use crate::family::{Family, Ipv4};
 use crate::prefix::Prefix;
 use crate::route::{IpRouteData, ProtocolId, Route, RouteUpdate, Ttl};
 use crate::rtm::Rtm;
@@ -70,15 +71,11 @@ impl Workload {
         let client = rtm
             .register::<Ipv4>(protocol, RegisterOptions::default())
             .map_err(|e| e.to_string())?;
-        let mut batch = Vec::with_capacity(BATCH);
-        for chunk in self.table.chunks(BATCH) {
-            batch.clear();
-            batch.extend(chunk.iter().map(|p| RouteUpdate::Add {
-                route: route(*p, 1),
-                ttl: Ttl::Infinite,
-            }));
-            apply(rtm, &client, &batch)?;
-        }
+        let adds = self.table.iter().map(|p| RouteUpdate::Add {
+            route: route(*p, 1),
+            ttl: Ttl::Infinite,
+        });
+        update_in_batches(rtm, &client, adds, |_, r| r.map(drop)).map_err(|e| e.to_string())?;
         Ok(client)
     }
 
@@ -88,23 +85,22 @@ impl Workload {
     /// absent route is not an error).
     pub fn replay(&self, rtm: &Rtm, client: &ClientHandle<Ipv4>) -> Result<(), String> {
         let mut metric = 2u32;
-        let mut batch = Vec::with_capacity(BATCH);
-        for chunk in self.updates.chunks(BATCH) {
-            batch.clear();
-            batch.extend(chunk.iter().map(|(announce, p)| {
-                if *announce {
-                    metric = metric % 64 + 1;
-                    RouteUpdate::Add {
-                        route: route(*p, metric),
-                        ttl: Ttl::Infinite,
-                    }
-                } else {
-                    RouteUpdate::Delete(route(*p, 0))
+        let updates = self.updates.iter().map(|(announce, p)| {
+            if *announce {
+                metric = metric % 64 + 1;
+                RouteUpdate::Add {
+                    route: route(*p, metric),
+                    ttl: Ttl::Infinite,
                 }
-            }));
-            apply(rtm, client, &batch)?;
-        }
-        Ok(())
+            } else {
+                RouteUpdate::Delete(route(*p, 0))
+            }
+        });
+        update_in_batches(rtm, client, updates, |_, r| match r {
+            Ok(_) | Err(RtmError::NoSuchRoute(_)) => Ok(()),
+            Err(e) => Err(e),
+        })
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -112,21 +108,34 @@ impl Workload {
 /// applies per burst of UPDATE messages.
 pub const BATCH: usize = 1024;
 
-/// Applies `batch`; any failure but the delete of an absent route is an error.
-fn apply(
+/// Applies `updates` as `client` through [`Rtm::update_routes`], in
+/// batches of [`BATCH`], handing `each` every update with its outcome, in
+/// order. The first error `each` returns ends the run after its batch (the
+/// batch has been applied); a batch the table refuses whole is an error.
+pub fn update_in_batches<F: Family>(
     rtm: &Rtm,
-    client: &ClientHandle<Ipv4>,
-    batch: &[RouteUpdate<Ipv4>],
-) -> Result<(), String> {
-    let mut failed = None;
-    rtm.update_routes(client, batch, |r| match r {
-        Ok(_) | Err(RtmError::NoSuchRoute(_)) => {}
-        Err(e) => {
-            failed.get_or_insert(e);
+    client: &ClientHandle<F>,
+    updates: impl IntoIterator<Item = RouteUpdate<F>>,
+    mut each: impl FnMut(&RouteUpdate<F>, Result<Change<F>, RtmError>) -> Result<(), RtmError>,
+) -> Result<(), RtmError> {
+    let mut updates = updates.into_iter().peekable();
+    let mut batch = Vec::with_capacity(BATCH);
+    while updates.peek().is_some() {
+        batch.clear();
+        batch.extend(updates.by_ref().take(BATCH));
+        let mut failed = None;
+        let mut k = 0;
+        rtm.update_routes(client, &batch, |r| {
+            if let Err(e) = each(&batch[k], r) {
+                failed.get_or_insert(e);
+            }
+            k += 1;
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
         }
-    })
-    .map_err(|e| e.to_string())?;
-    failed.map_or(Ok(()), |e| Err(e.to_string()))
+    }
+    Ok(())
 }
 
 /// The route every benchmark client announces for `p`.

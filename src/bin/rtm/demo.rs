@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rtm::bench::input::{Traffic, traffic_v4};
+use rtm::bench::input::{Tables, Traffic, read_prefix_file, traffic_v4};
 use rtm::bench::reader::{ReaderProbe, ReaderStats, phase_json, phase_table};
+use rtm::bench::workload::{BATCH, update_in_batches};
 use rtm::synth::{self, SplitMix64};
 use rtm::{
     ClientHandle, Criteria, IpFamily, IpRouteData, Ipv4, Ipv6, Prefix, ProtocolId, RegisterOptions,
@@ -50,8 +51,6 @@ pub struct DemoArgs {
 const STATIC: ProtocolId = ProtocolId(3); // PROTO_IP_NETMGMT-like, best
 const IGP: ProtocolId = ProtocolId(13); // OSPF-like
 const BGP: ProtocolId = ProtocolId(14); // BGP-like, holds the full table
-/// Routes per `update_routes` batch.
-const BATCH: usize = 1024;
 
 fn route<F: IpFamily>(p: Prefix<F::Addr>, nh: F::Addr, iface: u32, metric: u32) -> Route<F> {
     Route::new(p, nh, iface, IpRouteData::with_metric(metric))
@@ -82,38 +81,6 @@ fn progress(json: bool, len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Applies `updates` through `update_routes` in batches, advancing `bar`;
-/// the first failed update is the error.
-fn apply<F: IpFamily>(
-    rtm: &Rtm,
-    h: &ClientHandle<F>,
-    updates: impl Iterator<Item = RouteUpdate<F>>,
-    bar: &ProgressBar,
-) -> Result<u64, RtmError> {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut n = 0u64;
-    let mut flush = |batch: &mut Vec<RouteUpdate<F>>| -> Result<(), RtmError> {
-        let mut failed = None;
-        rtm.update_routes(h, batch, |r| {
-            if let Err(e) = r {
-                failed.get_or_insert(e);
-            }
-        })?;
-        n += batch.len() as u64;
-        bar.inc(batch.len() as u64);
-        batch.clear();
-        failed.map_or(Ok(()), Err)
-    };
-    for u in updates {
-        batch.push(u);
-        if batch.len() == BATCH {
-            flush(&mut batch)?;
-        }
-    }
-    flush(&mut batch)?;
-    Ok(n)
-}
-
 /// Loads `table` (sorted: a RIB dump arrives in prefix order) as the
 /// BGP-like client's initial load.
 fn load<F: IpFamily>(
@@ -123,15 +90,15 @@ fn load<F: IpFamily>(
     nh: F::Addr,
     bar: &ProgressBar,
 ) -> Result<u64, RtmError> {
-    apply(
-        rtm,
-        h,
-        table.iter().map(|&p| RouteUpdate::Add {
-            route: route::<F>(p, nh, peer(&p), 20),
-            ttl: Ttl::Infinite,
-        }),
-        bar,
-    )
+    let adds = table.iter().map(|&p| RouteUpdate::Add {
+        route: route::<F>(p, nh, peer(&p), 20),
+        ttl: Ttl::Infinite,
+    });
+    update_in_batches(rtm, h, adds, |_, r| {
+        bar.inc(1);
+        r.map(drop)
+    })?;
+    Ok(table.len() as u64)
 }
 
 /// Drains a client's change queue the way a protocol would: wait, then
@@ -168,53 +135,32 @@ fn wait_drained(h: &ClientHandle<Ipv4>) {
     }
 }
 
-/// The BGP-like client's tables and where they came from.
-struct Tables {
-    v4: Vec<Prefix<Ipv4Addr>>,
-    v6: Vec<Prefix<Ipv6Addr>>,
-    source: String,
-}
-
+/// The BGP-like client's tables: `--table`, else the synthetic ones; one
+/// route per prefix (the counts in the report are networks), sorted (a RIB
+/// dump arrives in prefix order).
 fn tables(args: &DemoArgs) -> Result<Tables, String> {
-    match &args.table {
+    let mut t = match &args.table {
         Some(path) => {
-            let f = rtm::files::read(path, None)?;
-            let v4: Vec<_> =
-                f.v4.iter()
-                    .filter(|i| i.announce)
-                    .map(|i| i.prefix)
-                    .collect();
-            let v6: Vec<_> =
-                f.v6.iter()
-                    .filter(|i| i.announce)
-                    .map(|i| i.prefix)
-                    .collect();
-            if v4.is_empty() {
+            let t = read_prefix_file(path)?;
+            if t.v4.is_empty() {
                 return Err(format!(
                     "{}: no IPv4 prefixes to load (the lookup threads need some)",
                     path.display()
                 ));
             }
-            Ok(Tables {
-                v4,
-                v6,
-                source: format!("{} ({})", path.display(), f.format),
-            })
+            t
         }
-        None => Ok(Tables {
+        None => Tables {
             v4: synth::ipv4_table(args.ipv4.max(1), args.seed),
             v6: synth::ipv6_table(args.ipv6, args.seed),
             source: format!("synthetic (seed {})", args.seed),
-        }),
-    }
-    .map(|mut t: Tables| {
-        // One route per prefix: the counts in the report are networks.
-        t.v4.sort_unstable();
-        t.v4.dedup();
-        t.v6.sort_unstable();
-        t.v6.dedup();
-        t
-    })
+        },
+    };
+    t.v4.sort_unstable();
+    t.v4.dedup();
+    t.v6.sort_unstable();
+    t.v6.dedup();
+    Ok(t)
 }
 
 /// What the demo measured besides the reader phases.

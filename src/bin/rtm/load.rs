@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::Args;
 use rtm::batch::{Json, lookup_line};
+use rtm::bench::workload::update_in_batches;
 use rtm::files::{self, Format, Item, TableFile};
 use rtm::{
     ClientHandle, IpAddress, IpFamily, IpRouteData, Ipv4, Ipv6, ProtocolId, RegisterOptions, Route,
@@ -48,8 +49,6 @@ fn parse_format(s: &str) -> Result<Format, String> {
 
 /// The protocol the files' routes are loaded as.
 const LOADER: ProtocolId = ProtocolId(14); // PROTO_IP_BGP
-/// Routes per `update_routes` batch.
-const BATCH: usize = 1024;
 
 /// Next hops for files that carry none (documentation addresses).
 const NH_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -95,45 +94,39 @@ impl Loader {
         default_nh: F::Addr,
     ) -> Result<Applied, String> {
         let mut applied = Applied::default();
-        let mut batch = Vec::with_capacity(BATCH);
-        for chunk in items.chunks(BATCH) {
-            batch.clear();
-            batch.extend(chunk.iter().map(|i| {
-                let route = Route::new(
-                    i.prefix,
-                    i.next_hop.unwrap_or(default_nh),
-                    1,
-                    IpRouteData::with_metric(i.path_len.unwrap_or(0)),
-                );
-                if i.announce {
-                    RouteUpdate::Add {
-                        route,
-                        ttl: Ttl::Infinite,
-                    }
-                } else {
-                    RouteUpdate::Delete(route)
+        let mut failed_at = None;
+        let updates = items.iter().map(|i| {
+            let route = Route::new(
+                i.prefix,
+                i.next_hop.unwrap_or(default_nh),
+                1,
+                IpRouteData::with_metric(i.path_len.unwrap_or(0)),
+            );
+            if i.announce {
+                RouteUpdate::Add {
+                    route,
+                    ttl: Ttl::Infinite,
                 }
-            }));
-            let mut failed = None;
-            let mut k = 0;
-            self.rtm
-                .update_routes(h, &batch, |r| {
-                    let announce = chunk[k].announce;
-                    k += 1;
-                    match r {
-                        Ok(_) if announce => applied.announced += 1,
-                        Ok(_) => applied.withdrawn += 1,
-                        Err(RtmError::NoSuchRoute(_)) => applied.absent += 1,
-                        Err(e) => {
-                            failed.get_or_insert(format!("{}: {e}", chunk[k - 1].prefix));
-                        }
-                    }
-                })
-                .map_err(|e| e.to_string())?;
-            if let Some(e) = failed {
-                return Err(e);
+            } else {
+                RouteUpdate::Delete(route)
             }
-        }
+        });
+        update_in_batches(&self.rtm, h, updates, |u, r| {
+            match (u, r) {
+                (RouteUpdate::Add { .. }, Ok(_)) => applied.announced += 1,
+                (RouteUpdate::Delete(_), Ok(_)) => applied.withdrawn += 1,
+                (_, Err(RtmError::NoSuchRoute(_))) => applied.absent += 1,
+                (RouteUpdate::Add { route, .. } | RouteUpdate::Delete(route), Err(e)) => {
+                    failed_at = Some(route.network);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| match failed_at {
+            Some(n) => format!("{n}: {e}"),
+            None => e.to_string(),
+        })?;
         Ok(applied)
     }
 
