@@ -422,7 +422,14 @@ fn check_state<F: DiffFamily>(rtm: &Rtm, model: &ModelRtm) -> Result<(), String>
 /// everything; the error says what differed first.
 pub fn run<F: DiffFamily>(ops: &[Op]) -> Result<(), String> {
     let clock = ManualClock::new();
-    let rtm = Rtm::builder().clock(clock.clone()).build();
+    // One writer stripe: the universe's few networks then share one
+    // destination cache, so its fills, collisions, resizes and unlinks are
+    // all exercised (with the default 4096 stripes eight networks would
+    // each sit alone in a stripe with a one-slot cache).
+    let rtm = Rtm::builder()
+        .clock(clock.clone())
+        .writer_stripes(std::num::NonZeroUsize::MIN)
+        .build();
     let mut model = ModelRtm::starting_at(rtm.now());
     let mut handles: BTreeMap<u8, (ClientHandle<F>, ModelHandle<F>)> = BTreeMap::new();
     for (step, op) in ops.iter().enumerate() {

@@ -2,9 +2,9 @@
 //!
 //! Readers load the route set through crossbeam-epoch and take no lock.
 //! Writers, holding the network's writer lock (one of the table's
-//! [`WriterLocks`]), build a new set and swap it in; the old set is retired
-//! to the epoch collector and freed once no reader pinned before the swap
-//! can still hold it.
+//! [`WriterLocks`](super::stripes::WriterLocks)), build a new set and swap
+//! it in; the old set is retired to the epoch collector and freed once no
+//! reader pinned before the swap can still hold it.
 
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned, Shared};
 
@@ -12,41 +12,7 @@ use crate::family::Family;
 use crate::rib::route_set::{NewSet, RouteSet};
 use std::sync::atomic::Ordering;
 
-use std::hash::{BuildHasher, Hash};
-
-use crate::sync::{Mutex, MutexGuard, lock};
-
-/// The writers' locks, one per stripe of networks: a writer holds its
-/// network's stripe while it looks the destination up, rewrites it and, if
-/// it emptied it, unlinks it, so no writer ever works on an unlinked
-/// destination. A per-destination lock cost 8 bytes a network; 4096
-/// stripes make two writers of different networks meet rarely, and a
-/// writer holds one stripe at a time, so stripes cannot deadlock.
-pub(crate) struct WriterLocks {
-    stripes: Box<[Mutex<()>]>,
-}
-
-#[cfg(not(loom))]
-const STRIPES: usize = 4096;
-/// Few under loom, which tracks every lock it is given: two stripes still
-/// let two networks share one or not.
-#[cfg(loom)]
-const STRIPES: usize = 2;
-
-impl WriterLocks {
-    pub(crate) fn new() -> Self {
-        WriterLocks {
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-        }
-    }
-
-    /// Locks `network`'s stripe.
-    pub(crate) fn lock<N: Hash>(&self, network: &N) -> MutexGuard<'_, ()> {
-        let h = foldhash::fast::FixedState::with_seed(0x5eed).hash_one(network);
-        lock(&self.stripes[h as usize % STRIPES])
-    }
-}
-
+/// A network's node value in the skip list.
 pub(crate) struct Destination<F: Family> {
     /// The published route set; null means empty.
     routes: Atomic<RouteSet<F>>,

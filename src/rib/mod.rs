@@ -22,6 +22,7 @@
 
 pub(crate) mod destination;
 pub(crate) mod route_set;
+mod stripes;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -44,12 +45,14 @@ use crate::route::{ProtocolId, Route, RouteData, RouteKey, RouteUpdate, Ttl};
 use crate::rtm::Shared;
 use crate::sync::{Arc, Mutex, lock};
 
-use destination::{Destination, WriterLocks};
+use destination::Destination;
 use route_set::{
     Attrs, Entries, Entry, Lifetime, MAX_ROUTES_PER_NETWORK, NewSet, RouteSet, Routes, Stored,
     Working, select_best,
 };
 use smallvec::SmallVec;
+pub(crate) use stripes::DEFAULT_STRIPES as DEFAULT_WRITER_STRIPES;
+use stripes::{Locked, WriterLocks};
 
 use crate::intern::{InternIds, InternTable};
 
@@ -184,9 +187,50 @@ type OldRefs<F> = SmallVec<[OldRef<F>; 2]>;
 /// A destination's node, valid while its guard is pinned.
 type DestEntry<'a, 'g, F> = base::Entry<'a, 'g, <F as Family>::Network, Destination<F>>;
 
+/// How many nodes a writer steps along the bottom level from its cursor
+/// before it looks elsewhere: sorted input (a table load, a bulk walk)
+/// finds its network, or the gap where it belongs, one or two nodes on;
+/// a further step is as likely a cache miss as a step of a search.
+const CURSOR_STEPS: usize = 2;
+
+/// A writer's place in the skip list, carried from one network to the next
+/// by a walk over many under one pin (a batch of updates, a bulk
+/// operation), so that sorted input is not searched for from the top.
+pub(crate) struct Cursor<'a, 'g, F: Family> {
+    /// The walk's pin.
+    guard: &'g epoch::Guard,
+    /// A node at or before the networks to come, if the walk ascends.
+    at: Option<DestEntry<'a, 'g, F>>,
+    /// Whether to try `at` before the destination cache: after it placed
+    /// the last network, or a search moved it there; not after it failed
+    /// or the cache answered (random input).
+    trusted: bool,
+}
+
+impl<'g, F: Family> Cursor<'_, 'g, F> {
+    pub(crate) fn new(guard: &'g epoch::Guard) -> Self {
+        Cursor {
+            guard,
+            at: None,
+            trusted: true,
+        }
+    }
+}
+
+/// Where a network is, as a writer holding its lock found it.
+enum Located<'a, 'g, F: Family> {
+    /// Its node.
+    Node(DestEntry<'a, 'g, F>),
+    /// Its destination, from the stripe's cache (the node is linked).
+    Cached(&'g Destination<F>),
+    /// Not in the skip list.
+    Absent,
+}
+
 /// A destination a writer found, or created, under its network's lock.
 enum Found<'a, 'g, F: Family> {
     Existing(DestEntry<'a, 'g, F>),
+    Cached(&'g Destination<F>),
     /// Inserting hands out a counted reference; released on drop.
     Created(
         Option<base::RefEntry<'a, F::Network, Destination<F>>>,
@@ -198,22 +242,9 @@ impl<F: Family> Found<'_, '_, F> {
     fn value(&self) -> &Destination<F> {
         match self {
             Found::Existing(e) => e.value(),
+            Found::Cached(d) => d,
             Found::Created(Some(r), _) => r.value(),
             Found::Created(None, _) => unreachable!("released only on drop"),
-        }
-    }
-
-    /// Unlinks the destination (its writer holds the network's lock, so
-    /// nobody else can be unlinking it).
-    fn remove(&self) {
-        match self {
-            Found::Existing(e) => {
-                e.remove();
-            }
-            Found::Created(Some(r), guard) => {
-                r.remove(guard);
-            }
-            Found::Created(None, _) => {}
         }
     }
 }
@@ -244,7 +275,7 @@ pub(crate) struct Table<F: Family> {
     /// decrement on the node's cache line cost a fifth of a deregistration).
     pub(crate) destinations: SkipList<F::Network, Destination<F>>,
     /// The writers' per-network locks (striped).
-    writers: WriterLocks,
+    writers: WriterLocks<F>,
     /// Networks with at least one route.
     networks: AtomicUsize,
     clients: DashMap<ProtocolId, Arc<ClientState<F>>, foldhash::fast::RandomState>,
@@ -264,9 +295,9 @@ pub(crate) struct Table<F: Family> {
 impl<F: Family> Table<F> {
     pub(crate) fn new(shared: std::sync::Arc<Shared>) -> Self {
         Table {
+            writers: WriterLocks::new(shared.writer_stripes),
             shared,
             destinations: SkipList::new(epoch::default_collector().clone()),
-            writers: WriterLocks::new(),
             networks: AtomicUsize::new(0),
             clients: DashMap::default(),
             subscribers: Mutex::new(Vec::new()),
@@ -393,55 +424,97 @@ impl<F: Family> Table<F> {
 
     // ----- the write path --------------------------------------------------
 
+    /// Where `network` is: from the cursor (when trusted), the stripe's
+    /// cache, or a search, which also moves the cursor to the network or
+    /// the node before it.
+    fn locate<'a: 'g, 'g>(
+        &'a self,
+        locked: &mut Locked<'_, F>,
+        network: F::Network,
+        cursor: &mut Cursor<'a, 'g, F>,
+    ) -> Located<'a, 'g, F> {
+        if cursor.trusted {
+            if let Some(found) = Self::from_cursor(cursor, network) {
+                return found;
+            }
+            cursor.trusted = false;
+        }
+        if let Some(d) = locked.cached(cursor.guard) {
+            return Located::Cached(d);
+        }
+        cursor.trusted = true;
+        match self
+            .destinations
+            .upper_bound(Bound::Included(&network), cursor.guard)
+        {
+            Some(e) if *e.key() == network => {
+                // Linked, found under the lock: what the cache may hold.
+                locked.remember(e.value());
+                cursor.at = Some(e.clone());
+                Located::Node(e)
+            }
+            before => {
+                cursor.at = before;
+                Located::Absent
+            }
+        }
+    }
+
+    /// `network` placed by stepping from the cursor: its node, or absent
+    /// (a node before it is followed by one after it, or by none); `None`
+    /// when the cursor is past it or too far before it. Sound because the
+    /// caller holds the network's lock, and only its holders link or
+    /// unlink the network's node.
+    fn from_cursor<'a: 'g, 'g>(
+        cursor: &mut Cursor<'a, 'g, F>,
+        network: F::Network,
+    ) -> Option<Located<'a, 'g, F>> {
+        let mut at = cursor.at.clone()?;
+        for step in 0..=CURSOR_STEPS {
+            match at.key().cmp(&network) {
+                std::cmp::Ordering::Equal if !at.is_removed() => {
+                    cursor.at = Some(at.clone());
+                    return Some(Located::Node(at));
+                }
+                std::cmp::Ordering::Less if step < CURSOR_STEPS => match at.next() {
+                    Some(next) if *next.key() <= network => at = next,
+                    _ => {
+                        cursor.at = Some(at);
+                        return Some(Located::Absent);
+                    }
+                },
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// Rewrites one destination's route set with `op` and publishes the
     /// result: best-route selection, client indexes, network count,
-    /// change messages and the FIB. Returns `None` when the destination does
-    /// not exist and `create` is false. On error nothing is changed.
-    pub(crate) fn mutate<R>(
-        &self,
+    /// change messages and the FIB. Finds the destination through (and
+    /// moves) `cursor`, under its pin. Returns `None` when the destination
+    /// does not exist and `create` is false. On error nothing is changed.
+    fn mutate<'a: 'g, 'g, R>(
+        &'a self,
         network: F::Network,
         create: bool,
+        cursor: &mut Cursor<'a, 'g, F>,
         ctx: &mut WriteCtx<'_, F>,
         op: impl FnOnce(&mut Working<F>) -> Result<R, RtmError>,
     ) -> Result<Option<(R, Change<F>)>, RtmError> {
-        let guard = epoch::pin();
-        self.mutate_pinned(&guard, network, create, None, ctx, op)
-            .map(|(outcome, _)| outcome)
-    }
-
-    /// `mutate` under the caller's pin, starting from `hint` when it is the
-    /// live node of `network` (checked under the writer lock, which keeps
-    /// it live); also returns the node it wrote, for the next hint.
-    #[allow(clippy::type_complexity)]
-    fn mutate_pinned<'a: 'g, 'g, R>(
-        &'a self,
-        guard: &'g epoch::Guard,
-        network: F::Network,
-        create: bool,
-        hint: Option<DestEntry<'a, 'g, F>>,
-        ctx: &mut WriteCtx<'_, F>,
-        op: impl FnOnce(&mut Working<F>) -> Result<R, RtmError>,
-    ) -> Result<(Option<(R, Change<F>)>, Option<DestEntry<'a, 'g, F>>), RtmError> {
-        let _writer = self.writers.lock(&network);
-        let hint = hint.filter(|e| !e.is_removed() && *e.key() == network);
-        let found = match hint {
-            Some(e) => Some(e),
-            None => self.destinations.get(&network, guard),
-        };
-        let node = match found {
-            Some(existing) => Found::Existing(existing),
-            None if create => Found::Created(
-                Some(
-                    self.destinations
-                        .get_or_insert_with(network, Destination::new, guard),
-                ),
-                guard,
-            ),
-            None => return Ok((None, None)),
-        };
-        let cursor = match &node {
-            Found::Existing(e) => Some(e.clone()),
-            Found::Created(..) => None,
+        let guard = cursor.guard;
+        let mut locked = self.writers.lock(&network);
+        let node = match self.locate(&mut locked, network, cursor) {
+            Located::Node(e) => Found::Existing(e),
+            Located::Cached(d) => Found::Cached(d),
+            Located::Absent if create => {
+                let r = self
+                    .destinations
+                    .get_or_insert_with(network, Destination::new, guard);
+                locked.linked();
+                Found::Created(Some(r), guard)
+            }
+            Located::Absent => return Ok(None),
         };
         let dest = node.value();
         let current = dest.load(guard);
@@ -490,11 +563,11 @@ impl<F: Family> Table<F> {
             failed => {
                 if before_protocols.is_empty() {
                     // We created it for an operation that added nothing.
-                    node.remove();
+                    self.unlink(&node, &mut locked, network, cursor);
                 }
                 return match failed {
                     Some(Err(e)) => Err(e),
-                    _ => result.map(|r| (Some((r, Change::NoChange)), cursor)),
+                    _ => result.map(|r| Some((r, Change::NoChange))),
                 };
             }
         };
@@ -547,19 +620,51 @@ impl<F: Family> Table<F> {
             self.fib.apply(network, after_best.as_ref());
         }
         if now_empty {
-            node.remove();
+            self.unlink(&node, &mut locked, network, cursor);
         }
         ctx.wakes.step();
-        Ok((Some((r, change)), cursor))
+        Ok(Some((r, change)))
+    }
+
+    /// Unlinks `network`'s node, which its writer (holding `locked`)
+    /// emptied or created for nothing: out of the stripe's cache first, so
+    /// no slot ever names an unlinked node.
+    fn unlink<'a: 'g, 'g>(
+        &'a self,
+        node: &Found<'a, 'g, F>,
+        locked: &mut Locked<'_, F>,
+        network: F::Network,
+        cursor: &mut Cursor<'a, 'g, F>,
+    ) {
+        locked.unlinking();
+        match node {
+            Found::Existing(e) => {
+                e.remove();
+            }
+            Found::Cached(_) => {
+                let linked = self.destinations.get(&network, cursor.guard);
+                debug_assert!(linked.is_some(), "a cached destination is linked");
+                if let Some(e) = linked {
+                    e.remove();
+                }
+            }
+            Found::Created(Some(r), guard) => {
+                r.remove(guard);
+            }
+            Found::Created(None, _) => {}
+        }
+        // Stepping from an unlinked node costs a search: do not try.
+        cursor.trusted = false;
     }
 
     /// Runs `op` on each of `networks` (ascending) that has routes, one
     /// atomic mutation each, and sums what it reports: deregistration,
     /// block operations, aging. Walks the skip list along with the
-    /// networks: the next network's node is usually the next node, one
-    /// pointer away, where a lookup searches from the top (a fifth of a
-    /// deregistration's time). Pinned per few hundred networks, not for the
-    /// whole walk, which would hold back every free retired meanwhile.
+    /// networks ([`Cursor`]): the next network's node is usually the next
+    /// node, one pointer away, where a lookup searches from the top (a
+    /// fifth of a deregistration's time). Pinned per few hundred networks,
+    /// not for the whole walk, which would hold back every free retired
+    /// meanwhile.
     fn bulk(
         &self,
         networks: &[F::Network],
@@ -570,29 +675,31 @@ impl<F: Family> Table<F> {
         for chunk in networks.chunks(WAKE_EVERY) {
             {
                 let guard = epoch::pin();
-                let mut cursor: Option<DestEntry<'_, '_, F>> = None;
+                let mut cursor = Cursor::new(&guard);
                 for &network in chunk {
-                    let hint = cursor.as_ref().and_then(|c| c.next());
-                    let (outcome, node) =
-                        self.mutate_pinned(&guard, network, false, hint, ctx, &mut op)?;
+                    let outcome = self.mutate(network, false, &mut cursor, ctx, &mut op)?;
                     if let Some((n, _)) = outcome {
                         total += n;
                     }
-                    cursor = node.or(cursor);
                 }
             }
-            // One pin per chunk instead of one per network also means far
-            // fewer of the collections crossbeam-epoch runs every so many
-            // pins; without these the sets and FIB nodes retired by a
-            // million-network walk would wait for some later thread to pin
-            // (each flush hands the retired batch over and frees up to
-            // eight batches whose grace period has passed).
-            let guard = epoch::pin();
-            for _ in 0..COLLECTS_PER_CHUNK {
-                guard.flush();
-            }
+            Self::collect_after_chunk();
         }
         Ok(total)
+    }
+
+    /// Runs crossbeam-epoch's collections after a chunk of a walk pinned
+    /// once per chunk: one pin per chunk instead of one per network also
+    /// means far fewer of the collections crossbeam-epoch runs every so
+    /// many pins; without these the sets and FIB nodes retired by a
+    /// million-network walk would wait for some later thread to pin (each
+    /// flush hands the retired batch over and frees up to eight batches
+    /// whose grace period has passed).
+    fn collect_after_chunk() {
+        let guard = epoch::pin();
+        for _ in 0..COLLECTS_PER_CHUNK {
+            guard.flush();
+        }
     }
 
     /// A published set's full entries.
@@ -732,8 +839,15 @@ impl<F: Family> Table<F> {
         route.data.validate()?;
         self.with_client(handle, |state| {
             let stamp = self.stamp(state);
-            let (change, expires) =
-                self.add_one(state, route, ttl, stamp, &mut WriteCtx::own_route(state));
+            let guard = epoch::pin();
+            let (change, expires) = self.add_one(
+                state,
+                route,
+                ttl,
+                stamp,
+                &mut Cursor::new(&guard),
+                &mut WriteCtx::own_route(state),
+            );
             if let Some(t) = expires {
                 lock(&self.expiries)
                     .entry(t)
@@ -746,12 +860,13 @@ impl<F: Family> Table<F> {
 
     /// One validated add (RtmAddRoute's body): returns the change and the
     /// route's expiry time, which the caller records.
-    fn add_one(
-        &self,
+    fn add_one<'a: 'g, 'g>(
+        &'a self,
         state: &Arc<ClientState<F>>,
         route: &Route<F>,
         ttl: Ttl,
         stamp: Stamp,
+        cursor: &mut Cursor<'a, 'g, F>,
         ctx: &mut WriteCtx<'_, F>,
     ) -> (Change<F>, Option<Timestamp>) {
         let mut stored = *route;
@@ -767,7 +882,7 @@ impl<F: Family> Table<F> {
         };
         let key = stored.key();
         let single = state.single_route;
-        let outcome = self.mutate(route.network, true, ctx, |w| {
+        let outcome = self.mutate(route.network, true, cursor, ctx, |w| {
             w.upsert(entry, |e| {
                 if single {
                     e.route.protocol == key.protocol
@@ -792,15 +907,22 @@ impl<F: Family> Table<F> {
         route: &Route<F>,
     ) -> Result<Change<F>, RtmError> {
         self.with_client(handle, |state| {
-            self.delete_one(state, route, &mut WriteCtx::own_route(state))
+            let guard = epoch::pin();
+            self.delete_one(
+                state,
+                route,
+                &mut Cursor::new(&guard),
+                &mut WriteCtx::own_route(state),
+            )
         })
     }
 
     /// RtmDeleteRoute's body.
-    fn delete_one(
-        &self,
+    fn delete_one<'a: 'g, 'g>(
+        &'a self,
         state: &Arc<ClientState<F>>,
         route: &Route<F>,
+        cursor: &mut Cursor<'a, 'g, F>,
         ctx: &mut WriteCtx<'_, F>,
     ) -> Result<Change<F>, RtmError> {
         let protocol = state.protocol;
@@ -820,7 +942,7 @@ impl<F: Family> Table<F> {
                 )
             })
         };
-        match self.mutate(route.network, false, ctx, |w| {
+        match self.mutate(route.network, false, cursor, ctx, |w| {
             match w.remove_where(matches) {
                 0 => Err(missing()),
                 _ => Ok(()),
@@ -863,17 +985,29 @@ impl<F: Family> Table<F> {
             let stamp = self.stamp(state);
             let mut ctx = WriteCtx::own_route(state);
             let mut expiring: Vec<(Timestamp, F::Network)> = Vec::new();
-            for u in updates {
-                match u {
-                    RouteUpdate::Add { route, ttl } => {
-                        let (change, expires) = self.add_one(state, route, *ttl, stamp, &mut ctx);
-                        if let Some(t) = expires {
-                            expiring.push((t, route.network));
+            // Pinned per chunk, with a cursor: a sorted load steps from
+            // one network to the next instead of searching for each.
+            for chunk in updates.chunks(WAKE_EVERY) {
+                {
+                    let guard = epoch::pin();
+                    let mut cursor = Cursor::new(&guard);
+                    for u in chunk {
+                        match u {
+                            RouteUpdate::Add { route, ttl } => {
+                                let (change, expires) =
+                                    self.add_one(state, route, *ttl, stamp, &mut cursor, &mut ctx);
+                                if let Some(t) = expires {
+                                    expiring.push((t, route.network));
+                                }
+                                each(Ok(change));
+                            }
+                            RouteUpdate::Delete(route) => {
+                                each(self.delete_one(state, route, &mut cursor, &mut ctx))
+                            }
                         }
-                        each(Ok(change));
                     }
-                    RouteUpdate::Delete(route) => each(self.delete_one(state, route, &mut ctx)),
                 }
+                Self::collect_after_chunk();
             }
             if !expiring.is_empty() {
                 let mut expiries = lock(&self.expiries);
