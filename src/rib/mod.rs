@@ -8,7 +8,10 @@
 //!   the route set (stored routes are compact, their attributes interned:
 //!   `route_set`, `crate::intern`), apply their change, select the best
 //!   route and publish the new set. Different networks are written in
-//!   parallel. Bulk operations walk their sorted networks along the skip
+//!   parallel. A writer finds its destination from a cursor (batches and
+//!   bulk walks step along the bottom level from the previous network),
+//!   its stripe's destination cache (`stripes`) or, failing both, a
+//!   search. Bulk operations walk their sorted networks along the skip
 //!   list and wake waiting subscribers once per chunk (`bulk`, `Wakes`).
 //! - **The sequencer** is a short per-family critical section around the
 //!   publication and the enqueueing of the change message, so every client

@@ -11,9 +11,10 @@
 //! its lower half: a third of a replayed BGP update. The networks a day of
 //! updates touches are few and touched again and again (the RIS day: 1.39 M
 //! updates on 135 k of 1.04 M networks), so each stripe keeps a small
-//! direct-mapped cache from network to destination: about four bytes a
-//! network in all ([`CACHE_BYTES_PER_NETWORK`]), which keeps 8 to 9 in 10 of
-//! that day's lookups out of the skip list (measured by replaying it
+//! direct-mapped cache from network to destination: 3 to 6 bytes a network
+//! ([`CACHE_BYTES_PER_NETWORK`] rounded up to a power of two of slots; 4
+//! for the RIS table, a slot per four networks), which keeps 8 to 9 in 10
+//! of that day's lookups out of the skip list (measured by replaying it
 //! through a model of this cache).
 //!
 //! It is a cache, not an index: a slot holds the last destination looked
