@@ -77,7 +77,9 @@
 //!   the call that made it returns; during the call a lookup of any one
 //!   address sees the old or the new answer, never a half-applied path
 //!   (a prefix shorter than /20 may reach some addresses a moment before
-//!   others). (`Rtm::verify_consistency`, `tests/fib.rs`,
+//!   others). A bulk call (a batch of updates, deregistration, a block
+//!   operation) publishes its FIB changes a node at a time, every few
+//!   hundred networks and before it returns. (`Rtm::verify_consistency`, `tests/fib.rs`,
 //!   `tests/stress.rs`, `tests/linearizability.rs`.)
 //!
 //! Writers do take locks: their network's (striped) writer lock, a short

@@ -119,6 +119,30 @@ impl<W: Word> Core<W> {
         }
     }
 
+    /// As `update`, but the direct core may hold the change back in
+    /// `pending` (see `Direct::update_deferred`); the trie applies it now.
+    pub(crate) fn update_deferred(
+        &self,
+        shadow: &mut TrieShadow<W>,
+        pending: &mut direct::Deferred,
+        a: W,
+        len: u32,
+        leaf: u32,
+        guard: &Guard,
+    ) -> u32 {
+        match self {
+            Core::Trie(t) => t.update(shadow, a, len, leaf, guard),
+            Core::Direct(d) => d.update_deferred(shadow, pending, a, len, leaf, guard),
+        }
+    }
+
+    /// Publishes what `update_deferred` held back.
+    pub(crate) fn publish_pending(&self, pending: &mut direct::Deferred, guard: &Guard) {
+        if let Core::Direct(d) = self {
+            d.publish_pending(pending, guard);
+        }
+    }
+
     /// The leaf of exactly `a/len` (writer side).
     pub(crate) fn exact(&self, shadow: &TrieShadow<W>, a: W, len: u32) -> u32 {
         match self {

@@ -175,6 +175,34 @@ impl NodeBuf {
 /// short prefix re-pushes into many), inline for the common case.
 type Retired = SmallVec<[NodeRef; LEVELS as usize]>;
 
+/// A top-level slot's node being rebuilt by a bulk writer: its /21../24
+/// prefixes set in a decoded copy, published as one node when the writer
+/// moves to another slot or is done (see [`Direct::update_deferred`]).
+pub(crate) struct PendingNode {
+    slot: usize,
+    buf: NodeBuf,
+    /// The published node the copy replaces, if the slot had one.
+    replaces: Option<NodeRef>,
+    /// Whether any prefix actually changed.
+    dirty: bool,
+}
+
+/// The FIB writer's pending node, if any.
+#[derive(Default)]
+pub(crate) struct Deferred(Option<PendingNode>);
+
+// SAFETY: the only pointer inside is `replaces`, a published arena node
+// that only the FIB's writer reads (it holds the writer lock, which owns
+// this value) and retires; moving that duty to another thread is sound.
+unsafe impl Send for Deferred {}
+
+impl Deferred {
+    /// Whether a node waits to be published.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 /// A published node, read through its arena block.
 #[derive(Clone, Copy)]
 struct NodeRef(*const u32);
@@ -339,6 +367,78 @@ impl<W: Word> Direct<W> {
         } else {
             self.update_deep(a, len, leaf, guard)
         }
+    }
+
+    /// As [`update`](Self::update), holding the change back from readers
+    /// where it can: a /21../24 prefix is set in a decoded copy of its
+    /// top-level slot's node, which the following updates of the same slot
+    /// extend, and the copy is published (one node copy, one store) when an
+    /// update goes elsewhere or [`publish_pending`](Self::publish_pending)
+    /// is called. A sorted table load puts some seven prefixes into each
+    /// node this way, and copied the node for each. The writer's own reads
+    /// stay exact: every other path publishes the pending node first.
+    pub(crate) fn update_deferred(
+        &self,
+        shadow: &mut TrieShadow<W>,
+        pending: &mut Deferred,
+        a: W,
+        len: u32,
+        leaf: u32,
+        guard: &Guard,
+    ) -> u32 {
+        if len <= TOP_BITS || len > TOP_BITS + STRIDE {
+            self.publish_pending(pending, guard);
+            return self.update(shadow, a, len, leaf, guard);
+        }
+        let s = a.top(TOP_BITS);
+        if pending.0.as_ref().is_some_and(|p| p.slot != s) {
+            self.publish_pending(pending, guard);
+        }
+        let p = pending.0.get_or_insert_with(|| self.start_pending(s));
+        let r = len - TOP_BITS;
+        let bit = owned_bit(r, a.nibble(TOP_BITS) >> (STRIDE - r));
+        let old = p.buf.owned[bit];
+        if old != leaf {
+            p.buf.owned[bit] = leaf;
+            p.dirty = true;
+        }
+        old
+    }
+
+    /// A pending copy of slot `s`'s node (an empty one inheriting the
+    /// slot's leaf if it has none).
+    fn start_pending(&self, s: usize) -> PendingNode {
+        let e = self.top[s].load(Ordering::Relaxed); // only the writer stores
+        let (buf, replaces) = if is_node(e) {
+            let n = self.node(e);
+            // SAFETY: the writer only reads nodes it has not retired; this
+            // one is retired only when its replacement is published.
+            (unsafe { n.decode() }, Some(n))
+        } else {
+            (NodeBuf::new(entry_leaf(e)), None)
+        };
+        PendingNode {
+            slot: s,
+            buf,
+            replaces,
+            dirty: false,
+        }
+    }
+
+    /// Publishes the pending node, if any: its children re-pushed, one
+    /// Release store into its top-level slot, the node it replaces (and
+    /// any child replaced) retired.
+    pub(crate) fn publish_pending(&self, pending: &mut Deferred, guard: &Guard) {
+        let Some(p) = pending.0.take() else { return };
+        if !p.dirty {
+            return;
+        }
+        let mut retired = Retired::new();
+        retired.extend(p.replaces);
+        let new = self.finish(p.buf, &mut retired);
+        // Release: see `lookup`.
+        self.top[p.slot].store(new, Ordering::Release);
+        self.retire(retired, guard);
     }
 
     /// The leaf of exactly `a/len` (writer side).

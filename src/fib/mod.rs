@@ -4,7 +4,13 @@
 //! The RIB calls [`ForwardingTable::apply`] for every best-route change
 //! while it still holds the destination's writer lock, so per prefix the
 //! FIB sees changes in table order, and a change is in the FIB before the
-//! RIB call that made it returns.
+//! RIB call that made it returns. Bulk calls (a batch of updates,
+//! deregistration, block operations, aging) use
+//! [`ForwardingTable::apply_deferred`] instead: the IPv4 core gathers the
+//! changes of one top-level slot's node in a writer-side copy and publishes
+//! it once, when the writer moves on to another slot, at the end of each
+//! chunk of a few hundred networks, and before any other write; a sorted
+//! table load then copies each node once instead of once per prefix in it.
 //!
 //! [`LpmFib`] runs one of two cores (module `core`): for IPv4 a direct,
 //! leaf-pushed DIR-20-4-4-4 trie (module `direct`: one top-level entry
@@ -47,6 +53,19 @@ pub trait ForwardingTable<F: Family>: Send + Sync + 'static {
     fn empty() -> Self;
     /// Sets (`Some`) or removes (`None`) the best route of `network`.
     fn apply(&self, network: F::Network, best: Option<&Route<F>>);
+    /// As [`apply`](Self::apply), but the structure may hold the change
+    /// back from its readers until [`publish`](Self::publish) or its next
+    /// `apply`: the RIB's bulk writers (batches, deregistration, block
+    /// operations, aging) call this and publish every few hundred
+    /// networks, and always before their call returns, so neighbouring
+    /// prefixes share one copy of their node. Changes still take effect in
+    /// the order they were applied. By default, applied at once.
+    fn apply_deferred(&self, network: F::Network, best: Option<&Route<F>>) {
+        self.apply(network, best);
+    }
+    /// Publishes every change [`apply_deferred`](Self::apply_deferred)
+    /// held back.
+    fn publish(&self) {}
 }
 
 /// The FIB of a family without longest-prefix matching (IPX).
@@ -105,6 +124,9 @@ type Bits<F> = <<F as IpFamily>::Addr as IpAddress>::Bits;
 
 struct Writer<A: IpAddress> {
     shadow: TrieShadow<A::Bits>,
+    /// A node the bulk writer's deferred changes are gathered in, published
+    /// by every other use of the writer (see [`LpmFib::writer`]).
+    deferred: direct::Deferred,
     ids: NexthopIds<A>,
     /// Routes that could not be installed because all 2^24 - 1 next-hop
     /// ids were in use (never expected: that needs 16M distinct next hops).
@@ -158,6 +180,7 @@ impl<F: IpFamily> LpmFib<F> {
             ))),
             writer: Mutex::new(Writer {
                 shadow,
+                deferred: direct::Deferred::default(),
                 ids: NexthopIds::new(),
                 dropped: 0,
             }),
@@ -165,7 +188,20 @@ impl<F: IpFamily> LpmFib<F> {
         }
     }
 
+    /// The writer, with any change held back by `apply_deferred`
+    /// published: so every write but a deferred one, and every writer-side
+    /// read, sees and leaves the lookup structure up to date.
     fn writer(&self) -> MutexGuard<'_, Writer<F::Addr>> {
+        let mut w = self.writer_as_is();
+        if w.deferred.is_pending() {
+            let guard = epoch::pin();
+            self.core.publish_pending(&mut w.deferred, &guard);
+        }
+        w
+    }
+
+    /// The writer, deferred changes left pending.
+    fn writer_as_is(&self) -> MutexGuard<'_, Writer<F::Addr>> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -184,16 +220,23 @@ impl<F: IpFamily> LpmFib<F> {
                 interface,
                 protocol,
             }),
+            false,
         );
     }
 
     /// Removes the entry of `prefix`, if any.
     pub fn remove(&self, prefix: Prefix<F::Addr>) {
-        self.set(prefix, None);
+        self.set(prefix, None, false);
     }
 
-    fn set(&self, prefix: Prefix<F::Addr>, nh: Option<Nexthop<F::Addr>>) {
-        let mut w = self.writer();
+    /// Sets or removes `prefix`'s entry; with `defer`, possibly held back
+    /// from readers (see [`ForwardingTable::apply_deferred`]).
+    fn set(&self, prefix: Prefix<F::Addr>, nh: Option<Nexthop<F::Addr>>, defer: bool) {
+        let mut w = if defer {
+            self.writer_as_is()
+        } else {
+            self.writer()
+        };
         let w = &mut *w;
         let guard = epoch::pin();
         let leaf = match nh {
@@ -206,13 +249,17 @@ impl<F: IpFamily> LpmFib<F> {
             },
             None => 0,
         };
-        let old = self.core.update(
-            &mut w.shadow,
-            prefix.addr().to_native(),
-            prefix.len() as u32,
-            leaf,
-            &guard,
-        );
+        let (a, len) = (prefix.addr().to_native(), prefix.len() as u32);
+        // A next-hop id released here may still be read from the pending
+        // node's predecessor until it is published; ids are reused only a
+        // grace period after release, which cannot end before the bulk
+        // writer (pinned across its chunk) publishes and unpins.
+        let old = if defer {
+            self.core
+                .update_deferred(&mut w.shadow, &mut w.deferred, a, len, leaf, &guard)
+        } else {
+            self.core.update(&mut w.shadow, a, len, leaf, &guard)
+        };
         if old != 0 {
             w.ids.release(&self.nexthops, old >> 8, &guard);
         }
@@ -402,10 +449,24 @@ impl<F: IpFamily> ForwardingTable<F> for LpmFib<F> {
     }
 
     fn apply(&self, network: Prefix<F::Addr>, best: Option<&Route<F>>) {
-        match best {
-            Some(r) => self.insert(network, r.next_hop, r.interface, r.protocol),
-            None => self.remove(network),
-        }
+        self.set(network, best.map(forwarding_of), false);
+    }
+
+    fn apply_deferred(&self, network: Prefix<F::Addr>, best: Option<&Route<F>>) {
+        self.set(network, best.map(forwarding_of), true);
+    }
+
+    fn publish(&self) {
+        drop(self.writer());
+    }
+}
+
+/// What the FIB keeps of a best route.
+fn forwarding_of<F: IpFamily>(r: &Route<F>) -> Nexthop<F::Addr> {
+    Nexthop {
+        next_hop: r.next_hop,
+        interface: r.interface,
+        protocol: r.protocol,
     }
 }
 

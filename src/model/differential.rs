@@ -36,10 +36,12 @@ pub trait DiffFamily: Family {
     }
 }
 
+/// 10.1.0.0/22 and 10.1.2.0/24 share a node of the direct FIB (one /20
+/// top-level slot), so a bulk writer's deferred FIB changes gather both.
 const V4_NETS: [&str; 8] = [
     "0.0.0.0/0",
     "10.0.0.0/8",
-    "10.0.0.0/16",
+    "10.1.0.0/22",
     "10.1.0.0/16",
     "10.1.2.0/24",
     "10.1.2.3/32",

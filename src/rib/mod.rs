@@ -130,6 +130,9 @@ pub(crate) struct WriteCtx<'a, F: Family> {
     /// Deregistration: the caller's index is discarded whole afterwards, so
     /// it is not maintained network by network.
     caller_leaving: bool,
+    /// A bulk writer: FIB changes may be held back until its chunk ends
+    /// (`ForwardingTable::apply_deferred`, [`PublishFib`]).
+    defer_fib: bool,
     wakes: Wakes<F>,
 }
 
@@ -140,6 +143,7 @@ impl<'a, F: Family> WriteCtx<'a, F> {
             caller: Some(caller),
             tell_caller: false,
             caller_leaving: false,
+            defer_fib: false,
             wakes: Wakes::new(),
         }
     }
@@ -166,6 +170,7 @@ impl<'a, F: Family> WriteCtx<'a, F> {
             caller: None,
             tell_caller: true,
             caller_leaving: false,
+            defer_fib: false,
             wakes: Wakes::new(),
         }
     }
@@ -259,6 +264,19 @@ impl<F: Family> Drop for Found<'_, '_, F> {
         {
             r.release(guard);
         }
+    }
+}
+
+/// Publishes the FIB changes a bulk writer held back, when its chunk ends
+/// however it ends (an error or a panic included), so every change is in
+/// the FIB before the call that made it returns. Declared after the
+/// chunk's pin, so dropped before it: the writer is still pinned when it
+/// publishes (see `LpmFib::set` on next-hop ids).
+struct PublishFib<'a, F: Family>(&'a F::Fib);
+
+impl<F: Family> Drop for PublishFib<'_, F> {
+    fn drop(&mut self) {
+        self.0.publish();
     }
 }
 
@@ -620,7 +638,11 @@ impl<F: Family> Table<F> {
         // mostly such changes).
         let forwarding = |r: &Route<F>| (r.next_hop, r.interface, r.protocol);
         if before_best.as_ref().map(forwarding) != after_best.as_ref().map(forwarding) {
-            self.fib.apply(network, after_best.as_ref());
+            if ctx.defer_fib {
+                self.fib.apply_deferred(network, after_best.as_ref());
+            } else {
+                self.fib.apply(network, after_best.as_ref());
+            }
         }
         if now_empty {
             self.unlink(&node, &mut locked, network, cursor);
@@ -675,9 +697,11 @@ impl<F: Family> Table<F> {
         mut op: impl FnMut(&mut Working<F>) -> Result<usize, RtmError>,
     ) -> Result<usize, RtmError> {
         let mut total = 0;
+        ctx.defer_fib = true;
         for chunk in networks.chunks(WAKE_EVERY) {
             {
                 let guard = epoch::pin();
+                let _publish = PublishFib::<F>(&self.fib);
                 let mut cursor = Cursor::new(&guard);
                 for &network in chunk {
                     let outcome = self.mutate(network, false, &mut cursor, ctx, &mut op)?;
@@ -987,12 +1011,14 @@ impl<F: Family> Table<F> {
         self.with_client(handle, |state| {
             let stamp = self.stamp(state);
             let mut ctx = WriteCtx::own_route(state);
+            ctx.defer_fib = true;
             let mut expiring: Vec<(Timestamp, F::Network)> = Vec::new();
             // Pinned per chunk, with a cursor: a sorted load steps from
             // one network to the next instead of searching for each.
             for chunk in updates.chunks(WAKE_EVERY) {
                 {
                     let guard = epoch::pin();
+                    let _publish = PublishFib::<F>(&self.fib);
                     let mut cursor = Cursor::new(&guard);
                     for u in chunk {
                         match u {
