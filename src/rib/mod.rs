@@ -61,13 +61,21 @@ use crate::intern::{InternIds, InternTable};
 
 /// How many networks a bulk writer rewrites between two wakes of the
 /// change queues it owes one (see [`Wakes`]): a waiting subscriber hears
-/// of a burst within a few hundred microseconds, and the writer pays one
-/// futex wake per this many messages instead of one per message.
-const WAKE_EVERY: usize = 256;
+/// of a burst within a millisecond, and the writer pays one futex wake per
+/// this many messages instead of one per message. Each wake also puts the
+/// subscriber on a core, ahead of a lookup thread there: at 256, the two
+/// subscribers of `rtm bench churn` took the reader's core some 8,000
+/// times a second during a deregistration.
+const WAKE_EVERY: usize = 1024;
 
-/// Collections a bulk walk runs after each chunk of [`WAKE_EVERY`]
-/// networks: a chunk retires a few hundred sets and FIB nodes, some 15
-/// batches of crossbeam-epoch's, and a collection frees up to eight.
+/// How many networks a bulk writer handles under one epoch pin (see
+/// [`Table::bulk`]), and between two publications of its deferred FIB
+/// changes.
+const CHUNK: usize = 256;
+
+/// Collections a bulk walk runs after each chunk of [`CHUNK`] networks: a
+/// chunk retires a few hundred sets and FIB nodes, some 15 batches of
+/// crossbeam-epoch's, and a collection frees up to eight.
 const COLLECTS_PER_CHUNK: usize = 3;
 
 /// The change queues a writer has pushed to while a thread waited on them,
@@ -698,7 +706,7 @@ impl<F: Family> Table<F> {
     ) -> Result<usize, RtmError> {
         let mut total = 0;
         ctx.defer_fib = true;
-        for chunk in networks.chunks(WAKE_EVERY) {
+        for chunk in networks.chunks(CHUNK) {
             {
                 let guard = epoch::pin();
                 let _publish = PublishFib::<F>(&self.fib);
@@ -1015,7 +1023,7 @@ impl<F: Family> Table<F> {
             let mut expiring: Vec<(Timestamp, F::Network)> = Vec::new();
             // Pinned per chunk, with a cursor: a sorted load steps from
             // one network to the next instead of searching for each.
-            for chunk in updates.chunks(WAKE_EVERY) {
+            for chunk in updates.chunks(CHUNK) {
                 {
                     let guard = epoch::pin();
                     let _publish = PublishFib::<F>(&self.fib);
