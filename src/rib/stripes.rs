@@ -40,10 +40,10 @@ pub(crate) const DEFAULT_STRIPES: NonZeroUsize = NonZeroUsize::new(4096).unwrap(
 #[cfg(loom)]
 pub(crate) const DEFAULT_STRIPES: NonZeroUsize = NonZeroUsize::new(2).unwrap();
 
-/// The cache's memory per network of its stripe, roughly: a stripe keeps
-/// the power of two of slots nearest this budget (a slot is a network and
-/// a pointer: 16 bytes for IPv4, 32 for IPv6), and one slot at least
-/// while it has a network.
+/// The cache's memory per network of its stripe: a stripe keeps this
+/// budget in slots, rounded up to a power of two (a slot is a network and
+/// a pointer: 16 bytes for IPv4, 32 for IPv6), so one slot at least while
+/// it has a network.
 pub(crate) const CACHE_BYTES_PER_NETWORK: usize = 3;
 
 /// The writers' locks, one per stripe of networks.
