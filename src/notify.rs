@@ -439,28 +439,38 @@ mod tests {
         assert_eq!(order, nets);
     }
 
-    #[test]
-    fn a_flapping_network_keeps_the_coalesced_queue_small() {
+    /// A coalescing queue holding one message (an add of the returned
+    /// route) after another network flapped `flaps` times.
+    fn one_kept_after_flaps(flaps: usize) -> (ChangeQueue<Ipv4>, Route<Ipv4>) {
         let q = ChangeQueue::<Ipv4>::coalescing();
         let keep = route("10.9.0.0/16", 1);
         q.push(Change::Added { current: keep });
         let r = route("10.0.0.0/8", 1);
-        for _ in 0..100_000 {
+        for _ in 0..flaps {
             q.push(Change::Added { current: r });
             q.push(Change::Deleted { previous: r });
         }
-        assert_eq!(q.len(), 1);
+        (q, keep)
+    }
+
+    /// (slots, index entries, live messages) of a coalescing queue.
+    fn coalesced_sizes(q: &ChangeQueue<Ipv4>) -> (usize, usize, usize) {
         let s = lock(&q.state);
         let Pending::Coalesced(c) = &s.messages else {
             panic!("not coalescing")
         };
+        (c.queue.len(), c.index.len(), c.live)
+    }
+
+    #[test]
+    fn a_flapping_network_keeps_the_coalesced_queue_small() {
+        let (q, keep) = one_kept_after_flaps(100_000);
+        assert_eq!(q.len(), 1);
+        let (slots, index, live) = coalesced_sizes(&q);
         assert!(
-            c.queue.len() <= 2 * c.live + 65 && c.index.len() <= 2 * c.live + 1025,
-            "{} slots, {} index entries",
-            c.queue.len(),
-            c.index.len()
+            slots <= 2 * live + 65 && index <= 2 * live + 1025,
+            "{slots} slots, {index} index entries"
         );
-        drop(s);
         assert_eq!(q.pop().unwrap().change, Change::Added { current: keep });
     }
 
@@ -469,14 +479,7 @@ mod tests {
     /// networks drained long ago does not grow without bound.
     #[test]
     fn coalescing_folds_after_compaction_and_forgets_drained_networks() {
-        let q = ChangeQueue::<Ipv4>::coalescing();
-        let keep = route("10.9.0.0/16", 1);
-        q.push(Change::Added { current: keep });
-        let r = route("10.0.0.0/8", 1);
-        for _ in 0..1000 {
-            q.push(Change::Added { current: r });
-            q.push(Change::Deleted { previous: r });
-        }
+        let (q, keep) = one_kept_after_flaps(1000);
         let keep2 = route("10.9.0.0/16", 2);
         q.push(Change::Changed {
             previous: keep,
@@ -493,11 +496,8 @@ mod tests {
             });
             assert!(q.pop().is_ok());
         }
-        let s = lock(&q.state);
-        let Pending::Coalesced(c) = &s.messages else {
-            panic!("not coalescing")
-        };
-        assert!(c.index.len() <= 1025, "{} index entries", c.index.len());
+        let (_, index, _) = coalesced_sizes(&q);
+        assert!(index <= 1025, "{index} index entries");
     }
 
     #[test]

@@ -105,34 +105,21 @@ impl<W: Word> Core<W> {
     }
 
     /// Sets (`leaf != 0`) or removes the prefix `a/len`; the old leaf.
+    /// Given `pending`, the direct core may hold the change back there
+    /// (see `Direct::update_deferred`); the trie always applies it now.
     pub(crate) fn update(
         &self,
         shadow: &mut TrieShadow<W>,
+        pending: Option<&mut direct::Deferred>,
         a: W,
         len: u32,
         leaf: u32,
         guard: &Guard,
     ) -> u32 {
-        match self {
-            Core::Trie(t) => t.update(shadow, a, len, leaf, guard),
-            Core::Direct(d) => d.update(shadow, a, len, leaf, guard),
-        }
-    }
-
-    /// As `update`, but the direct core may hold the change back in
-    /// `pending` (see `Direct::update_deferred`); the trie applies it now.
-    pub(crate) fn update_deferred(
-        &self,
-        shadow: &mut TrieShadow<W>,
-        pending: &mut direct::Deferred,
-        a: W,
-        len: u32,
-        leaf: u32,
-        guard: &Guard,
-    ) -> u32 {
-        match self {
-            Core::Trie(t) => t.update(shadow, a, len, leaf, guard),
-            Core::Direct(d) => d.update_deferred(shadow, pending, a, len, leaf, guard),
+        match (self, pending) {
+            (Core::Trie(t), _) => t.update(shadow, a, len, leaf, guard),
+            (Core::Direct(d), None) => d.update(shadow, a, len, leaf, guard),
+            (Core::Direct(d), Some(p)) => d.update_deferred(shadow, p, a, len, leaf, guard),
         }
     }
 

@@ -254,12 +254,10 @@ impl<F: IpFamily> LpmFib<F> {
         // node's predecessor until it is published; ids are reused only a
         // grace period after release, which cannot end before the bulk
         // writer (pinned across its chunk) publishes and unpins.
-        let old = if defer {
-            self.core
-                .update_deferred(&mut w.shadow, &mut w.deferred, a, len, leaf, &guard)
-        } else {
-            self.core.update(&mut w.shadow, a, len, leaf, &guard)
-        };
+        let pending = defer.then_some(&mut w.deferred);
+        let old = self
+            .core
+            .update(&mut w.shadow, pending, a, len, leaf, &guard);
         if old != 0 {
             w.ids.release(&self.nexthops, old >> 8, &guard);
         }

@@ -705,22 +705,39 @@ impl<F: Family> Table<F> {
         mut op: impl FnMut(&mut Working<F>) -> Result<usize, RtmError>,
     ) -> Result<usize, RtmError> {
         let mut total = 0;
+        self.in_chunks(networks, ctx, |cursor, ctx, &network| {
+            if let Some((n, _)) = self.mutate(network, false, cursor, ctx, &mut op)? {
+                total += n;
+            }
+            Ok(())
+        })?;
+        Ok(total)
+    }
+
+    /// Runs `each` on `items` in order, [`CHUNK`] at a time, as a bulk
+    /// writer: one epoch pin and one [`Cursor`] per chunk, FIB changes
+    /// deferred and published when the chunk ends however it ends
+    /// ([`PublishFib`]), then crossbeam-epoch's collections. The walk of
+    /// bulk operations and of batches of updates.
+    fn in_chunks<'s, 'c, T, E>(
+        &'s self,
+        items: &[T],
+        ctx: &mut WriteCtx<'c, F>,
+        mut each: impl FnMut(&mut Cursor<'s, '_, F>, &mut WriteCtx<'c, F>, &T) -> Result<(), E>,
+    ) -> Result<(), E> {
         ctx.defer_fib = true;
-        for chunk in networks.chunks(CHUNK) {
+        for chunk in items.chunks(CHUNK) {
             {
                 let guard = epoch::pin();
                 let _publish = PublishFib::<F>(&self.fib);
                 let mut cursor = Cursor::new(&guard);
-                for &network in chunk {
-                    let outcome = self.mutate(network, false, &mut cursor, ctx, &mut op)?;
-                    if let Some((n, _)) = outcome {
-                        total += n;
-                    }
+                for item in chunk {
+                    each(&mut cursor, ctx, item)?;
                 }
             }
             Self::collect_after_chunk();
         }
-        Ok(total)
+        Ok(())
     }
 
     /// Runs crossbeam-epoch's collections after a chunk of a walk pinned
@@ -1018,34 +1035,30 @@ impl<F: Family> Table<F> {
         }
         self.with_client(handle, |state| {
             let stamp = self.stamp(state);
-            let mut ctx = WriteCtx::own_route(state);
-            ctx.defer_fib = true;
             let mut expiring: Vec<(Timestamp, F::Network)> = Vec::new();
-            // Pinned per chunk, with a cursor: a sorted load steps from
-            // one network to the next instead of searching for each.
-            for chunk in updates.chunks(CHUNK) {
-                {
-                    let guard = epoch::pin();
-                    let _publish = PublishFib::<F>(&self.fib);
-                    let mut cursor = Cursor::new(&guard);
-                    for u in chunk {
-                        match u {
-                            RouteUpdate::Add { route, ttl } => {
-                                let (change, expires) =
-                                    self.add_one(state, route, *ttl, stamp, &mut cursor, &mut ctx);
-                                if let Some(t) = expires {
-                                    expiring.push((t, route.network));
-                                }
-                                each(Ok(change));
+            // With a cursor: a sorted load steps from one network to the
+            // next instead of searching for each. Each update's failure is
+            // its outcome, not the batch's.
+            let Ok(()) = self.in_chunks(
+                updates,
+                &mut WriteCtx::own_route(state),
+                |cursor, ctx, u| {
+                    match u {
+                        RouteUpdate::Add { route, ttl } => {
+                            let (change, expires) =
+                                self.add_one(state, route, *ttl, stamp, cursor, ctx);
+                            if let Some(t) = expires {
+                                expiring.push((t, route.network));
                             }
-                            RouteUpdate::Delete(route) => {
-                                each(self.delete_one(state, route, &mut cursor, &mut ctx))
-                            }
+                            each(Ok(change));
+                        }
+                        RouteUpdate::Delete(route) => {
+                            each(self.delete_one(state, route, cursor, ctx))
                         }
                     }
-                }
-                Self::collect_after_chunk();
-            }
+                    Ok::<(), std::convert::Infallible>(())
+                },
+            );
             if !expiring.is_empty() {
                 let mut expiries = lock(&self.expiries);
                 for (t, n) in expiring {
