@@ -88,18 +88,22 @@ impl ManualClock {
         }
     }
 
-    /// Moves the clock forward by `secs` seconds.
+    /// Moves the clock forward by `secs` seconds, stopping at the end of
+    /// time (`u64::MAX` ticks): it never wraps backwards.
     pub fn advance_secs(&self, secs: u64) {
-        // Relaxed: the clock value is a single independent word; callers that
-        // need ordering with table operations get it from the table's locks.
-        self.ticks
-            .fetch_add(secs.saturating_mul(TICKS_PER_SECOND), Ordering::Relaxed);
+        self.advance_ticks(secs.saturating_mul(TICKS_PER_SECOND));
     }
 
-    /// Moves the clock forward by `ticks` 100 ns units.
+    /// Moves the clock forward by `ticks` 100 ns units, saturating as
+    /// [`advance_secs`](Self::advance_secs).
     pub fn advance_ticks(&self, ticks: u64) {
-        // Relaxed: see advance_secs.
-        self.ticks.fetch_add(ticks, Ordering::Relaxed);
+        // Relaxed: the clock value is a single independent word; callers that
+        // need ordering with table operations get it from the table's locks.
+        let _ = self
+            .ticks
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_add(ticks))
+            });
     }
 }
 

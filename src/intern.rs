@@ -5,9 +5,10 @@
 //! Readers turn an id into its value with one lock-free load
 //! ([`InternTable::get`]). Ids are reference-counted by the writer side
 //! ([`InternIds`], which its owner keeps under a lock or a single writer);
-//! a freed id is reused only after an epoch grace period, so a reader
-//! pinned while it holds an id (in a FIB leaf, in a published route set)
-//! always finds the value that id meant.
+//! a freed id is reused only after a grace period of the readers that can
+//! hold it: crossbeam-epoch's for the RIB's attributes (in published route
+//! sets), the FIB's QSBR domain for next hops (in FIB leaves; see
+//! `crate::qsbr`), so a reader always finds the value its id meant.
 
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
@@ -79,7 +80,8 @@ impl<T: Copy + Eq + Hash + Send + Sync + 'static> InternTable<T> {
         // (Release/Acquire through that publication: the FIB's trie, a
         // route set), and is not rewritten until a grace period after the
         // last such reference was unlinked, which cannot have passed while
-        // our caller is pinned.
+        // our caller is inside its read (pinned, or an online QSBR reader
+        // that has not reported since it loaded the id).
         unsafe { *(*seg).entries[id as usize % SEGMENT].get() }
     }
 
@@ -164,21 +166,42 @@ impl<T: Copy + Eq + Hash + Send + Sync + 'static> InternIds<T> {
         Some(id)
     }
 
-    /// Drops a reference; the last one frees the id after a grace period.
+    /// Drops a reference; the last one frees the id after a crossbeam-epoch
+    /// grace period (the RIB's attributes, read by pinned route readers).
     pub(crate) fn release(&mut self, table: &InternTable<T>, id: u32, guard: &Guard) {
+        if let Some(id) = self.unreference(table, id) {
+            let free = self.free.clone();
+            guard.defer(move || {
+                crate::qsbr::count_free();
+                free.lock().unwrap_or_else(PoisonError::into_inner).push(id)
+            });
+        }
+    }
+
+    /// Drops a reference; returns the id if that was the last one. The
+    /// caller must [`recycle`](Self::recycle) it once no reader can hold it
+    /// any more (the FIB does so through its QSBR limbo).
+    pub(crate) fn unreference(&mut self, table: &InternTable<T>, id: u32) -> Option<u32> {
         if !table.known(id) {
-            return;
+            return None;
         }
         let value = table.get(id);
-        let Some((_, refs)) = self.ids.get_mut(&value) else {
-            return;
-        };
+        let (_, refs) = self.ids.get_mut(&value)?;
         *refs -= 1;
-        if *refs == 0 {
-            self.ids.remove(&value);
-            let free = self.free.clone();
-            guard.defer(move || free.lock().unwrap_or_else(PoisonError::into_inner).push(id));
+        if *refs > 0 {
+            return None;
         }
+        self.ids.remove(&value);
+        Some(id)
+    }
+
+    /// Makes an id from [`unreference`](Self::unreference) reusable: no
+    /// reader may hold it any more.
+    pub(crate) fn recycle(&mut self, id: u32) {
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(id);
     }
 
     /// Distinct values in use.

@@ -52,17 +52,29 @@
 //! - [`Change`]: how a best route changed, returned by writes and queued
 //!   for clients.
 //! - [`RtmError`]: every failure, with its Win32 code.
-//! - [`LpmFib`] (via [`Rtm::fib`]): the forwarding table itself, for paths
-//!   that pin once for many lookups ([`LpmFib::reader`],
-//!   [`LpmFib::lookup_batch`]); also usable on its own.
+//! - [`LpmFib`] (via [`Rtm::fib`]): the forwarding table itself; a
+//!   forwarding thread registers a [`FibReader`] ([`LpmFib::reader`]) and
+//!   reports quiescent states between bursts; also usable on its own.
 //! - [`model::ModelRtm`]: a sequential reference implementation for tests.
 //!
 //! ## Guarantees
-//! - **Readers never wait.** `lookup`, `lookup_route`, `is_route`,
-//!   `get_first`/`get_next` and enumeration take no lock: destinations are
-//!   in a lock-free skip list, and each destination's route set is an
-//!   immutable value published with one atomic swap and reclaimed through
-//!   crossbeam-epoch. (Tested by `tests/stress.rs`.)
+//! - **Forwarding lookups never wait, never retry, never reclaim.** A
+//!   [`FibReader`] ([`LpmFib::reader`]) looks up with plain loads (one
+//!   Acquire load, no read-modify-write, no lock, no allocation) and never
+//!   runs anyone's deferred work; it reports a quiescent state between
+//!   bursts ([`FibReader::quiescent`], one store) or goes offline.
+//!   [`Rtm::lookup`] and [`LpmFib::lookup`] do the same through the calling
+//!   thread's own slot, online only for the call. Replaced FIB nodes and
+//!   next-hop ids are freed by writers through the FIB's quiescent-state
+//!   domain ([`qsbr`]). (`loom-tests/tests/fib_qsbr.rs`,
+//!   `tests/nexthop_reuse.rs`, `tests/fib.rs`.)
+//! - **Control-plane reads never lock for the table.** `lookup_route`,
+//!   `is_route`, `get_first`/`get_next` and enumeration read a lock-free
+//!   skip list of destinations, each destination's route set an immutable
+//!   value published with one atomic swap and reclaimed through
+//!   crossbeam-epoch. They are lock-free but not retry-free (the skip
+//!   list's search helps unlink nodes and restarts when it loses a race),
+//!   and a pin may run other threads' deferred frees. (`tests/stress.rs`.)
 //! - **Linearizable writes, one change order.** Each write to a network is
 //!   atomic; change messages are enqueued in the same critical section that
 //!   publishes the change, so all clients see the changes in the order the
@@ -70,6 +82,7 @@
 //! - **No route of a dead client.** Once `deregister` returns, no later
 //!   lookup, query or enumeration returns a route of that client, and no
 //!   operation of the client can add one (its gate is closed first).
+//!   Deregistration is atomic per network, not for the whole call.
 //!   (`tests/stress.rs`.)
 //! - **Failed calls change nothing.** Every error leaves the table, the
 //!   queues and the FIB as they were. (`tests/bad_input.rs`.)
@@ -79,13 +92,14 @@
 //!   (a prefix shorter than /20 may reach some addresses a moment before
 //!   others). A bulk call (a batch of updates, deregistration, a block
 //!   operation) publishes its FIB changes a node at a time, every few
-//!   hundred networks and before it returns. (`Rtm::verify_consistency`, `tests/fib.rs`,
-//!   `tests/stress.rs`, `tests/linearizability.rs`.)
+//!   hundred networks and before it returns. ([`Rtm::verify_consistency`],
+//!   which walks what lookups read; `tests/fib.rs`, `tests/stress.rs`,
+//!   `tests/linearizability.rs`.)
 //!
 //! Writers do take locks: their network's (striped) writer lock, a short
 //! per-family sequencer around publication, the attribute interner's lock
-//! when a route brings new attributes, and a per-client gate. Lock-freedom
-//! is a property of the read side only.
+//! when a route brings new attributes, a per-client gate and the FIB's
+//! writer lock. Lock-freedom is a property of the read side only.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
 #[cfg(feature = "batch")]
@@ -108,6 +122,7 @@ pub mod model;
 mod notify;
 mod prefix;
 mod priority;
+pub mod qsbr;
 mod rib;
 mod route;
 mod rtm;
@@ -124,7 +139,7 @@ pub use criteria::{
 pub use enumerate::Enumeration;
 pub use error::{ERROR_MORE_MESSAGES, NO_ERROR, Result, RtmError};
 pub use family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
-pub use fib::{FibEntry, FibMemory, FibReader, ForwardingTable, LpmFib, NoFib};
+pub use fib::{FibEntry, FibMemory, FibReader, ForwardingTable, LpmFib, NoFib, OfflineFibReader};
 pub use notify::{ChangeQueue, DequeueStatus, Dequeued};
 pub use prefix::{IpAddress, Ipv4Prefix, Ipv6Prefix, IpxNetwork, MacAddr, Prefix};
 pub use priority::{DEFAULT_PRIORITY, PriorityTable};

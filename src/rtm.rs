@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) exclude_invalid: bool,
     /// Writer lock stripes per family table.
     pub(crate) writer_stripes: NonZeroUsize,
+    /// Most routes one network may hold.
+    pub(crate) max_routes_per_network: usize,
 }
 
 pub(crate) struct Inner {
@@ -56,6 +58,7 @@ pub struct RtmBuilder {
     priorities: PriorityTable,
     exclude_invalid: bool,
     writer_stripes: NonZeroUsize,
+    max_routes_per_network: usize,
 }
 
 impl Default for RtmBuilder {
@@ -65,6 +68,7 @@ impl Default for RtmBuilder {
             priorities: PriorityTable::default(),
             exclude_invalid: true,
             writer_stripes: crate::rib::DEFAULT_WRITER_STRIPES,
+            max_routes_per_network: crate::rib::MAX_ROUTES_PER_NETWORK,
         }
     }
 }
@@ -102,6 +106,17 @@ impl RtmBuilder {
         self
     }
 
+    /// Lowers the most routes one network may hold (default and maximum
+    /// 65,534, the route set's 16-bit index with one value reserved; values
+    /// above are taken as the maximum). An add past the limit fails with
+    /// `NoSystemResources` and changes nothing. Tests and `rtm batch
+    /// --max-routes-per-network` use a small one to reach that error without
+    /// writing 65,535 routes one copy of a growing set at a time.
+    pub fn max_routes_per_network(mut self, max: u16) -> Self {
+        self.max_routes_per_network = (max as usize).min(crate::rib::MAX_ROUTES_PER_NETWORK);
+        self
+    }
+
     /// Builds the table manager.
     pub fn build(self) -> Rtm {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -112,6 +127,7 @@ impl RtmBuilder {
             priorities: ArcSwap::from_pointee(self.priorities),
             exclude_invalid: self.exclude_invalid,
             writer_stripes: self.writer_stripes,
+            max_routes_per_network: self.max_routes_per_network,
         });
         Rtm {
             inner: Arc::new(Inner {
@@ -260,11 +276,19 @@ impl Rtm {
     /// [`add_route`](Rtm::add_route) or [`delete_route`](Rtm::delete_route)
     /// would have at that point, and `each` receives the outcomes in order.
     ///
-    /// Cheaper than the calls one by one: the client is checked, the clock
-    /// and the protocol's priority are read once for the batch (every add
-    /// gets the same timestamp), and waiting subscribers are woken once per
-    /// few hundred messages rather than once per message. Each update is
-    /// atomic on its own; the batch is not (readers may see part of it).
+    /// Cheaper than the calls one by one: per chunk of 256 updates the
+    /// client is checked, the clock and the protocol's priority are read
+    /// once (every add of a chunk gets the same timestamp), and waiting
+    /// subscribers are woken once per few hundred messages rather than once
+    /// per message. Each update is atomic on its own; the batch is not
+    /// (readers may see part of it).
+    ///
+    /// `each` runs after its update's chunk is applied, outside the
+    /// client's gate and every epoch pin, so it may call back into the
+    /// table, this client included: if it deregisters the client, the rest
+    /// of the batch fails with `InvalidHandle`. An add past a network's
+    /// route limit reports `NoSystemResources` through `each` and changes
+    /// nothing.
     ///
     /// Every add is validated before anything is applied: an invalid TTL or
     /// route data refuses the whole batch with `InvalidParameter` naming the
@@ -314,7 +338,8 @@ impl Rtm {
     /// Disables or enables the caller's routes matching `criteria`
     /// (RtmBlockSetRouteEnable, our semantics: spec 2.15). A disabled route
     /// is kept and counted but never best, and enumerations skip it unless
-    /// asked to include disabled routes. Returns how many routes matched.
+    /// asked to include disabled routes. Returns how many routes changed state
+    /// (enabling an enabled route counts nothing); `NoRoutes` if none matched.
     pub fn block_set_enable<F: Family>(
         &self,
         client: &ClientHandle<F>,
@@ -414,13 +439,15 @@ impl Rtm {
     // ----- forwarding (2.15) ---------------------------------------------------
 
     /// The forwarding lookup: the longest-prefix match for `addr` in the FIB.
-    /// Lock-free; sees every best-route change whose RIB call has returned.
+    /// Wait-free, no read-modify-write (see [`LpmFib::lookup`]); sees every
+    /// best-route change whose RIB call has returned. A forwarding loop
+    /// should register a [`crate::FibReader`] instead.
     pub fn lookup<F: IpFamily>(&self, addr: F::Addr) -> Option<FibEntry<F>> {
         self.table::<F>().fib.lookup(addr)
     }
 
-    /// The family's FIB itself, for forwarding paths that pin once for many
-    /// lookups ([`LpmFib::reader`], [`LpmFib::lookup_batch`]).
+    /// The family's FIB itself: forwarding threads register readers on it
+    /// ([`LpmFib::reader`]) or look up in batches ([`LpmFib::lookup_batch`]).
     pub fn fib<F: IpFamily>(&self) -> &LpmFib<F> {
         &self.table::<F>().fib
     }
@@ -496,6 +523,9 @@ impl Rtm {
     }
 
     fn verify_fib<F: IpFamily>(&self) -> Result<(), String> {
+        // First what lookups read: the writer-side reads below publish any
+        // change a bulk writer held back, which would hide one it forgot.
+        self.verify_lookups::<F>()?;
         let table = self.table::<F>();
         let mut bests = 0;
         let mismatch = table.scan(Bound::Unbounded, |network, set| {
@@ -521,6 +551,99 @@ impl Rtm {
         }
         Ok(())
     }
+
+    /// What lookups read, against the RIB: the address space is walked
+    /// block by block through the FIB's own lookup path (the entries and
+    /// nodes readers load), and every block must lie inside one interval
+    /// of the longest-prefix partition the RIB's best routes make, with
+    /// that interval's answer. Together the blocks cover every address, so
+    /// this checks every lookup's answer, not only each prefix's entry.
+    fn verify_lookups<F: IpFamily>(&self) -> Result<(), String> {
+        let table = self.table::<F>();
+        let mut bests = Vec::new();
+        table.scan(Bound::Unbounded, |_network: Prefix<F::Addr>, set| {
+            if let Some(best) = set.best_route() {
+                bests.push(FibEntry::of(best));
+            }
+            None::<()>
+        });
+        let expected = lpm_intervals::<F>(bests);
+        let mut at = 0;
+        let mut failure = None;
+        table.fib.walk_lookups(|start, last, got| {
+            if failure.is_some() {
+                return;
+            }
+            while at < expected.len() && expected[at].1 < start {
+                at += 1;
+            }
+            let ok = expected
+                .get(at)
+                .is_some_and(|&(lo, hi, want)| lo <= start && last <= hi && want == got);
+            if !ok {
+                let want = expected.get(at).and_then(|e| e.2);
+                failure = Some(format!(
+                    "{}: lookups of {} to {} answer {got:?}, the RIB's best routes {want:?}",
+                    F::ID,
+                    <F::Addr as IpAddress>::from_bits(start),
+                    <F::Addr as IpAddress>::from_bits(last),
+                ));
+            }
+        });
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// The longest-prefix partition of the address space by `entries` (one
+/// per prefix): sorted, disjoint `(first, last, answer)` intervals covering
+/// every address, `None` where no prefix does.
+fn lpm_intervals<F: IpFamily>(
+    mut entries: Vec<FibEntry<F>>,
+) -> Vec<(u128, u128, Option<FibEntry<F>>)> {
+    let width = <F::Addr as IpAddress>::BITS as u32;
+    let span = |e: &FibEntry<F>| {
+        let lo = e.prefix.addr().to_bits();
+        let hi = lo
+            | (u128::MAX >> (128 - width))
+                .checked_shr(e.prefix.len() as u32)
+                .unwrap_or(0);
+        (lo, hi)
+    };
+    entries.sort_by_key(|e| (e.prefix.addr().to_bits(), e.prefix.len()));
+    let mut out = Vec::with_capacity(2 * entries.len() + 1);
+    // The prefixes covering `next`, innermost last, and the first address
+    // not yet emitted (None: past the end of the space).
+    let mut open: Vec<(u128, FibEntry<F>)> = Vec::new();
+    let mut next = Some(0u128);
+    let mut close_to =
+        |limit: u128, open: &mut Vec<(u128, FibEntry<F>)>, next: &mut Option<u128>| {
+            // Emits up to (not including) `limit`, closing prefixes that end first.
+            while let Some(cur) = *next {
+                let end = open.last().map_or(u128::MAX, |&(hi, _)| hi);
+                if cur >= limit {
+                    return;
+                }
+                let stop = end.min(limit - 1);
+                out.push((cur, stop, open.last().map(|&(_, e)| e)));
+                *next = stop.checked_add(1);
+                if stop == end {
+                    open.pop();
+                }
+            }
+        };
+    for e in entries {
+        let (lo, hi) = span(&e);
+        close_to(lo, &mut open, &mut next);
+        open.push((hi, e));
+    }
+    let end = u128::MAX >> (128 - width);
+    while let Some(cur) = next {
+        let stop = open.last().map_or(end, |&(hi, _)| hi);
+        out.push((cur, stop, open.last().map(|&(_, e)| e)));
+        next = if stop == end { None } else { Some(stop + 1) };
+        open.pop();
+    }
+    out
 }
 
 /// The background aging thread of [`Rtm::spawn_sweeper`]; stops on drop.

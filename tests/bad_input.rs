@@ -378,3 +378,98 @@ fn a_batch_with_one_invalid_add_changes_nothing() {
     let r = f.rtm.update_routes(&f.a, &over, |_| outcomes += 1);
     rejects(&f, &before, r, 87, "update 0 of 1 (add 10.2.0.0/16): TTL");
 }
+
+/// Would catch a network's route limit that panics (it was an
+/// `unreachable!` in the add path) or leaves part of the write behind:
+/// the refused add through `add_route`, by the owner and by another
+/// client, and through `update_routes` after an earlier update of the
+/// batch applied, must report `NoSystemResources` naming the limit and
+/// leave the table, the queues and the FIB as they were.
+#[test]
+fn an_add_past_a_networks_route_limit_is_refused_and_changes_nothing() {
+    let f = fx_with(|b| b.max_routes_per_network(4));
+    for i in 1..=4 {
+        let r = route("10.1.0.0/16", &format!("1.1.1.{i}"), i, 5 + i);
+        f.rtm.add_route(&f.a, &r, Ttl::Infinite).unwrap();
+    }
+    drain(&f.rtm, &f.b);
+    let before = snapshot(&f);
+    let code = RtmError::NoSystemResources(String::new()).code();
+    let fifth = route("10.1.0.0/16", "1.1.1.9", 9, 1);
+    rejects(
+        &f,
+        &before,
+        f.rtm.add_route(&f.a, &fifth, Ttl::Infinite),
+        code,
+        "at most 4",
+    );
+    rejects(
+        &f,
+        &before,
+        f.rtm.add_route(&f.b, &fifth, Ttl::Infinite),
+        code,
+        "10.1.0.0/16",
+    );
+    // In a batch: the first update applies, the second is refused alone.
+    let elsewhere = route("10.2.0.0/16", "1.1.1.1", 1, 5);
+    let mut outcomes = Vec::new();
+    f.rtm
+        .update_routes(
+            &f.a,
+            &[
+                RouteUpdate::Add {
+                    route: elsewhere,
+                    ttl: Ttl::Infinite,
+                },
+                RouteUpdate::Add {
+                    route: fifth,
+                    ttl: Ttl::Infinite,
+                },
+            ],
+            |r| outcomes.push(r),
+        )
+        .unwrap();
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    assert_eq!(outcomes[1].as_ref().unwrap_err().code(), code);
+    f.rtm.delete_route(&f.a, &elsewhere).unwrap();
+    let told: Vec<_> = drain(&f.rtm, &f.b).iter().map(|c| c.flags()).collect();
+    assert_eq!(
+        told,
+        [RTM_ROUTE_ADDED, RTM_ROUTE_DELETED],
+        "only 10.2/16 came and went"
+    );
+    assert_eq!(snapshot(&f), before);
+    f.rtm.verify_consistency().unwrap();
+}
+
+/// Would catch `update_routes` running its callback under the client's
+/// gate (deregistering the same client from it deadlocked): the callback
+/// deregisters the client after the first chunk's outcome, the call
+/// returns `InvalidHandle` for the rest, and the table holds exactly the
+/// routes of no client (the deregistration removed the first chunk's).
+#[test]
+fn update_routes_callback_may_deregister_its_own_client() {
+    let f = fx();
+    let updates: Vec<_> = (0..600u32)
+        .map(|i| RouteUpdate::Add {
+            route: route(&format!("10.{}.{}.0/24", i / 256, i % 256), "1.1.1.1", 1, 5),
+            ttl: Ttl::Infinite,
+        })
+        .collect();
+    let (rtm, a) = (f.rtm.clone(), f.a.clone());
+    let mut seen = 0;
+    let result = f.rtm.update_routes(&f.a, &updates, |r| {
+        r.unwrap();
+        seen += 1;
+        if seen == 1 {
+            rtm.deregister(&a).unwrap();
+        }
+    });
+    assert_eq!(
+        result.unwrap_err().code(),
+        RtmError::InvalidHandle(String::new()).code()
+    );
+    assert_eq!(seen, 256, "the first chunk's outcomes, then the stop");
+    assert_eq!(f.rtm.network_count::<Ipv4>(), 0);
+    f.rtm.verify_consistency().unwrap();
+}

@@ -137,6 +137,19 @@ fn b009_every_api_rejects_deregistered_handle() {
         6
     );
     assert_eq!(f.rtm.dequeue(&f.a).unwrap_err().code(), 6);
+    let batch = [RouteUpdate::Add {
+        route: r,
+        ttl: Ttl::Infinite,
+    }];
+    let mut called = false;
+    assert_eq!(
+        f.rtm
+            .update_routes(&f.a, &batch, |_| called = true)
+            .unwrap_err()
+            .code(),
+        6
+    );
+    assert!(!called, "a refused batch reports no outcome");
     assert_eq!(f.rtm.deregister(&f.a).unwrap_err().code(), 6);
     // A handle from another table is refused the same way.
     let other = Rtm::new();
@@ -343,13 +356,31 @@ fn b022_updating_non_best_that_stays_non_best_is_no_change() {
     assert_eq!(change, Change::NoChange);
 }
 
+/// Would catch a message that differs from the change the caller was
+/// returned (a previous best left out or taken from the wrong route), or
+/// one sent to the caller: the second add replaces the best route, so the
+/// message must carry that exact previous route.
 #[test]
 fn b023_caller_gets_no_message_others_get_identical_one() {
     let f = fx();
+    let first = route("10.0.0.0/8", "1.1.1.1", 1, 5);
+    f.rtm.add_route(&f.a, &first, Ttl::Infinite).unwrap();
+    drain(&f.rtm, &f.b);
     let change = f
         .rtm
-        .add_route(&f.a, &route("10.0.0.0/8", "1.1.1.1", 1, 5), Ttl::Infinite)
+        .add_route(&f.a, &route("10.0.0.0/8", "1.1.1.2", 1, 3), Ttl::Infinite)
         .unwrap();
+    let Change::Changed {
+        previous: prev,
+        current: cur,
+    } = change
+    else {
+        panic!("a better route replaces the best: {change:?}")
+    };
+    assert_eq!(
+        (prev.next_hop, cur.next_hop),
+        (addr("1.1.1.1"), addr("1.1.1.2"))
+    );
     assert!(drain(&f.rtm, &f.a).is_empty());
     assert_eq!(drain(&f.rtm, &f.b), vec![change]);
 }
@@ -729,21 +760,29 @@ fn b044_equal_priority_lower_metric_wins() {
     );
 }
 
+/// Would catch best-route selection reading the display metrics: a
+/// challenger with a worse metric but much better display metrics must not
+/// win, and one with a better metric but the worst display metrics must.
 #[test]
 fn b045_display_metrics_never_change_the_best() {
     let f = fx();
-    f.rtm
-        .add_route(&f.a, &route("10.0.0.0/8", "1.1.1.1", 1, 5), Ttl::Infinite)
-        .unwrap();
-    let mut other = route("10.0.0.0/8", "1.1.1.2", 1, 6);
-    for m in [0, u32::MAX] {
-        other.data.display_metrics = [m; 5];
-        f.rtm.add_route(&f.a, &other, Ttl::Infinite).unwrap();
-        assert_eq!(
-            f.rtm.is_route::<Ipv4>(&other.network).unwrap().next_hop,
-            addr("1.1.1.1")
-        );
-    }
+    let mut incumbent = route("10.0.0.0/8", "1.1.1.1", 1, 5);
+    incumbent.data.display_metrics = [1000; 5];
+    f.rtm.add_route(&f.a, &incumbent, Ttl::Infinite).unwrap();
+    let mut worse = route("10.0.0.0/8", "1.1.1.2", 1, 6);
+    worse.data.display_metrics = [0; 5];
+    f.rtm.add_route(&f.a, &worse, Ttl::Infinite).unwrap();
+    assert_eq!(
+        f.rtm.is_route::<Ipv4>(&incumbent.network).unwrap().next_hop,
+        addr("1.1.1.1")
+    );
+    let mut better = route("10.0.0.0/8", "1.1.1.3", 1, 4);
+    better.data.display_metrics = [u32::MAX; 5];
+    f.rtm.add_route(&f.a, &better, Ttl::Infinite).unwrap();
+    assert_eq!(
+        f.rtm.is_route::<Ipv4>(&incumbent.network).unwrap().next_hop,
+        addr("1.1.1.3")
+    );
 }
 
 #[test]
@@ -1104,19 +1143,35 @@ fn b063_block_delete_notifies_caller_too() {
     assert_eq!(drain(&f.rtm, &f.b).len(), 2);
 }
 
+/// Would catch a block delete that honours the best-only flag (spec: it
+/// changes nothing there): A's 10.0.0.0/8 route on interface 2 is not the
+/// best route (its route on interface 1 is), so a best-only delete of
+/// interface 2 that honoured the flag would keep it.
 #[test]
 fn b064_best_only_flag_changes_nothing_in_block_delete() {
     let with = fx();
     let without = fx();
     block_setup(&with);
     block_setup(&without);
+    assert_eq!(
+        with.rtm
+            .is_route::<Ipv4>(&net("10.0.0.0/8"))
+            .unwrap()
+            .interface,
+        1,
+        "the interface-2 route must not be best, or the flag could not matter"
+    );
     with.rtm
-        .block_delete(&with.a, &Criteria::all().interface(1).best_only())
+        .block_delete(&with.a, &Criteria::all().interface(2).best_only())
         .unwrap();
     without
         .rtm
-        .block_delete(&without.a, &Criteria::all().interface(1))
+        .block_delete(&without.a, &Criteria::all().interface(2))
         .unwrap();
+    assert_eq!(
+        routes_of(&with, P1),
+        [("10.0.0.0/8".to_string(), 1), ("11.0.0.0/8".to_string(), 1)]
+    );
     assert_eq!(
         all_routes::<Ipv4>(&with.rtm),
         all_routes::<Ipv4>(&without.rtm)
@@ -1226,17 +1281,27 @@ fn b070_route_lives_ttl_seconds() {
     assert!(f.rtm.is_route::<Ipv4>(&r.network).is_none());
 }
 
+/// Would catch an expiry message of the wrong kind or content (not a
+/// deletion, or not of the expired route), or one that skips the owner.
 #[test]
 fn b071_best_route_expiry_notifies_everyone_including_owner() {
     let f = fx();
-    f.rtm
-        .add_route(&f.a, &route("10.0.0.0/8", "1.1.1.1", 1, 5), Ttl::Seconds(1))
-        .unwrap();
+    let r = route("10.0.0.0/8", "1.1.1.1", 1, 5);
+    f.rtm.add_route(&f.a, &r, Ttl::Seconds(1)).unwrap();
     drain(&f.rtm, &f.b);
     f.clock.advance_secs(1);
-    f.rtm.sweep_expired();
-    assert_eq!(drain(&f.rtm, &f.a).len(), 1);
-    assert_eq!(drain(&f.rtm, &f.b).len(), 1);
+    assert_eq!(f.rtm.sweep_expired(), 1);
+    for got in [drain(&f.rtm, &f.a), drain(&f.rtm, &f.b)] {
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].flags(), RTM_ROUTE_DELETED);
+        let Change::Deleted { previous: prev } = got[0] else {
+            panic!("{:?}", got[0])
+        };
+        assert_eq!(
+            (prev.network, prev.next_hop, prev.protocol),
+            (r.network, r.next_hop, P1)
+        );
+    }
 }
 
 #[test]
@@ -1517,16 +1582,31 @@ fn b091_closed_handle_is_invalid() {
     assert_eq!(e.close().unwrap_err().code(), 6);
 }
 
+/// Would catch an enumeration tied to a registered client (refusing with
+/// `InvalidHandle`, or answering nothing, once none is registered): the
+/// table is read through a clone that holds no handle, and after every
+/// client is gone an enumeration is still answered (`NoRoutes`, not
+/// `InvalidHandle`).
 #[test]
 fn b092_enumeration_needs_no_client() {
     let f = fx();
     f.rtm
         .add_route(&f.a, &route("10.0.0.0/8", "1.1.1.1", 1, 5), Ttl::Infinite)
         .unwrap();
-    f.rtm.deregister(&f.b).unwrap();
     let rtm = f.rtm.clone();
-    drop(f);
     assert_eq!(rtm.enumerate(&Criteria::<Ipv4>::all()).unwrap().count(), 1);
+    f.rtm.deregister(&f.a).unwrap();
+    f.rtm.deregister(&f.b).unwrap();
+    drop(f);
+    assert!(matches!(
+        rtm.enumerate(&Criteria::<Ipv4>::all()),
+        Err(RtmError::NoRoutes(_))
+    ));
+    let fresh = Rtm::new();
+    assert!(matches!(
+        fresh.enumerate(&Criteria::<Ipv4>::all()),
+        Err(RtmError::NoRoutes(_))
+    ));
 }
 
 // ----- Ordered access ------------------------------------------------------------------
@@ -1622,4 +1702,28 @@ fn b098_get_next_with_network_filter_stays_in_network() {
         n += 1;
     }
     assert_eq!(n, 4);
+}
+
+/// Would catch `block_set_enable` counting routes whose state it did not
+/// change (enabling enabled routes reported them all): a disable of one of
+/// two routes counts 1, enabling both counts only that one, enabling again
+/// counts 0 (they still match, so it is no `NoRoutes`), and a criteria
+/// matching nothing is `NoRoutes`.
+#[test]
+fn block_enable_counts_only_routes_it_changes() {
+    let f = fx();
+    let r1 = route("10.1.0.0/16", "1.1.1.1", 1, 5);
+    let r2 = route("10.2.0.0/16", "1.1.1.1", 1, 5);
+    f.rtm.add_route(&f.a, &r1, Ttl::Infinite).unwrap();
+    f.rtm.add_route(&f.a, &r2, Ttl::Infinite).unwrap();
+    let one = Criteria::<Ipv4>::all().network(net("10.1.0.0/16"));
+    assert_eq!(f.rtm.block_set_enable(&f.a, &one, false).unwrap(), 1);
+    let all = Criteria::<Ipv4>::all();
+    assert_eq!(f.rtm.block_set_enable(&f.a, &all, true).unwrap(), 1);
+    assert_eq!(f.rtm.block_set_enable(&f.a, &all, true).unwrap(), 0);
+    let none = Criteria::<Ipv4>::all().network(net("10.3.0.0/16"));
+    assert!(matches!(
+        f.rtm.block_set_enable(&f.a, &none, true),
+        Err(RtmError::NoRoutes(_))
+    ));
 }

@@ -348,7 +348,7 @@ ok 1 routes disabled
 10.0.0.0/8 via 192.0.2.1 dev 1 proto 8 metric 5
 10.1.0.0/16 via 192.0.2.1 dev 1 proto 8 metric 1
 2 routes
-ok 2 routes enabled
+ok 1 routes enabled
 ok 2 routes converted
 ok 2 routes deleted
 deleted
@@ -560,4 +560,38 @@ fn bench_subcommands_run_on_small_inputs() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("\"w1_not_on_b\":0"), "{}", stdout(&o));
+}
+
+/// Would catch `rtm batch` panicking on a network past its route limit (the
+/// add path's `unreachable!`), an error line that does not name the limit,
+/// a refused add that leaves a route behind, and a clock that wraps when
+/// advanced by the largest count (time running backwards).
+#[test]
+fn batch_refuses_an_add_past_the_route_limit_and_time_never_wraps() {
+    let script = "\
+register ipv4 rip
+add rip 10.0.0.0/8 via 192.0.2.1 dev 1 metric 1
+add rip 10.0.0.0/8 via 192.0.2.2 dev 2 metric 1
+add rip 10.0.0.0/8 via 192.0.2.3 dev 3 metric 1
+count ipv4
+add rip 10.9.0.0/16 via 192.0.2.1 dev 1 metric 1 ttl 60
+advance 18446744073709551615
+advance 5
+count ipv4
+";
+    let o = rtm_stdin(
+        &["batch", "--max-routes-per-network", "2"],
+        script.as_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o),
+        "ok\nadded\nno-change\n1 networks\nadded\nok 1 routes expired\nok 0 routes expired\n1 networks\n"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("error line 4: no system resources: IPv4 10.0.0.0/8 would hold 3 routes; one network holds at most 2"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
 }

@@ -11,7 +11,10 @@ use std::thread;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use rtm::{IpAddress, IpFamily, Ipv4, Ipv6, LpmFib, Prefix, ProtocolId};
+use rtm::{
+    IpAddress, IpFamily, IpRouteData, Ipv4, Ipv6, LpmFib, Prefix, ProtocolId, RegisterOptions,
+    Route, RouteUpdate, Rtm, Ttl,
+};
 
 /// Brute-force LPM over a map of prefixes to interfaces.
 fn brute<A: IpAddress>(m: &BTreeMap<Prefix<A>, u32>, a: A) -> Option<(Prefix<A>, u32)> {
@@ -293,4 +296,67 @@ fn untouched_ipv6_route_never_flickers_under_churn() {
             Prefix::truncating(Ipv6Addr::from(bits), len)
         },
     );
+}
+
+/// Would catch `Rtm::verify_consistency` checking the writer's side of the
+/// FIB rather than what lookups read: with the chunk-end publication of a
+/// bulk writer's pending node left out (planted: `PublishFib::drop` doing
+/// nothing), lookups miss the batch's /24s while the writer's bookkeeping,
+/// which publishes on every read, has them, and only a check that walks the
+/// lookup path sees it. Also checks the walk on a table whose partition
+/// has nesting, gaps and both ends of the space.
+#[test]
+fn verify_consistency_checks_what_lookups_read() {
+    let rtm = Rtm::new();
+    let c = rtm
+        .register::<Ipv4>(ProtocolId(9), RegisterOptions::default())
+        .unwrap();
+    let c6 = rtm
+        .register::<Ipv6>(ProtocolId(9), RegisterOptions::default())
+        .unwrap();
+    let add = |net: &str, nh: u8| RouteUpdate::Add {
+        route: Route::<Ipv4>::new(
+            net.parse().unwrap(),
+            Ipv4Addr::new(192, 0, 2, nh),
+            nh as u32,
+            IpRouteData::with_metric(1),
+        ),
+        ttl: Ttl::Infinite,
+    };
+    let batch = [
+        add("0.0.0.0/0", 1),
+        add("10.0.0.0/8", 2),
+        add("10.1.3.128/25", 6),
+        add("255.255.255.255/32", 7),
+        // Last, so a pending node holds them when the batch ends.
+        add("10.1.0.0/24", 3),
+        add("10.1.1.0/24", 4),
+        add("10.1.2.0/23", 5),
+    ];
+    rtm.update_routes(&c, &batch, |r| {
+        r.unwrap();
+    })
+    .unwrap();
+    for net in ["::/0", "2001:db8::/32", "2001:db8:1::/48", "ffff::/16"] {
+        let r = Route::<Ipv6>::new(
+            net.parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+            1,
+            IpRouteData::with_metric(1),
+        );
+        rtm.update_routes(
+            &c6,
+            &[RouteUpdate::Add {
+                route: r,
+                ttl: Ttl::Infinite,
+            }],
+            |r| {
+                r.unwrap();
+            },
+        )
+        .unwrap();
+    }
+    rtm.verify_consistency().unwrap();
+    let hit = rtm.lookup::<Ipv4>(Ipv4Addr::new(10, 1, 1, 9)).unwrap();
+    assert_eq!(hit.prefix.to_string(), "10.1.1.0/24");
 }

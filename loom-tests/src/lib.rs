@@ -29,20 +29,21 @@
 //! - `publication.rs`: a destination's route-set publication against a
 //!   reader (Release swap, Acquire load, retire after unlink): the reader
 //!   sees whole, live sets in order;
-//! - `fib_replace.rs`: FIB path replacement and retirement against a
-//!   lookup (new leaf and node in arena blocks, a new chunk mapped first,
-//!   Release slot store, Acquire load, Relaxed chunk-base reads): a lookup
-//!   walks a whole, live, mapped path.
+//! - `fib_qsbr.rs`: the FIB's quiescent-state reclamation on the
+//!   library's own `rtm::qsbr::{Domain, Limbo}` (no stand-in: it is our
+//!   code, on the shim's atomics): a reader that registers, reports,
+//!   goes offline and online never reads a freed node or a recycled
+//!   next-hop id, bulk (held ids) and immediate changes alike.
 //!
-//! These two check rtm's protocol, not crossbeam-epoch's code, which loom
+//! `publication.rs` checks rtm's protocol, not crossbeam-epoch's code, which loom
 //! cannot run: reclamation is the stand-in collector of [`ebr`] (the
 //! textbook scheme crossbeam-epoch implements, its SeqCst fences as
 //! read-modify-writes that loom orders, its pin announcement an AcqRel
 //! swap as on x86: see [`ebr::Collector::pin`] for what an unbounded run
 //! found with a Relaxed one), memory is [`ebr::Blocks`] whose
 //! reuse is a write loom checks. Each model also runs planted weakenings
-//! (a Relaxed publication or load, freeing at the swap, mapping a chunk
-//! after publishing into it), which must fail, so the model is known to be
+//! (a Relaxed publication or load, freeing at the swap; for `fib_qsbr.rs`
+//! early reclamation, Relaxed reports, ids released before publication), which must fail, so the model is known to be
 //! able to fail.
 //!
 //! What loom cannot see: crossbeam-skiplist and crossbeam-epoch (the

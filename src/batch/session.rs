@@ -198,9 +198,19 @@ impl Session {
     /// An empty table on a [`ManualClock`] standing at 2026-01-01 00:00 UTC:
     /// time moves only with `advance`, so a script's output is reproducible.
     pub fn new() -> Session {
+        Session::with_max_routes_per_network(u16::MAX)
+    }
+
+    /// As [`Session::new`], with at most `max` routes on one network (see
+    /// `RtmBuilder::max_routes_per_network`; `u16::MAX` means RTMv1's
+    /// 65,534).
+    pub fn with_max_routes_per_network(max: u16) -> Session {
         let clock = ManualClock::new();
         Session {
-            rtm: Rtm::builder().clock(clock.clone()).build(),
+            rtm: Rtm::builder()
+                .clock(clock.clone())
+                .max_routes_per_network(max)
+                .build(),
             clock,
             clients: Clients::default(),
             enumerations: BTreeMap::new(),

@@ -67,13 +67,14 @@ impl ChurnReport {
     /// The human-readable table.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "churn: {}\none reader thread (rtm FIB, pinned reader), one writer thread (RIB calls)\n\n",
+            "churn: {}\none reader thread (rtm FIB, registered QSBR reader), one writer thread (RIB calls)\n\n",
             self.source
         );
         s += &reader::phase_table(&self.phases);
         s += &format!(
-            "\nworst reader rate during churn: {:.2} of idle (each writer phase against the idle windows around it)\n",
-            self.worst_fraction()
+            "\nworst reader rate during churn: {:.2} of idle (each writer phase against the idle windows around it)\ndeferred frees the reader ran: {} (writers free; readers never do)\n",
+            self.worst_fraction(),
+            reader::reader_frees(&self.phases)
         );
         s
     }
@@ -81,9 +82,10 @@ impl ChurnReport {
     /// One JSON object.
     pub fn json(&self) -> String {
         format!(
-            "{{\"source\":{:?},\"worst_fraction_of_idle\":{:.3},\"phases\":{}}}",
+            "{{\"source\":{:?},\"worst_fraction_of_idle\":{:.3},\"reader_frees\":{},\"phases\":{}}}",
             self.source,
             self.worst_fraction(),
+            reader::reader_frees(&self.phases),
             reader::phase_json(&self.phases)
         )
     }

@@ -37,7 +37,7 @@ pub trait Lpm<A: IpAddress>: Send + Sync {
     }
 }
 
-/// rtm's FIB through its pinned reader (dependent) and `lookup_batch`
+/// rtm's FIB through its registered reader (dependent) and `lookup_batch`
 /// (independent).
 pub struct RtmFib<F: IpFamily>(pub LpmFib<F>);
 
@@ -86,7 +86,7 @@ impl<F: IpFamily> Lpm<F::Addr> for RtmFib<F> {
             x = reader.lookup(a).map_or(0, |e| e.interface);
             sum += x as u64;
             if i % 4096 == 4095 {
-                reader.repin();
+                reader.quiescent();
             }
         }
         sum

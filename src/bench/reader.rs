@@ -1,5 +1,5 @@
 //! The forwarding-path probe of the churn benchmarks and the demo: threads
-//! doing IPv4 lookups through a pinned FIB reader while the main thread runs
+//! doing IPv4 lookups through a registered FIB reader (QSBR) while the main thread runs
 //! writer phases, with per-phase rates and sampled latencies.
 
 use std::net::Ipv4Addr;
@@ -38,6 +38,10 @@ pub struct ReaderStats {
     /// writer operations next to it (before and after, or the one there
     /// is); None for those phases themselves.
     pub of_idle: Option<f64>,
+    /// Deferred frees (FIB nodes and next-hop ids, RIB sets and ids) the
+    /// reader threads ran themselves during the phase: 0 by design, since
+    /// FIB readers never reclaim (see `rtm::qsbr`).
+    pub reader_frees: u64,
 }
 
 /// Name of the idle windows.
@@ -59,8 +63,9 @@ fn percentile(sorted: &[u32], q: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize] as u64
 }
 
-/// One reader's lookups per phase and its latency samples per phase.
-type PerPhase = (Vec<usize>, Vec<Vec<u32>>);
+/// One reader's lookups per phase, its latency samples per phase, and the
+/// deferred frees it ran per phase.
+type PerPhase = (Vec<usize>, Vec<Vec<u32>>, Vec<u64>);
 
 /// One reader thread's loop: lookups in blocks of 256, every
 /// [`SAMPLE`]-th timed alone, counted per phase, until `stop`.
@@ -77,6 +82,8 @@ fn read_until_stopped(
     let mut samples: Vec<Vec<u32>> = (0..max_phases)
         .map(|_| Vec::with_capacity(1 << 18))
         .collect();
+    let mut frees = vec![0u64; max_phases];
+    let mut frees_seen = crate::qsbr::frees_on_this_thread();
     let mut reader = fib.reader();
     let mut i = start;
     let mut sum = 0u64;
@@ -98,10 +105,14 @@ fn read_until_stopped(
         }
         counts[ph] += 256;
         // Let memory retired meanwhile be reclaimed.
-        reader.repin();
+        reader.quiescent();
+        // Reclamation work this thread ran (must stay 0: writers free).
+        let f = crate::qsbr::frees_on_this_thread();
+        frees[ph] += f - frees_seen;
+        frees_seen = f;
     }
     std::hint::black_box(sum);
-    (counts, samples)
+    (counts, samples, frees)
 }
 
 impl ReaderProbe {
@@ -170,8 +181,9 @@ impl ReaderProbe {
         self.stop.store(true, Ordering::Relaxed);
         let mut counts: Vec<usize> = Vec::new();
         let mut samples: Vec<Vec<u32>> = Vec::new();
+        let mut frees: Vec<u64> = Vec::new();
         for h in self.handles {
-            let (c, s) = h
+            let (c, s, fr) = h
                 .join()
                 .map_err(|_| "a reader thread panicked".to_string())?;
             counts.resize(c.len().max(counts.len()), 0);
@@ -181,6 +193,10 @@ impl ReaderProbe {
             }
             for (all, mut mine) in samples.iter_mut().zip(s) {
                 all.append(&mut mine);
+            }
+            frees.resize(fr.len().max(frees.len()), 0);
+            for (total, n) in frees.iter_mut().zip(fr) {
+                *total += n;
             }
         }
         let mut stats: Vec<ReaderStats> = self
@@ -201,6 +217,7 @@ impl ReaderProbe {
                     p9999_ns: percentile(&s, 0.9999),
                     max_ns: s.last().copied().unwrap_or(0) as u64,
                     of_idle: None,
+                    reader_frees: frees.get(i).copied().unwrap_or(0),
                 }
             })
             .collect();
@@ -227,7 +244,7 @@ impl ReaderProbe {
 /// The phases as a table (one line each).
 pub fn phase_table(phases: &[ReaderStats]) -> String {
     let mut s = format!(
-        "{:<24} {:>8} {:>12} {:>12} {:>10} {:>9} {:>9} {:>11} {:>9}\n",
+        "{:<24} {:>8} {:>12} {:>12} {:>10} {:>9} {:>9} {:>11} {:>9} {:>6}\n",
         "phase",
         "secs",
         "writer ops",
@@ -236,11 +253,12 @@ pub fn phase_table(phases: &[ReaderStats]) -> String {
         "of idle",
         "p50 ns",
         "p99.99 ns",
-        "max ns"
+        "max ns",
+        "frees"
     );
     for p in phases {
         s += &format!(
-            "{:<24} {:>8.3} {:>12} {:>12.0} {:>10.2} {:>9} {:>9} {:>11} {:>9}\n",
+            "{:<24} {:>8.3} {:>12} {:>12.0} {:>10.2} {:>9} {:>9} {:>11} {:>9} {:>6}\n",
             p.phase,
             p.secs,
             p.writer_ops,
@@ -249,7 +267,8 @@ pub fn phase_table(phases: &[ReaderStats]) -> String {
             p.of_idle.map_or("-".to_string(), |f| format!("{f:.2}")),
             p.p50_ns,
             p.p9999_ns,
-            p.max_ns
+            p.max_ns,
+            p.reader_frees
         );
     }
     s
@@ -261,7 +280,7 @@ pub fn phase_json(phases: &[ReaderStats]) -> String {
         .iter()
         .map(|p| {
             format!(
-                "{{\"phase\":{:?},\"secs\":{:.4},\"writer_ops\":{},\"reader_mlps\":{:.3},\"of_idle\":{},\"p50_ns\":{},\"p99_ns\":{},\"p9999_ns\":{},\"max_ns\":{}}}",
+                "{{\"phase\":{:?},\"secs\":{:.4},\"writer_ops\":{},\"reader_mlps\":{:.3},\"of_idle\":{},\"p50_ns\":{},\"p99_ns\":{},\"p9999_ns\":{},\"max_ns\":{},\"reader_frees\":{}}}",
                 p.phase,
                 p.secs,
                 p.writer_ops,
@@ -270,11 +289,17 @@ pub fn phase_json(phases: &[ReaderStats]) -> String {
                 p.p50_ns,
                 p.p99_ns,
                 p.p9999_ns,
-                p.max_ns
+                p.max_ns,
+                p.reader_frees
             )
         })
         .collect();
     format!("[{}]", items.join(","))
+}
+
+/// Deferred frees the reader threads ran, over every phase (0 expected).
+pub fn reader_frees(phases: &[ReaderStats]) -> u64 {
+    phases.iter().map(|p| p.reader_frees).sum()
 }
 
 /// The worst `of_idle` of the writer phases (infinity if none).

@@ -263,7 +263,7 @@ impl TableChurnReport {
     /// The human-readable report.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "churn: {}\nreader: one thread, rtm FIB, pinned reader; writer: the main thread (RIB calls)\n\n",
+            "churn: {}\nreader: one thread, rtm FIB, registered QSBR reader; writer: the main thread (RIB calls)\n\n",
             self.source
         );
         s += &reader::phase_table(&self.phases);
@@ -296,8 +296,9 @@ impl TableChurnReport {
             );
         }
         s += &format!(
-            "reader: worst {:.2} of idle over the steps\n",
-            reader::worst_fraction(&self.phases)
+            "reader: worst {:.2} of idle over the steps; deferred frees it ran: {}\n",
+            reader::worst_fraction(&self.phases),
+            reader::reader_frees(&self.phases)
         );
         s
     }
@@ -319,7 +320,7 @@ impl TableChurnReport {
             })
             .collect();
         format!(
-            "{{\"source\":{:?},\"routes\":{},\"u1_routes_per_sec\":{:.0},\"u2_ops_per_sec\":{:.0},\"u3_routes_per_sec\":{:.0},\"u3_bytes_per_route\":{:.2},\"w1_secs\":{:.4},\"w1_not_on_b\":{},\"w3_live_ratio\":{:.3},\"w3_max_pause_ns\":{},\"m1_total_bytes_per_route\":{:.2},\"m1_rib_bytes_per_route\":{:.2},\"reader_worst_of_idle\":{:.3},\"subscribers\":[{}],\"phases\":{}}}",
+            "{{\"source\":{:?},\"routes\":{},\"u1_routes_per_sec\":{:.0},\"u2_ops_per_sec\":{:.0},\"u3_routes_per_sec\":{:.0},\"u3_bytes_per_route\":{:.2},\"w1_secs\":{:.4},\"w1_not_on_b\":{},\"w3_live_ratio\":{:.3},\"w3_max_pause_ns\":{},\"m1_total_bytes_per_route\":{:.2},\"m1_rib_bytes_per_route\":{:.2},\"reader_worst_of_idle\":{:.3},\"reader_frees\":{},\"subscribers\":[{}],\"phases\":{}}}",
             self.source,
             self.routes,
             self.u1_per_sec,
@@ -333,6 +334,7 @@ impl TableChurnReport {
             self.m1_total_bytes_per_route,
             self.m1_rib_bytes_per_route,
             reader::worst_fraction(&self.phases),
+            reader::reader_frees(&self.phases),
             subs.join(","),
             reader::phase_json(&self.phases)
         )

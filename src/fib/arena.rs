@@ -10,18 +10,15 @@
 //! them (see [`super::pages`]).
 //!
 //! Blocks are sized in whole units; a freed block goes on its size class's
-//! free list and is reused by the next node of that size. Frees arrive
-//! from crossbeam-epoch's deferred functions on any thread, hence the
-//! mutex; allocations come only from the FIB's single writer, so the mutex
-//! is almost never contended. Chunks go back to the system when the core
-//! is dropped (see [`NodeArena::release`]), without waiting for the last
-//! deferred free to let go of the arena.
+//! free list and is reused by the next node of that size. Allocations and
+//! frees both come from the FIB's writer (frees when its QSBR limbo finds
+//! a grace period over), so the mutex is never contended, and no reader
+//! ever takes it. Chunks go back to the system when the core is dropped
+//! (see [`NodeArena::release`]).
 
 use std::alloc::{self, Layout};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-
-use crossbeam_epoch::Guard;
+use std::sync::{Mutex, PoisonError};
 
 use super::pages::advise_huge;
 
@@ -207,13 +204,12 @@ impl<const U: usize> NodeArena<U> {
         self.state().live_units * U * 8
     }
 
-    /// Gives every chunk back to the system now, although deferred frees
-    /// may still hold the arena: they only record blocks (never touch their
-    /// memory), and after this they are ignored.
+    /// Gives every chunk back to the system; later frees are ignored
+    /// (blocks still in a dropped FIB's limbo are simply forgotten).
     ///
     /// # Safety
     /// No block may be used afterwards, and `alloc` may not be called
-    /// again. [`NodeStore`] calls this when its core is dropped.
+    /// again. The arena's `Drop` calls this.
     pub(crate) unsafe fn release(&self) {
         let mut s = self.state();
         for b in self.bases.iter() {
@@ -239,12 +235,19 @@ impl<const U: usize> Drop for NodeArena<U> {
     }
 }
 
-/// A core's nodes, as both cores use them: the arena behind an `Arc`
-/// (deferred frees hold it too), a node's size in units worked out in one
+/// A retired node's block, waiting in the FIB's limbo (an address, so the
+/// limbo is `Send`).
+#[derive(Debug)]
+pub(crate) struct Block {
+    addr: usize,
+    units: usize,
+}
+
+/// A core's nodes, as both cores use them: the arena, a node's size in units worked out in one
 /// place from its length in bytes, a live-node count, and the release of
 /// every chunk when the core is dropped.
 pub(crate) struct NodeStore<const U: usize> {
-    arena: Arc<NodeArena<U>>,
+    arena: NodeArena<U>,
     /// Nodes stored and not yet retired (statistics).
     nodes: AtomicUsize,
 }
@@ -253,7 +256,7 @@ impl<const U: usize> NodeStore<U> {
     /// An empty store.
     pub(crate) fn new() -> Self {
         NodeStore {
-            arena: Arc::new(NodeArena::new()),
+            arena: NodeArena::new(),
             nodes: AtomicUsize::new(0),
         }
     }
@@ -278,23 +281,31 @@ impl<const U: usize> NodeStore<U> {
         p
     }
 
-    /// Hands a node to crossbeam-epoch, which returns its block to the
-    /// arena once every reader pinned now has unpinned: one small deferred
-    /// function per node, so reclamation runs in bounded steps.
+    /// Takes an unlinked node out of the live count and returns its block,
+    /// for the FIB's QSBR limbo to [`free`](Self::free) once no reader can
+    /// hold it.
     ///
     /// # Safety
     /// `p` must come from [`NodeStore::store`] of `bytes` bytes, be retired
-    /// once, and already be unlinked (its replacement published), so that
-    /// only readers pinned before now can reach it.
-    pub(crate) unsafe fn retire(&self, p: *const u64, bytes: usize, guard: &Guard) {
+    /// once, and already be unlinked (its replacement published).
+    pub(crate) unsafe fn retire(&self, p: *const u64, bytes: usize) -> Block {
         // Relaxed: statistics, written by the single writer.
         self.nodes.fetch_sub(1, Ordering::Relaxed);
-        let (p, units) = (p as usize, Self::units(bytes));
-        let arena = Arc::clone(&self.arena);
-        // SAFETY: the caller's contract: the block is unreachable to anyone
-        // who pins after this, and the collector runs the free only after
-        // everyone pinned before has unpinned; `units` is what `store` took.
-        unsafe { guard.defer_unchecked(move || arena.free(p as *mut u64, units)) };
+        Block {
+            addr: p as usize,
+            units: Self::units(bytes),
+        }
+    }
+
+    /// Returns a retired block to the arena's free lists.
+    ///
+    /// # Safety
+    /// `b` must come from [`retire`](Self::retire) on this store, be freed
+    /// once, and no reader may hold it any more (a grace period of the
+    /// FIB's QSBR domain has passed since it was retired).
+    pub(crate) unsafe fn free(&self, b: Block) {
+        // SAFETY: the caller's contract; `units` is what `store` took.
+        unsafe { self.arena.free(b.addr as *mut u64, b.units) }
     }
 
     /// The id of a stored node (never 0).
@@ -325,15 +336,6 @@ impl<const U: usize> NodeStore<U> {
     /// Nodes stored and not retired.
     pub(crate) fn count(&self) -> usize {
         self.nodes.load(Ordering::Relaxed)
-    }
-}
-
-impl<const U: usize> Drop for NodeStore<U> {
-    fn drop(&mut self) {
-        // SAFETY: the store goes with its core, and readers borrow the core,
-        // so no one is inside a node, and nothing allocates again; deferred
-        // frees still pending only record blocks and are ignored after this.
-        unsafe { self.arena.release() }
     }
 }
 

@@ -3,7 +3,8 @@
 //! compressed trie for IPv6 ([`Trie`]), whose sparse 128-bit space needs
 //! compression.
 
-use crossbeam_epoch::Guard;
+use super::FibLimbo;
+use super::arena::Block;
 
 use super::direct::{self, Direct};
 use super::trie::{Trie, TrieShadow};
@@ -104,6 +105,23 @@ impl<W: Word> Core<W> {
         }
     }
 
+    /// The leaf for `a` and how many leading bits decided it (see
+    /// `Direct::lookup_span`). The caller must be pinned.
+    pub(crate) fn lookup_span(&self, a: W) -> (u32, u32) {
+        match self {
+            Core::Trie(t) => t.lookup_span(a),
+            Core::Direct(d) => d.lookup_span(a),
+        }
+    }
+
+    /// The raw top-level entry of slot `s`.
+    pub(crate) fn top_entry(&self, s: usize) -> u32 {
+        match self {
+            Core::Trie(t) => t.top_entry(s),
+            Core::Direct(d) => d.top_entry(s),
+        }
+    }
+
     /// Sets (`leaf != 0`) or removes the prefix `a/len`; the old leaf.
     /// Given `pending`, the direct core may hold the change back there
     /// (see `Direct::update_deferred`); the trie always applies it now.
@@ -114,19 +132,19 @@ impl<W: Word> Core<W> {
         a: W,
         len: u32,
         leaf: u32,
-        guard: &Guard,
+        limbo: &mut FibLimbo,
     ) -> u32 {
         match (self, pending) {
-            (Core::Trie(t), _) => t.update(shadow, a, len, leaf, guard),
-            (Core::Direct(d), None) => d.update(shadow, a, len, leaf, guard),
-            (Core::Direct(d), Some(p)) => d.update_deferred(shadow, p, a, len, leaf, guard),
+            (Core::Trie(t), _) => t.update(shadow, a, len, leaf, limbo),
+            (Core::Direct(d), None) => d.update(shadow, a, len, leaf, limbo),
+            (Core::Direct(d), Some(p)) => d.update_deferred(shadow, p, a, len, leaf, limbo),
         }
     }
 
     /// Publishes what `update_deferred` held back.
-    pub(crate) fn publish_pending(&self, pending: &mut direct::Deferred, guard: &Guard) {
+    pub(crate) fn publish_pending(&self, pending: &mut direct::Deferred, limbo: &mut FibLimbo) {
         if let Core::Direct(d) = self {
-            d.publish_pending(pending, guard);
+            d.publish_pending(pending, limbo);
         }
     }
 
@@ -159,6 +177,20 @@ impl<W: Word> Core<W> {
         match self {
             Core::Trie(t) => t.node_count(),
             Core::Direct(d) => d.node_count(),
+        }
+    }
+
+    /// Returns a retired node's block to its core's arena.
+    ///
+    /// # Safety
+    /// As for `NodeStore::free`.
+    pub(crate) unsafe fn free(&self, b: Block) {
+        // SAFETY: forwarded.
+        unsafe {
+            match self {
+                Core::Trie(t) => t.free(b),
+                Core::Direct(d) => d.free(b),
+            }
         }
     }
 }

@@ -31,8 +31,8 @@
 //! # Updates
 //! As in the trie: path copying under the FIB's writer lock, publication
 //! by one Release store (top entry or parent node slot, the parent being
-//! itself freshly copied), replaced nodes retired through crossbeam-epoch
-//! into the arena. A change of a prefix of length <= 20 rewrites the top
+//! itself freshly copied), replaced nodes retired through the FIB's QSBR
+//! domain (`crate::qsbr`) into the arena. A change of a prefix of length <= 20 rewrites the top
 //! entries it covers and re-pushes its leaf into the nodes below them; a
 //! deeper change copies the nodes on its path and re-pushes into the
 //! children of the slots whose match changed. Nothing is rebuilt
@@ -44,10 +44,10 @@
 
 use std::sync::atomic::Ordering;
 
-use crossbeam_epoch::Guard;
+use super::{FibLimbo, Garbage};
 use smallvec::SmallVec;
 
-use super::arena::NodeStore;
+use super::arena::{Block, NodeStore};
 
 /// The direct core's allocation unit in words (see `arena::NodeArena`).
 const UNIT_WORDS: usize = 2;
@@ -308,6 +308,29 @@ impl<W: Word> Direct<W> {
         entry_leaf(unsafe { node.word(a.nibble(o)) })
     }
 
+    /// As [`lookup`](Self::lookup), also returning how many leading bits
+    /// of `a` decided the answer: every address sharing them gets the same
+    /// leaf (the walk of `LpmFib::walk_lookups`). The same loads as a
+    /// lookup.
+    pub(crate) fn lookup_span(&self, a: W) -> (u32, u32) {
+        // Acquire: see `lookup`.
+        let mut e = self.top[a.top(TOP_BITS)].load(Ordering::Acquire);
+        let mut o = TOP_BITS;
+        while is_node(e) && o < W::BITS {
+            // SAFETY: as in `descend` (the caller is pinned).
+            e = unsafe { self.node(e).word(a.nibble(o)) };
+            o += STRIDE;
+        }
+        (entry_leaf(e), o)
+    }
+
+    /// The raw top-level entry of slot `s` (for the walk: equal entries
+    /// give equal answers).
+    pub(crate) fn top_entry(&self, s: usize) -> u32 {
+        // Acquire: see `lookup`.
+        self.top[s].load(Ordering::Acquire)
+    }
+
     /// Prefetches the top-level entry of `a` (batch stage 1).
     #[inline(always)]
     pub(crate) fn prefetch_top(&self, a: W) {
@@ -360,12 +383,12 @@ impl<W: Word> Direct<W> {
         a: W,
         len: u32,
         leaf: u32,
-        guard: &Guard,
+        limbo: &mut FibLimbo,
     ) -> u32 {
         if len <= TOP_BITS {
-            self.update_top(shadow, a, len, leaf, guard)
+            self.update_top(shadow, a, len, leaf, limbo)
         } else {
-            self.update_deep(a, len, leaf, guard)
+            self.update_deep(a, len, leaf, limbo)
         }
     }
 
@@ -384,15 +407,15 @@ impl<W: Word> Direct<W> {
         a: W,
         len: u32,
         leaf: u32,
-        guard: &Guard,
+        limbo: &mut FibLimbo,
     ) -> u32 {
         if len <= TOP_BITS || len > TOP_BITS + STRIDE {
-            self.publish_pending(pending, guard);
-            return self.update(shadow, a, len, leaf, guard);
+            self.publish_pending(pending, limbo);
+            return self.update(shadow, a, len, leaf, limbo);
         }
         let s = a.top(TOP_BITS);
         if pending.0.as_ref().is_some_and(|p| p.slot != s) {
-            self.publish_pending(pending, guard);
+            self.publish_pending(pending, limbo);
         }
         let p = pending.0.get_or_insert_with(|| self.start_pending(s));
         let r = len - TOP_BITS;
@@ -428,7 +451,7 @@ impl<W: Word> Direct<W> {
     /// Publishes the pending node, if any: its children re-pushed, one
     /// Release store into its top-level slot, the node it replaces (and
     /// any child replaced) retired.
-    pub(crate) fn publish_pending(&self, pending: &mut Deferred, guard: &Guard) {
+    pub(crate) fn publish_pending(&self, pending: &mut Deferred, limbo: &mut FibLimbo) {
         let Some(p) = pending.0.take() else { return };
         if !p.dirty {
             return;
@@ -438,7 +461,7 @@ impl<W: Word> Direct<W> {
         let new = self.finish(p.buf, &mut retired);
         // Release: see `lookup`.
         self.top[p.slot].store(new, Ordering::Release);
-        self.retire(retired, guard);
+        self.retire(retired, limbo);
     }
 
     /// The leaf of exactly `a/len` (writer side).
@@ -492,7 +515,7 @@ impl<W: Word> Direct<W> {
         a: W,
         len: u32,
         leaf: u32,
-        guard: &Guard,
+        limbo: &mut FibLimbo,
     ) -> u32 {
         let net = a.network(len);
         let (old, rule) = shadow.update(net, len, leaf);
@@ -512,11 +535,11 @@ impl<W: Word> Direct<W> {
             // Release: see `lookup`.
             self.top[s].store(new, Ordering::Release);
         }
-        self.retire(retired, guard);
+        self.retire(retired, limbo);
         old
     }
 
-    fn update_deep(&self, a: W, len: u32, leaf: u32, guard: &Guard) -> u32 {
+    fn update_deep(&self, a: W, len: u32, leaf: u32, limbo: &mut FibLimbo) -> u32 {
         let old = self.find_deep(a, len);
         if old == leaf {
             return old;
@@ -528,7 +551,7 @@ impl<W: Word> Direct<W> {
         let new = self.set(e, TOP_BITS, inherited, a, len, leaf, &mut retired);
         // Release: see `lookup`.
         self.top[s].store(new, Ordering::Release);
-        self.retire(retired, guard);
+        self.retire(retired, limbo);
         old
     }
 
@@ -603,12 +626,15 @@ impl<W: Word> Direct<W> {
         unsafe { self.nodes.id_of(p) << 1 | 1 }
     }
 
-    fn retire(&self, nodes: Retired, guard: &Guard) {
+    fn retire(&self, nodes: Retired, limbo: &mut FibLimbo) {
         for n in nodes {
-            // SAFETY: still live (only now handed to the collector), stored
+            // SAFETY: still live (only now handed to the FIB's QSBR limbo, which
+            // frees it once every reader has passed a quiescent state), stored
             // by `finish` with exactly `len_words32` words; unlinked before
             // this call (its replacement is already published).
-            unsafe { self.nodes.retire(n.0.cast(), n.len_words32() * 4, guard) };
+            limbo.retire(Garbage::Node(unsafe {
+                self.nodes.retire(n.0.cast(), n.len_words32() * 4)
+            }));
         }
     }
 
@@ -625,5 +651,14 @@ impl<W: Word> Direct<W> {
     /// Number of live nodes.
     pub(crate) fn node_count(&self) -> usize {
         self.nodes.count()
+    }
+
+    /// Returns a retired node's block to the arena.
+    ///
+    /// # Safety
+    /// As for `NodeStore::free`.
+    pub(crate) unsafe fn free(&self, b: Block) {
+        // SAFETY: forwarded.
+        unsafe { self.nodes.free(b) }
     }
 }

@@ -20,8 +20,11 @@
 //! compression). Both keep their nodes in a huge-page arena (`arena`) and
 //! their top level on huge pages (`pages`). Readers never lock, never retry
 //! and never see a half-applied path: every update publishes each fully
-//! built path with one atomic store, and replaced nodes are reclaimed
-//! through crossbeam-epoch. An update is atomic per address, not across
+//! built path with one atomic store, and replaced nodes and next-hop ids
+//! are reclaimed through the FIB's own quiescent-state domain
+//! (`crate::qsbr`), by the writer, never by a reader. Throughout these
+//! modules a caller *pinned* means an online reader of that domain that
+//! has not reported a quiescent state since it loaded what it reads. An update is atomic per address, not across
 //! addresses: a prefix shorter than the top level (/20) spans many
 //! top-level entries, stored one by one, so while it is added a lookup of
 //! one address it covers can find it and a lookup of another not yet
@@ -36,13 +39,13 @@ mod trie;
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crossbeam_epoch::{self as epoch, Guard};
-
+use self::arena::Block;
 use self::core::{Core, Stages};
 use crate::family::{Family, IpFamily};
 use crate::prefix::{IpAddress, Prefix};
+use crate::qsbr::{self, Domain, Limbo};
 use crate::route::{ProtocolId, Route};
 use nexthop::{Nexthop, NexthopIds, NexthopTable};
 use trie::TrieShadow;
@@ -119,6 +122,27 @@ impl FibMemory {
     }
 }
 
+/// What the FIB's writer has unlinked and frees once no reader can hold it.
+pub(crate) enum Garbage {
+    /// A replaced node's arena block.
+    Node(Block),
+    /// A next-hop id no leaf names any more.
+    Nexthop(u32),
+}
+
+/// The FIB writer's limbo (see `crate::qsbr`).
+pub(crate) type FibLimbo = Limbo<Garbage>;
+
+/// Readers registered at once per FIB (lookups without a reader of their
+/// own take one per thread; see [`LpmFib::lookup`]).
+const READERS: usize = 1024;
+/// Retired items after which a write tries to reclaim: each try costs a
+/// heavy barrier and a scan of the reader slots, so it is amortised over
+/// this many retirements (a few hundred writes).
+const RECLAIM_EVERY: usize = 256;
+/// Most items one reclaim frees: a large free never pauses the writer.
+const FREE_LIMIT: usize = 4096;
+
 /// The native bits of a family's addresses.
 type Bits<F> = <<F as IpFamily>::Addr as IpAddress>::Bits;
 
@@ -128,6 +152,12 @@ struct Writer<A: IpAddress> {
     /// by every other use of the writer (see [`LpmFib::writer`]).
     deferred: direct::Deferred,
     ids: NexthopIds<A>,
+    /// Replaced nodes and released next-hop ids waiting for a grace period.
+    limbo: FibLimbo,
+    /// Next-hop ids released by deferred changes: the pending node's
+    /// predecessor, still published, may name them, so they go to the
+    /// limbo only once the pending node is published.
+    held: Vec<u32>,
     /// Routes that could not be installed because all 2^24 - 1 next-hop
     /// ids were in use (never expected: that needs 16M distinct next hops).
     dropped: usize,
@@ -142,12 +172,14 @@ struct Writer<A: IpAddress> {
 /// fib.insert("10.1.0.0/16".parse().unwrap(), "192.0.2.9".parse().unwrap(), 2, ProtocolId(2));
 /// let hit = fib.lookup("10.1.2.3".parse().unwrap()).unwrap();
 /// assert_eq!(hit.prefix.to_string(), "10.1.0.0/16");
-/// let reader = fib.reader(); // pin once, look up many
+/// let mut reader = fib.reader(); // a registered reader: plain loads
 /// assert_eq!(reader.lookup("10.2.0.1".parse().unwrap()).unwrap().interface, 1);
+/// reader.quiescent(); // between bursts: lets replaced nodes be freed
 /// ```
 pub struct LpmFib<F: IpFamily> {
     core: Core<<F::Addr as IpAddress>::Bits>,
     nexthops: NexthopTable<F::Addr>,
+    domain: Arc<Domain>,
     writer: Mutex<Writer<F::Addr>>,
     prefixes: AtomicUsize,
 }
@@ -182,8 +214,11 @@ impl<F: IpFamily> LpmFib<F> {
                 shadow,
                 deferred: direct::Deferred::default(),
                 ids: NexthopIds::new(),
+                limbo: FibLimbo::default(),
+                held: Vec::new(),
                 dropped: 0,
             }),
+            domain: Arc::new(Domain::new(READERS)),
             prefixes: AtomicUsize::new(0),
         }
     }
@@ -193,11 +228,47 @@ impl<F: IpFamily> LpmFib<F> {
     /// read, sees and leaves the lookup structure up to date.
     fn writer(&self) -> MutexGuard<'_, Writer<F::Addr>> {
         let mut w = self.writer_as_is();
-        if w.deferred.is_pending() {
-            let guard = epoch::pin();
-            self.core.publish_pending(&mut w.deferred, &guard);
+        let w_ = &mut *w;
+        if w_.deferred.is_pending() {
+            self.core.publish_pending(&mut w_.deferred, &mut w_.limbo);
+        }
+        // Published: no lookup can reach the held ids through a new load.
+        for id in w_.held.drain(..) {
+            w_.limbo.retire(Garbage::Nexthop(id));
         }
         w
+    }
+
+    /// Frees what the limbo holds past its grace period (bounded).
+    fn reclaim_locked(&self, w: &mut Writer<F::Addr>) -> usize {
+        let Writer { limbo, ids, .. } = w;
+        limbo.reclaim(&self.domain, FREE_LIMIT, |g| {
+            qsbr::count_free();
+            match g {
+                // SAFETY: retired by a core of this FIB after it was
+                // unlinked, and the limbo hands it out only once every
+                // reader online since has passed a quiescent state.
+                Garbage::Node(b) => unsafe { self.core.free(b) },
+                Garbage::Nexthop(id) => ids.recycle(id),
+            }
+        })
+    }
+
+    /// Frees, on the calling thread, what no reader can hold any more
+    /// (replaced nodes, released next-hop ids), up to a few thousand
+    /// items; returns how many. Writes call this every few hundred
+    /// retirements, and bulk calls when they finish, so an embedder needs
+    /// it only to return memory sooner after its readers report.
+    pub fn reclaim(&self) -> usize {
+        let mut w = self.writer();
+        self.reclaim_locked(&mut w)
+    }
+
+    /// Replaced nodes and next-hop ids waiting for readers' quiescent
+    /// states.
+    pub fn unreclaimed(&self) -> usize {
+        let w = self.writer_as_is();
+        w.limbo.len() + w.held.len()
     }
 
     /// The writer, deferred changes left pending.
@@ -238,7 +309,6 @@ impl<F: IpFamily> LpmFib<F> {
             self.writer()
         };
         let w = &mut *w;
-        let guard = epoch::pin();
         let leaf = match nh {
             Some(nh) => match w.ids.acquire(&self.nexthops, nh) {
                 Some(id) => id << 8 | prefix.len() as u32,
@@ -250,16 +320,23 @@ impl<F: IpFamily> LpmFib<F> {
             None => 0,
         };
         let (a, len) = (prefix.addr().to_native(), prefix.len() as u32);
-        // A next-hop id released here may still be read from the pending
-        // node's predecessor until it is published; ids are reused only a
-        // grace period after release, which cannot end before the bulk
-        // writer (pinned across its chunk) publishes and unpins.
         let pending = defer.then_some(&mut w.deferred);
         let old = self
             .core
-            .update(&mut w.shadow, pending, a, len, leaf, &guard);
-        if old != 0 {
-            w.ids.release(&self.nexthops, old >> 8, &guard);
+            .update(&mut w.shadow, pending, a, len, leaf, &mut w.limbo);
+        if old != 0
+            && let Some(id) = w.ids.unreference(&self.nexthops, old >> 8)
+        {
+            if defer {
+                // The pending node's predecessor, still published, may
+                // name it: see `Writer::held`.
+                w.held.push(id);
+            } else {
+                w.limbo.retire(Garbage::Nexthop(id));
+            }
+        }
+        if w.limbo.open_len() >= RECLAIM_EVERY {
+            self.reclaim_locked(w);
         }
         // Relaxed: a statistic; the trie's own publication orders lookups.
         match (old != 0, leaf != 0) {
@@ -287,44 +364,63 @@ impl<F: IpFamily> LpmFib<F> {
         })
     }
 
-    /// The longest-prefix match for `addr`. Pins the epoch for the call;
-    /// use [`LpmFib::reader`] or [`LpmFib::lookup_batch`] to pin once for
-    /// many lookups.
+    /// The longest-prefix match for `addr`, for callers without a reader
+    /// of their own: the call goes online and offline again through this
+    /// thread's slot in the FIB's QSBR domain (two stores and a light
+    /// barrier: no lock, no read-modify-write, nobody's deferred work), so
+    /// an idle thread never holds reclamation back. A forwarding loop
+    /// should hold a [`FibReader`] ([`LpmFib::reader`]) instead, whose
+    /// lookups are plain loads.
     #[inline]
     pub fn lookup(&self, addr: F::Addr) -> Option<FibEntry<F>> {
-        let guard = epoch::pin();
-        self.lookup_pinned(addr, &guard)
+        // SAFETY (of the reads inside): online for the closure's duration.
+        qsbr::read_locally(&self.domain, || self.lookup_online(addr))
     }
 
+    /// The lookup proper. The caller must be an online reader of this
+    /// FIB's domain that does not report a quiescent state before it is
+    /// done with the result (which it copies out of the table).
     #[inline(always)]
-    fn lookup_pinned(&self, addr: F::Addr, _guard: &Guard) -> Option<FibEntry<F>> {
+    fn lookup_online(&self, addr: F::Addr) -> Option<FibEntry<F>> {
         let a = addr.to_native();
         self.entry(a, self.core.lookup(a))
     }
 
-    /// A reader that keeps the epoch pinned: lookups through it skip the
-    /// pinning cost. Drop it between bursts so memory can be reclaimed.
+    /// A registered reader of this FIB, online: its lookups are plain
+    /// loads. It must report a quiescent state ([`FibReader::quiescent`])
+    /// between bursts of lookups, or go offline ([`FibReader::offline`])
+    /// when idle; until it does, nothing retired after its last report is
+    /// freed. At most 1,024 readers are registered at once (lookups through
+    /// [`LpmFib::lookup`] take one per thread); beyond that this waits for
+    /// one to be dropped.
     pub fn reader(&self) -> FibReader<'_, F> {
-        FibReader {
-            fib: self,
-            guard: epoch::pin(),
-        }
+        let slot = loop {
+            if let Some(i) = self.domain.register() {
+                break i;
+            }
+            std::thread::yield_now();
+        };
+        FibReader { fib: self, slot }
     }
 
     /// Looks up every address of `addrs` into `out` (as many as the shorter
-    /// of the two holds; returns that count). Pins once and overlaps the
-    /// memory accesses of groups of addresses with prefetches.
+    /// of the two holds; returns that count), overlapping the memory
+    /// accesses of groups of addresses with prefetches. Online once for the
+    /// batch through this thread's slot, as [`LpmFib::lookup`];
+    /// [`FibReader::lookup_batch`] is the same for a registered reader.
     pub fn lookup_batch(&self, addrs: &[F::Addr], out: &mut [Option<FibEntry<F>>]) -> usize {
-        let guard = epoch::pin();
-        let n = match &self.core {
-            Core::Trie(t) => self.pipeline(t, addrs, out),
-            Core::Direct(d) => self.pipeline(d, addrs, out),
-        };
-        drop(guard);
-        n
+        qsbr::read_locally(&self.domain, || self.batch_online(addrs, out))
     }
 
-    /// The batch pipeline over either core. The caller is pinned.
+    /// The batch proper; the caller is online (as for `lookup_online`).
+    fn batch_online(&self, addrs: &[F::Addr], out: &mut [Option<FibEntry<F>>]) -> usize {
+        match &self.core {
+            Core::Trie(t) => self.pipeline(t, addrs, out),
+            Core::Direct(d) => self.pipeline(d, addrs, out),
+        }
+    }
+
+    /// The batch pipeline over either core. The caller is online.
     #[inline(always)]
     fn pipeline<C: Stages<Bits<F>>>(
         &self,
@@ -376,7 +472,7 @@ impl<F: IpFamily> LpmFib<F> {
         for g in 0..2 {
             lens[g] = load::<F, C>(core, group(g), &mut native[g], &mut words[g]);
         }
-        // SAFETY: the words came from `load_group`, and the caller is pinned
+        // SAFETY: the words came from `load_group`, and the caller is online
         // for the whole batch.
         unsafe { core.prefetch_leaves(&native[0][..lens[0]], &words[0][..lens[0]]) };
         for g in 0..groups {
@@ -397,16 +493,51 @@ impl<F: IpFamily> LpmFib<F> {
         n
     }
 
-    /// The entry of exactly `prefix` (not a longest match).
+    /// The entry of exactly `prefix` (not a longest match), from the
+    /// writer's side of the table.
     pub fn get(&self, prefix: &Prefix<F::Addr>) -> Option<FibEntry<F>> {
         let w = self.writer();
         let leaf = self
             .core
             .exact(&w.shadow, prefix.addr().to_native(), prefix.len() as u32);
-        let guard = epoch::pin();
-        let e = self.entry(prefix.addr().to_native(), leaf);
-        drop(guard);
-        e
+        // The writer lock keeps the leaf's id from being recycled.
+        self.entry(prefix.addr().to_native(), leaf)
+    }
+
+    /// Walks the whole address space the way lookups see it: calls `f`
+    /// with consecutive ranges (first and last address as bits, the answer
+    /// every address in it gets), read through the same entries and nodes
+    /// lookups read, not the writer's bookkeeping. Runs of equal top-level
+    /// leaf entries come as one range. For `Rtm::verify_consistency`;
+    /// online through this thread's slot for the whole walk.
+    pub(crate) fn walk_lookups(&self, mut f: impl FnMut(u128, u128, Option<FibEntry<F>>)) {
+        let width = <F::Addr as IpAddress>::BITS as u32;
+        let slot_bits = width - core::TOP_BITS;
+        let slots = 1usize << core::TOP_BITS;
+        qsbr::read_locally(&self.domain, || {
+            let mut start: u128 = 0;
+            loop {
+                let a = <F::Addr as IpAddress>::from_bits(start).to_native();
+                let (leaf, depth) = self.core.lookup_span(a);
+                let mut size = 1u128.checked_shl(width - depth).unwrap_or(0);
+                if depth == core::TOP_BITS {
+                    // Decided at the top level: so is every following slot
+                    // holding the same entry.
+                    let s = (start >> slot_bits) as usize;
+                    let e = self.core.top_entry(s);
+                    let run = (s + 1..slots)
+                        .take_while(|&t| self.core.top_entry(t) == e)
+                        .count();
+                    size = (run as u128 + 1) << slot_bits;
+                }
+                let last = start.wrapping_add(size).wrapping_sub(1);
+                f(start, last, self.entry(a, leaf));
+                match start.checked_add(size) {
+                    Some(next) if size != 0 && next >> (width - 1) >> 1 == 0 => start = next,
+                    _ => return,
+                }
+            }
+        });
     }
 
     /// Number of prefixes in the FIB.
@@ -468,27 +599,93 @@ fn forwarding_of<F: IpFamily>(r: &Route<F>) -> Nexthop<F::Addr> {
     }
 }
 
-/// A pinned reader of an [`LpmFib`] (see [`LpmFib::reader`]).
+/// A registered, online reader of an [`LpmFib`] (see [`LpmFib::reader`]):
+/// its lookups are plain loads (one Acquire load of the top-level entry,
+/// then plain loads), with no read-modify-write, lock or allocation, and
+/// it never runs anyone's deferred work.
+///
+/// It holds reclamation back until it reports a quiescent state
+/// ([`quiescent`](Self::quiescent)) or goes offline
+/// ([`offline`](Self::offline)); dropping it unregisters it. Reporting and
+/// going offline take `&mut self` / `self`, so no lookup through it can be
+/// in flight meanwhile.
 pub struct FibReader<'a, F: IpFamily> {
     fib: &'a LpmFib<F>,
-    guard: Guard,
+    slot: usize,
 }
 
 impl<F: IpFamily> fmt::Debug for FibReader<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FibReader").finish_non_exhaustive()
+        f.debug_struct("FibReader")
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
     }
 }
 
-impl<F: IpFamily> FibReader<'_, F> {
+impl<'a, F: IpFamily> FibReader<'a, F> {
     /// The longest-prefix match for `addr`.
     #[inline]
     pub fn lookup(&self, addr: F::Addr) -> Option<FibEntry<F>> {
-        self.fib.lookup_pinned(addr, &self.guard)
+        // Online since registration or the last `online`/`quiescent`, and
+        // neither can run while `&self` is borrowed.
+        self.fib.lookup_online(addr)
     }
 
-    /// Re-pins the epoch (lets memory retired since the last pin be freed).
-    pub fn repin(&mut self) {
-        self.guard.repin();
+    /// As [`LpmFib::lookup_batch`], through this reader.
+    pub fn lookup_batch(&self, addrs: &[F::Addr], out: &mut [Option<FibEntry<F>>]) -> usize {
+        self.fib.batch_online(addrs, out)
+    }
+
+    /// Reports a quiescent state: the reader holds nothing it looked up
+    /// before (results are copies), so what was replaced before now can
+    /// be freed. One load and one store.
+    #[inline]
+    pub fn quiescent(&mut self) {
+        self.fib.domain.quiescent(self.slot);
+    }
+
+    /// Goes offline (one store): an idle reader holds nothing back.
+    pub fn offline(self) -> OfflineFibReader<'a, F> {
+        let (fib, slot) = (self.fib, self.slot);
+        std::mem::forget(self);
+        fib.domain.offline(slot);
+        OfflineFibReader { fib, slot }
+    }
+}
+
+impl<F: IpFamily> Drop for FibReader<'_, F> {
+    fn drop(&mut self) {
+        self.fib.domain.unregister(self.slot);
+    }
+}
+
+/// A registered reader gone offline ([`FibReader::offline`]): it keeps its
+/// slot and holds no reclamation back.
+pub struct OfflineFibReader<'a, F: IpFamily> {
+    fib: &'a LpmFib<F>,
+    slot: usize,
+}
+
+impl<F: IpFamily> fmt::Debug for OfflineFibReader<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OfflineFibReader")
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, F: IpFamily> OfflineFibReader<'a, F> {
+    /// Comes online again (a store and a light barrier).
+    pub fn online(self) -> FibReader<'a, F> {
+        let (fib, slot) = (self.fib, self.slot);
+        std::mem::forget(self);
+        fib.domain.online(slot);
+        FibReader { fib, slot }
+    }
+}
+
+impl<F: IpFamily> Drop for OfflineFibReader<'_, F> {
+    fn drop(&mut self) {
+        self.fib.domain.unregister(self.slot);
     }
 }

@@ -46,19 +46,18 @@
 //! writer lock) rebuilds the nodes on the path from the top slot to the
 //! node where the prefix ends (path copying; siblings are shared), publishes
 //! the new path with one atomic store into the top-level word, and retires
-//! the replaced nodes to crossbeam-epoch. A prefix of length <= T rewrites
+//! the replaced nodes to the FIB's QSBR limbo (`crate::qsbr`). A prefix of length <= T rewrites
 //! the top-level words it covers whose longest match changes (a root node
 //! is copied shallowly to carry the new top-level leaf). Nothing is ever
-//! rebuilt wholesale. Each retired node is returned to the arena by its own
-//! deferred function (a push onto a free list), so the collector frees
-//! garbage in small bounded steps.
+//! rebuilt wholesale. The writer returns retired nodes to the arena's free
+//! lists in bounded steps, once no reader can hold them.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use crossbeam_epoch::Guard;
+use super::{FibLimbo, Garbage};
 
-use super::arena::NodeStore;
+use super::arena::{Block, NodeStore};
 
 /// The trie's allocation unit in words (see `arena::NodeArena`).
 const UNIT_WORDS: usize = 4;
@@ -455,7 +454,7 @@ impl<W: Word> Trie<W> {
 
     /// The leaf of the longest prefix covering `a` (0 if none).
     ///
-    /// The caller must be pinned (crossbeam-epoch) for as long as it uses
+    /// The caller must be an online reader of the FIB's QSBR domain for as long as it uses
     /// the result's next-hop id.
     #[inline(always)]
     pub(crate) fn lookup(&self, a: W) -> u32 {
@@ -576,6 +575,50 @@ impl<W: Word> Trie<W> {
         }
     }
 
+    /// As [`lookup`](Self::lookup), also returning how many leading bits
+    /// of `a` decided the answer: every address sharing them gets the same
+    /// leaf (the walk of `LpmFib::walk_lookups`). The same loads and the
+    /// same steps as a lookup.
+    pub(crate) fn lookup_span(&self, a: W) -> (u32, u32) {
+        let e = self.top_word(a);
+        if e & 1 == 1 || e == 0 {
+            return ((e >> 32) as u32, self.top_bits);
+        }
+        let mut node = NodeRef(e as *const u64);
+        // SAFETY: loaded from the top level while pinned; every node below
+        // a live one is live.
+        unsafe {
+            let mut best = node.word(W_META) as u32;
+            let mut offset = self.top_bits;
+            loop {
+                let skip = meta_skip(node.word(W_META));
+                if skip != 0 {
+                    let diff = a.bits(offset, skip) ^ node.skip().1;
+                    if diff != 0 {
+                        // Off the compressed path at its first differing
+                        // bit: so is every address sharing the bits to it.
+                        let j = diff.leading_zeros() - (128 - skip);
+                        return (best, offset + j + 1);
+                    }
+                }
+                let (b, next, o) = Self::step(node, a, offset, best);
+                best = b;
+                if next.is_null() {
+                    return (best, (offset + skip + STRIDE).min(W::BITS));
+                }
+                node = NodeRef(next);
+                offset = o;
+            }
+        }
+    }
+
+    /// The raw top-level entry of slot `s` (for the walk: equal entries
+    /// give equal answers).
+    pub(crate) fn top_entry(&self, s: usize) -> u32 {
+        // Acquire: see `lookup`.
+        self.top[s].load(Ordering::Acquire)
+    }
+
     /// Loads the top-level words of a group of addresses (their lines
     /// should have been prefetched) and prefetches the headers of the
     /// nodes they name: the first stage of [`Trie::walk_group`].
@@ -683,12 +726,12 @@ impl<W: Word> Trie<W> {
         a: W,
         len: u32,
         leaf: u32,
-        guard: &Guard,
+        limbo: &mut FibLimbo,
     ) -> u32 {
         if len <= self.top_bits {
-            self.update_top(shadow, a, len, leaf, guard)
+            self.update_top(shadow, a, len, leaf, limbo)
         } else {
-            self.update_deep(a, len, leaf, guard)
+            self.update_deep(a, len, leaf, limbo)
         }
     }
 
@@ -714,7 +757,7 @@ impl<W: Word> Trie<W> {
         a: W,
         len: u32,
         leaf: u32,
-        guard: &Guard,
+        limbo: &mut FibLimbo,
     ) -> u32 {
         let net = a.network(len);
         let (old, rule) = shadow.update(net, len, leaf);
@@ -731,7 +774,7 @@ impl<W: Word> Trie<W> {
                     // SAFETY: the writer only reads nodes it has not retired.
                     let mut buf = unsafe { node.decode(self.top_bits) };
                     buf.top_leaf = want;
-                    self.replace_root(s, node, buf, guard);
+                    self.replace_root(s, node, buf, limbo);
                 }
             }
         }
@@ -773,7 +816,7 @@ impl<W: Word> Trie<W> {
         0
     }
 
-    fn update_deep(&self, a: W, len: u32, leaf: u32, guard: &Guard) -> u32 {
+    fn update_deep(&self, a: W, len: u32, leaf: u32, limbo: &mut FibLimbo) -> u32 {
         let old = self.find_deep(a, len);
         if old == leaf {
             return old;
@@ -793,7 +836,7 @@ impl<W: Word> Trie<W> {
             // No more-specifics left in the slot: back to a plain leaf.
             None => self.top[s].store(leaf_entry(top_leaf), Ordering::Release),
         }
-        self.retire(retired, guard);
+        self.retire(retired, limbo);
         old
     }
 
@@ -930,19 +973,22 @@ impl<W: Word> Trie<W> {
         self.nodes.store(&buf.encode())
     }
 
-    fn replace_root(&self, s: usize, old: NodeRef, buf: NodeBuf, guard: &Guard) {
+    fn replace_root(&self, s: usize, old: NodeRef, buf: NodeBuf, limbo: &mut FibLimbo) {
         let w = self.encode_root(&buf);
         // Release: see `lookup`.
         self.top[s].store(w, Ordering::Release);
-        self.retire(vec![old], guard);
+        self.retire(vec![old], limbo);
     }
 
-    fn retire(&self, nodes: Vec<NodeRef>, guard: &Guard) {
+    fn retire(&self, nodes: Vec<NodeRef>, limbo: &mut FibLimbo) {
         for n in nodes {
-            // SAFETY: still live (only now handed to the collector), stored
+            // SAFETY: still live (only now handed to the FIB's QSBR limbo, which
+            // frees it once every reader has passed a quiescent state), stored
             // by `store` with exactly `len_words` words; unlinked before
             // this call (the new path or leaf is already published).
-            unsafe { self.nodes.retire(n.0, n.len_words() * 8, guard) };
+            limbo.retire(Garbage::Node(unsafe {
+                self.nodes.retire(n.0, n.len_words() * 8)
+            }));
         }
     }
 
@@ -960,6 +1006,15 @@ impl<W: Word> Trie<W> {
     /// Number of live nodes.
     pub(crate) fn node_count(&self) -> usize {
         self.nodes.count()
+    }
+
+    /// Returns a retired node's block to the arena.
+    ///
+    /// # Safety
+    /// As for `NodeStore::free`.
+    pub(crate) unsafe fn free(&self, b: Block) {
+        // SAFETY: forwarded.
+        unsafe { self.nodes.free(b) }
     }
 }
 

@@ -441,7 +441,7 @@ impl ModelRtm {
         self.live(h)?;
         let exclude = self.exclude_invalid;
         let t = self.table::<F>();
-        let mut matched = 0;
+        let (mut matched, mut changed) = (0, 0);
         for n in t.networks() {
             let incumbent = t.best.get(&n).copied();
             let hits: Vec<RouteKey<F>> = t
@@ -458,8 +458,11 @@ impl ModelRtm {
             }
             let before = t.best_image(n);
             for k in &hits {
-                if let Some(e) = t.routes.get_mut(k) {
+                if let Some(e) = t.routes.get_mut(k)
+                    && e.enabled != enable
+                {
                     e.enabled = enable;
+                    changed += 1;
                 }
             }
             matched += hits.len();
@@ -470,7 +473,8 @@ impl ModelRtm {
         if matched == 0 {
             return Err(RtmError::NoRoutes(criteria.to_string()));
         }
-        Ok(matched)
+        // Only the routes whose state flipped count (as `Rtm`'s).
+        Ok(changed)
     }
 
     /// RtmBlockConvertRoutesToStatic (our semantics).

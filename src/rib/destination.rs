@@ -31,7 +31,7 @@ impl<F: Family> Destination<F> {
         // written before the swap, are visible to whoever sees the pointer.
         let p = self.routes.load(Ordering::Acquire, guard);
         // SAFETY: every non-null pointer stored here came from `Owned::new`
-        // in `publish` and is freed only through `defer_destroy` after it
+        // in `publish` and is freed only through the deferred drop in `publish` after it
         // was unlinked, which cannot run while `guard` (pinned before our
         // load) is alive; or by `Drop`, which needs `&mut self`.
         unsafe { p.as_ref() }
@@ -51,8 +51,14 @@ impl<F: Family> Destination<F> {
         if !old.is_null() {
             // SAFETY: `old` is no longer reachable from this destination, so
             // only readers pinned before this point can hold it; the
-            // collector frees it after they all unpin.
-            unsafe { guard.defer_destroy(old) };
+            // collector frees it after they all unpin (what `defer_destroy`
+            // does, counted as a free of the thread that runs it).
+            unsafe {
+                guard.defer_unchecked(move || {
+                    crate::qsbr::count_free();
+                    drop(old.into_owned());
+                })
+            };
         }
     }
 }

@@ -49,9 +49,9 @@ use crate::rtm::Shared;
 use crate::sync::{Arc, Mutex, lock};
 
 use destination::Destination;
+pub(crate) use route_set::MAX_ROUTES_PER_NETWORK;
 use route_set::{
-    Attrs, Entries, Entry, Lifetime, MAX_ROUTES_PER_NETWORK, NewSet, RouteSet, Routes, Stored,
-    Working, select_best,
+    Attrs, Entries, Entry, Lifetime, NewSet, RouteSet, Routes, Stored, Working, select_best,
 };
 use smallvec::SmallVec;
 pub(crate) use stripes::DEFAULT_STRIPES as DEFAULT_WRITER_STRIPES;
@@ -277,9 +277,9 @@ impl<F: Family> Drop for Found<'_, '_, F> {
 
 /// Publishes the FIB changes a bulk writer held back, when its chunk ends
 /// however it ends (an error or a panic included), so every change is in
-/// the FIB before the call that made it returns. Declared after the
-/// chunk's pin, so dropped before it: the writer is still pinned when it
-/// publishes (see `LpmFib::set` on next-hop ids).
+/// the FIB before the call that made it returns. (Next-hop ids the held
+/// changes released wait in the FIB until this publication: see
+/// `Writer::held` in the FIB.)
 struct PublishFib<'a, F: Family>(&'a F::Fib);
 
 impl<F: Family> Drop for PublishFib<'_, F> {
@@ -775,9 +775,10 @@ impl<F: Family> Table<F> {
         entries: &[Entry<F>],
         old: &mut OldRefs<F>,
     ) -> Result<SmallVec<[Stored<F>; 2]>, RtmError> {
-        if entries.len() > MAX_ROUTES_PER_NETWORK {
+        let max = self.shared.max_routes_per_network;
+        if entries.len() > max {
             return Err(RtmError::NoSystemResources(format!(
-                "{} {} would hold {} routes; one network holds at most {MAX_ROUTES_PER_NETWORK}",
+                "{} {} would hold {} routes; one network holds at most {max}",
                 F::ID,
                 entries[0].route.network,
                 entries.len()
@@ -899,7 +900,7 @@ impl<F: Family> Table<F> {
                 stamp,
                 &mut Cursor::new(&guard),
                 &mut WriteCtx::own_route(state),
-            );
+            )?;
             if let Some(t) = expires {
                 lock(&self.expiries)
                     .entry(t)
@@ -911,7 +912,9 @@ impl<F: Family> Table<F> {
     }
 
     /// One validated add (RtmAddRoute's body): returns the change and the
-    /// route's expiry time, which the caller records.
+    /// route's expiry time, which the caller records. Fails only with
+    /// `NoSystemResources` (the network's route limit, or attribute ids
+    /// exhausted), having changed nothing.
     fn add_one<'a: 'g, 'g>(
         &'a self,
         state: &Arc<ClientState<F>>,
@@ -920,7 +923,7 @@ impl<F: Family> Table<F> {
         stamp: Stamp,
         cursor: &mut Cursor<'a, 'g, F>,
         ctx: &mut WriteCtx<'_, F>,
-    ) -> (Change<F>, Option<Timestamp>) {
+    ) -> Result<(Change<F>, Option<Timestamp>), RtmError> {
         let mut stored = *route;
         stored.protocol = state.protocol;
         stored.timestamp = stamp.now;
@@ -944,13 +947,14 @@ impl<F: Family> Table<F> {
             });
             Ok(())
         });
-        // The upsert cannot fail, and with `create` the destination is
-        // always found: neither arm is reachable.
-        let change = match outcome {
-            Ok(Some(((), change))) => change,
-            Ok(None) | Err(_) => unreachable!("an upsert into a created destination"),
-        };
-        (change, entry.expires())
+        // The upsert itself cannot fail; storing the result can (`encode`:
+        // too many routes on the network, attribute ids exhausted), and
+        // then `mutate` has changed nothing.
+        match outcome? {
+            Some(((), change)) => Ok((change, entry.expires())),
+            // With `create`, `mutate` always finds the destination.
+            None => unreachable!("an upsert into a created destination"),
+        }
     }
 
     pub(crate) fn delete_route(
@@ -1006,10 +1010,14 @@ impl<F: Family> Table<F> {
     }
 
     /// Adds and deletes in order, each exactly as `add_route` /
-    /// `delete_route` would, under one check of the client, one clock
-    /// read, one priority read and batched wakes; `each` gets every
-    /// update's outcome in order. Every update is validated first: an
-    /// invalid one refuses the whole batch before anything changes.
+    /// `delete_route` would, [`CHUNK`] updates at a time: per chunk one
+    /// check of the client, one clock read, one priority read and batched
+    /// wakes. `each` gets every update's outcome in order, after its chunk
+    /// is done, outside the client's gate and any epoch pin, so it may call
+    /// back into the table, the same client included (deregistering it
+    /// makes the rest of the batch fail with `InvalidHandle`). Every update
+    /// is validated first: an invalid one refuses the whole batch before
+    /// anything changes.
     pub(crate) fn update_routes(
         &self,
         handle: &ClientHandle<F>,
@@ -1033,40 +1041,50 @@ impl<F: Family> Table<F> {
                     })?;
             }
         }
-        self.with_client(handle, |state| {
-            let stamp = self.stamp(state);
-            let mut expiring: Vec<(Timestamp, F::Network)> = Vec::new();
-            // With a cursor: a sorted load steps from one network to the
-            // next instead of searching for each. Each update's failure is
-            // its outcome, not the batch's.
-            let Ok(()) = self.in_chunks(
-                updates,
-                &mut WriteCtx::own_route(state),
-                |cursor, ctx, u| {
-                    match u {
-                        RouteUpdate::Add { route, ttl } => {
-                            let (change, expires) =
-                                self.add_one(state, route, *ttl, stamp, cursor, ctx);
-                            if let Some(t) = expires {
-                                expiring.push((t, route.network));
-                            }
-                            each(Ok(change));
+        let mut outcomes = Vec::with_capacity(updates.len().min(CHUNK));
+        for chunk in updates.chunks(CHUNK) {
+            self.with_client(handle, |state| {
+                self.update_chunk(state, chunk, &mut outcomes);
+                Ok(())
+            })?;
+            outcomes.drain(..).for_each(&mut each);
+        }
+        Ok(())
+    }
+
+    /// One chunk of `update_routes`, under the client's gate: outcomes in
+    /// order into `outcomes`.
+    fn update_chunk(
+        &self,
+        state: &Arc<ClientState<F>>,
+        chunk: &[RouteUpdate<F>],
+        outcomes: &mut Vec<Result<Change<F>, RtmError>>,
+    ) {
+        let stamp = self.stamp(state);
+        let mut expiring: Vec<(Timestamp, F::Network)> = Vec::new();
+        // With a cursor: a sorted load steps from one network to the next
+        // instead of searching for each. Each update's failure is its
+        // outcome, not the batch's.
+        let Ok(()) = self.in_chunks(chunk, &mut WriteCtx::own_route(state), |cursor, ctx, u| {
+            outcomes.push(match u {
+                RouteUpdate::Add { route, ttl } => self
+                    .add_one(state, route, *ttl, stamp, cursor, ctx)
+                    .map(|(change, expires)| {
+                        if let Some(t) = expires {
+                            expiring.push((t, route.network));
                         }
-                        RouteUpdate::Delete(route) => {
-                            each(self.delete_one(state, route, cursor, ctx))
-                        }
-                    }
-                    Ok::<(), std::convert::Infallible>(())
-                },
-            );
-            if !expiring.is_empty() {
-                let mut expiries = lock(&self.expiries);
-                for (t, n) in expiring {
-                    expiries.entry(t).or_default().push(n);
-                }
+                        change
+                    }),
+                RouteUpdate::Delete(route) => self.delete_one(state, route, cursor, ctx),
+            });
+            Ok::<(), std::convert::Infallible>(())
+        });
+        if !expiring.is_empty() {
+            let mut expiries = lock(&self.expiries);
+            for (t, n) in expiring {
+                expiries.entry(t).or_default().push(n);
             }
-            Ok(())
-        })
+        }
     }
 
     /// The networks a block operation visits: the criteria's one network,
@@ -1086,22 +1104,27 @@ impl<F: Family> Table<F> {
 
     /// Runs `op` on each network where the caller has routes selected by
     /// `criteria` (one atomic mutation per network, every notifying client
-    /// told), and sums what it reports; `NoRoutes` if that is zero.
+    /// told); `op` reports the routes it matched and those it changed.
+    /// Returns the routes changed; `NoRoutes` if none matched.
     /// RTM_ONLY_THIS_PROTOCOL intersects with the caller's protocol (A12).
     fn block_own(
         &self,
         state: &Arc<ClientState<F>>,
         criteria: &Criteria<F>,
-        op: impl Fn(&mut Working<F>) -> usize,
+        op: impl Fn(&mut Working<F>) -> (usize, usize),
     ) -> Result<usize, RtmError> {
         let protocol = state.protocol;
-        let mut total = 0;
+        let (mut matched, mut total) = (0, 0);
         if criteria.protocol.is_none_or(|p| p == protocol) {
             let mut ctx = WriteCtx::block(state);
             let networks = Self::block_networks(criteria, std::slice::from_ref(state));
-            total = self.bulk(&networks, &mut ctx, |w| Ok(op(w)))?;
+            total = self.bulk(&networks, &mut ctx, |w| {
+                let (m, changed) = op(w);
+                matched += m;
+                Ok(changed)
+            })?;
         }
-        if total == 0 {
+        if matched == 0 {
             return Err(RtmError::NoRoutes(format!(
                 "{criteria} of protocol {protocol}"
             )));
@@ -1117,9 +1140,10 @@ impl<F: Family> Table<F> {
         self.with_client(handle, |state| {
             let protocol = state.protocol;
             self.block_own(state, criteria, |w| {
-                w.remove_where(|e| {
+                let n = w.remove_where(|e| {
                     e.route.protocol == protocol && criteria.matches_fields(&e.route)
-                })
+                });
+                (n, n)
             })
         })
     }
@@ -1134,18 +1158,23 @@ impl<F: Family> Table<F> {
             let protocol = state.protocol;
             self.block_own(state, criteria, |w| {
                 let incumbent = w.incumbent;
-                let mut n = 0;
+                let (mut matched, mut changed) = (0, 0);
                 for e in w.entries.iter_mut() {
                     if e.route.protocol == protocol
                         && criteria.matches_fields(&e.route)
                         && (!criteria.best_only || Some(e.route.key()) == incumbent)
                     {
-                        n += 1;
-                        e.enabled = enable;
+                        matched += 1;
+                        // Only a route whose state flips is counted (and
+                        // rewritten): enabling an enabled route is no change.
+                        if e.enabled != enable {
+                            changed += 1;
+                            e.enabled = enable;
+                        }
                     }
                 }
-                w.modified |= n > 0;
-                n
+                w.modified |= changed > 0;
+                (matched, changed)
             })
         })
     }

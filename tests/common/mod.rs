@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use rtm::{
     Change, ClientHandle, Family, IpRouteData, Ipv4, Ipv4Prefix, ManualClock, PriorityTable,
-    ProtocolId, RegisterOptions, Route, Rtm, RtmError,
+    ProtocolId, RegisterOptions, Route, Rtm, RtmBuilder, RtmError,
 };
 
 /// The spec's P1 (better priority) and P2.
@@ -30,11 +30,13 @@ pub fn priorities() -> PriorityTable {
 }
 
 pub fn fx() -> Fx {
+    fx_with(|b| b)
+}
+
+/// As [`fx`], with the builder adjusted by `tune` first.
+pub fn fx_with(tune: impl FnOnce(RtmBuilder) -> RtmBuilder) -> Fx {
     let clock = ManualClock::new();
-    let rtm = Rtm::builder()
-        .clock(clock.clone())
-        .priorities(priorities())
-        .build();
+    let rtm = tune(Rtm::builder().clock(clock.clone()).priorities(priorities())).build();
     let a = rtm
         .register::<Ipv4>(P1, RegisterOptions::notifying())
         .unwrap();

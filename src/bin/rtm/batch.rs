@@ -17,6 +17,10 @@ pub struct BatchArgs {
     /// Stop at the first failed command.
     #[arg(long)]
     stop_on_error: bool,
+    /// Most routes one network may hold (RTMv1's limit, 65,534, by
+    /// default): a smaller one reaches ERROR_NO_SYSTEM_RESOURCES quickly.
+    #[arg(long, default_value_t = u16::MAX - 1)]
+    max_routes_per_network: u16,
 }
 
 /// Runs the script; `Ok(false)` if any command failed.
@@ -25,7 +29,7 @@ pub fn run(args: &BatchArgs) -> Result<bool, String> {
         json: args.json,
         stop_on_error: args.stop_on_error,
     };
-    let mut session = Session::new();
+    let mut session = Session::with_max_routes_per_network(args.max_routes_per_network);
     let (stdout, stderr) = (io::stdout(), io::stderr());
     let (mut out, mut err) = (io::BufWriter::new(stdout.lock()), stderr.lock());
     let summary = match &args.file {
