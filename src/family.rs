@@ -57,6 +57,28 @@ impl FamilyId {
     }
 }
 
+/// Runs `$body` with `$F` bound to the family type the [`FamilyId`] `$id`
+/// names: one dispatch from a runtime family to the generic code.
+macro_rules! for_family_id {
+    ($id:expr, |$F:ident| $body:expr) => {
+        match $id {
+            $crate::family::FamilyId::Ipv4 => {
+                type $F = $crate::family::Ipv4;
+                $body
+            }
+            $crate::family::FamilyId::Ipv6 => {
+                type $F = $crate::family::Ipv6;
+                $body
+            }
+            $crate::family::FamilyId::Ipx => {
+                type $F = $crate::family::Ipx;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use for_family_id;
+
 impl fmt::Display for FamilyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -52,6 +52,10 @@
 //! - [`Change`]: how a best route changed, returned by writes and queued
 //!   for clients.
 //! - [`RtmError`]: every failure, with its Win32 code.
+//! - [`AnyClient`], [`AnyRoute`], [`AnyEnumeration`]: results of the raw
+//!   calls ([`Rtm::register_raw`], [`Rtm::is_route_raw`],
+//!   [`Rtm::enumerate_raw`], ...), which take RTMv1's family numbers, flag
+//!   words and network bytes as a C caller has them.
 //! - [`LpmFib`] (via [`Rtm::fib`]): the forwarding table itself; a
 //!   forwarding thread registers a [`FibReader`] ([`LpmFib::reader`]) and
 //!   reports quiescent states between bursts; also usable on its own.
@@ -123,6 +127,7 @@ mod notify;
 mod prefix;
 mod priority;
 pub mod qsbr;
+mod raw;
 mod rib;
 mod route;
 mod rtm;
@@ -143,6 +148,7 @@ pub use fib::{FibEntry, FibMemory, FibReader, ForwardingTable, LpmFib, NoFib, Of
 pub use notify::{ChangeQueue, DequeueStatus, Dequeued};
 pub use prefix::{IpAddress, Ipv4Prefix, Ipv6Prefix, IpxNetwork, MacAddr, Prefix};
 pub use priority::{DEFAULT_PRIORITY, PriorityTable};
+pub use raw::{AnyClient, AnyEnumeration, AnyRoute};
 pub use route::{
     INFINITE, IP_VALID_ROUTE, IPX_GLOBAL_CLIENT_WAN_ROUTE, IpRouteData, IpxRouteData,
     MAX_TTL_SECONDS, ProtocolId, Route, RouteData, RouteKey, RouteUpdate, Ttl,

@@ -43,7 +43,7 @@
 //!   the structure; the writer unlinks, then reads the slot. Either must
 //!   see the other's store, which needs a store-load barrier on both
 //!   sides. The reader's is a *light* barrier and the writer's a *heavy*
-//!   one ([`light_barrier`], [`heavy_barrier`]): on Linux, where the
+//!   one (`light_barrier`, `heavy_barrier`): on Linux, where the
 //!   process registered for `membarrier(2)`, the light one is a compiler
 //!   fence and the heavy one the system call, which runs a full barrier on
 //!   every CPU running this process (liburcu's "memb" flavour); elsewhere
@@ -104,6 +104,15 @@ pub enum Weakening {
     RelaxedReport,
     /// Come online with a Relaxed store (what a first version did).
     RelaxedOnline,
+}
+
+/// Which of a reader's slot stores an ordering is for.
+#[derive(Clone, Copy)]
+enum SlotStore {
+    /// A quiescent-state report.
+    Report,
+    /// Coming online.
+    Online,
 }
 
 impl std::fmt::Debug for Domain {
@@ -173,7 +182,9 @@ impl Domain {
         let t = self.gp.0.load(Ordering::Acquire);
         // Release pairs with `safe_token`'s Acquire: our reads so far happen
         // before any free that counts this report.
-        self.slots[i].0.store(t, self.report_ordering());
+        self.slots[i]
+            .0
+            .store(t, self.slot_store_ordering(SlotStore::Report));
     }
 
     /// Reader `i` stops reading and holds nothing back.
@@ -194,38 +205,26 @@ impl Domain {
         // store must still see those reads as done (a Relaxed store would
         // end the offline store's release sequence; the loom model found
         // exactly that free of a node read before going offline).
-        self.slots[i].0.store(t, self.online_ordering());
+        self.slots[i]
+            .0
+            .store(t, self.slot_store_ordering(SlotStore::Online));
         self.light_barrier();
     }
 
-    #[cfg(not(loom))]
+    /// The ordering of a reader's slot store: Release (see `quiescent` and
+    /// `online`), unless a loom model weakened exactly this store.
     #[inline(always)]
-    fn report_ordering(&self) -> Ordering {
-        Ordering::Release
-    }
-
-    #[cfg(not(loom))]
-    #[inline(always)]
-    fn online_ordering(&self) -> Ordering {
-        Ordering::Release
-    }
-
-    #[cfg(loom)]
-    fn online_ordering(&self) -> Ordering {
-        if self.weakening == Weakening::RelaxedOnline {
-            Ordering::Relaxed
-        } else {
-            Ordering::Release
+    fn slot_store_ordering(&self, store: SlotStore) -> Ordering {
+        #[cfg(loom)]
+        if matches!(
+            (store, self.weakening),
+            (SlotStore::Report, Weakening::RelaxedReport)
+                | (SlotStore::Online, Weakening::RelaxedOnline)
+        ) {
+            return Ordering::Relaxed;
         }
-    }
-
-    #[cfg(loom)]
-    fn report_ordering(&self) -> Ordering {
-        if self.weakening == Weakening::RelaxedReport {
-            Ordering::Relaxed
-        } else {
-            Ordering::Release
-        }
+        let _ = store;
+        Ordering::Release
     }
 
     /// Writer side: closes the current grace period; returns its token.

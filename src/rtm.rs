@@ -383,16 +383,6 @@ impl Rtm {
         self.table::<F>().network_count()
     }
 
-    /// RtmGetNetworkCount for a raw family number: `InvalidParameter` for an
-    /// unknown family.
-    pub fn network_count_raw(&self, family: u32) -> Result<usize, RtmError> {
-        Ok(match FamilyId::from_raw(family)? {
-            FamilyId::Ipv4 => self.network_count::<Ipv4>(),
-            FamilyId::Ipv6 => self.network_count::<Ipv6>(),
-            FamilyId::Ipx => self.network_count::<Ipx>(),
-        })
-    }
-
     /// Whole seconds since `route.timestamp` (RtmGetRouteAge); a pure
     /// function of the route image. `InvalidParameter` for a zero timestamp
     /// or one later than now (spec A20).

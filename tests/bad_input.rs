@@ -456,15 +456,24 @@ fn update_routes_callback_may_deregister_its_own_client() {
             ttl: Ttl::Infinite,
         })
         .collect();
+    // On a thread of its own, so that a deadlock fails the test (the
+    // planted bug hangs) instead of hanging the suite.
     let (rtm, a) = (f.rtm.clone(), f.a.clone());
-    let mut seen = 0;
-    let result = f.rtm.update_routes(&f.a, &updates, |r| {
-        r.unwrap();
-        seen += 1;
-        if seen == 1 {
-            rtm.deregister(&a).unwrap();
-        }
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        let result = rtm.update_routes(&a, &updates, |r| {
+            r.unwrap();
+            seen += 1;
+            if seen == 1 {
+                rtm.deregister(&a).unwrap();
+            }
+        });
+        done.send((result, seen)).unwrap();
     });
+    let (result, seen) = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("update_routes deadlocked: its callback deregistered its own client");
     assert_eq!(
         result.unwrap_err().code(),
         RtmError::InvalidHandle(String::new()).code()

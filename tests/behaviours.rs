@@ -62,25 +62,46 @@ fn b004_reregister_after_deregister_succeeds() {
     assert_eq!(again.protocol(), P1);
 }
 
+/// RtmRegisterClient with family 2 through the raw entry point. Would catch
+/// `register_raw` mapping an unknown family number onto a known family
+/// (planted: `_ => Ipv4` in `FamilyId::from_raw`), or registering before the
+/// family is checked (P1 would then be taken in some family).
 #[test]
 fn b005_unknown_family_is_invalid_parameter() {
-    let err = FamilyId::from_raw(2).unwrap_err();
+    let rtm = Rtm::new();
+    let err = rtm.register_raw(2, P1, 0, true).unwrap_err();
     assert_eq!(err.code(), 87);
     assert!(err.to_string().contains("family 2"), "{err}");
-    // The raw entry points refuse it too.
-    assert_eq!(Rtm::new().network_count_raw(2).unwrap_err().code(), 87);
+    assert_eq!(rtm.network_count_raw(2).unwrap_err().code(), 87);
+    // Nothing was registered: P1 is free in every family.
+    for family in [0, 1, 23] {
+        let c = rtm.register_raw(family, P1, 0, true).unwrap();
+        assert_eq!(c.family().raw(), family);
+    }
 }
 
+/// RtmRegisterClient's flags through the raw entry point. Would catch
+/// undefined bits being ignored (planted: masking `flags` with 0x1 before
+/// the check), a refused call that registered anyway, and
+/// `RTM_PROTOCOL_SINGLE_ROUTE` not reaching the client.
 #[test]
 fn b006_registration_flags_other_than_single_route_rejected() {
-    let err = RegisterOptions::from_flags(0x2, true).unwrap_err();
-    assert_eq!(err.code(), 87);
-    assert!(err.to_string().contains("0x2"), "{err}");
     let rtm = Rtm::new();
-    let plain = RegisterOptions::from_flags(0, true).unwrap();
-    let single = RegisterOptions::from_flags(0x1, true).unwrap();
-    assert!(!rtm.register::<Ipv4>(P1, plain).unwrap().single_route());
-    assert!(rtm.register::<Ipv4>(P2, single).unwrap().single_route());
+    for flags in [0x2, 0x3, 0x8000_0000] {
+        let err = rtm.register_raw(1, P1, flags, true).unwrap_err();
+        assert_eq!(err.code(), 87, "flags {flags:#x}");
+        assert!(err.to_string().contains(&format!("{flags:#x}")), "{err}");
+    }
+    // The refused calls left P1 unregistered.
+    let plain = rtm.register_raw(1, P1, 0, true).unwrap();
+    let single = rtm.register_raw(1, P2, 0x1, true).unwrap();
+    match (plain, single) {
+        (AnyClient::Ipv4(plain), AnyClient::Ipv4(single)) => {
+            assert!(!plain.single_route());
+            assert!(single.single_route());
+        }
+        other => panic!("IPv4 clients expected, got {other:?}"),
+    }
 }
 
 #[test]
@@ -109,6 +130,10 @@ fn b008_client_without_event_gets_invalid_handle_from_dequeue() {
     assert!(err.to_string().contains("without notifications"), "{err}");
 }
 
+/// Would catch a call that does not refuse a deregistered handle, or one
+/// from another table, with `InvalidHandle` (planted: `update_routes`
+/// ignoring the client check of its chunks: it then returns `Ok` and adds
+/// nothing), and a refused batch that still reports outcomes.
 #[test]
 fn b009_every_api_rejects_deregistered_handle() {
     let f = fx();
@@ -1178,11 +1203,47 @@ fn b064_best_only_flag_changes_nothing_in_block_delete() {
     );
 }
 
+/// RtmBlockDeleteRoutes with an undefined flag bit, through the raw entry
+/// point. Would catch unknown bits being ignored (planted: masking them off
+/// in `Criteria::from_flags`: the call then deletes every route of the
+/// caller) and a refused call that deleted or queued anything.
 #[test]
 fn b065_block_delete_unknown_flags_invalid() {
-    let err = Criteria::<Ipv4>::from_flags(0x40, None).unwrap_err();
-    assert_eq!(err.code(), 87);
-    assert!(err.to_string().contains("0x40"), "{err}");
+    let f = fx();
+    block_setup(&f);
+    drain(&f.rtm, &f.a);
+    drain(&f.rtm, &f.b);
+    let before = all_routes::<Ipv4>(&f.rtm);
+    let a = AnyClient::Ipv4(f.a.clone());
+    for flags in [0x40, 0x40 | RTM_ONLY_THIS_INTERFACE] {
+        let criteria = AnyRoute::Ipv4(route("10.0.0.0/8", "1.1.1.1", 1, 5));
+        let err = f
+            .rtm
+            .block_delete_raw(&a, flags, Some(&criteria))
+            .unwrap_err();
+        assert_eq!(err.code(), 87);
+        assert!(err.to_string().contains("0x40"), "{err}");
+    }
+    // A criteria route of another family is refused too.
+    let ipx = Route::<Ipx>::new(IpxNetwork(7), MacAddr([0; 6]), 1, IpxRouteData::default());
+    let err = f
+        .rtm
+        .block_delete_raw(&a, RTM_ONLY_THIS_INTERFACE, Some(&AnyRoute::Ipx(ipx)))
+        .unwrap_err();
+    assert_eq!(err.code(), 87, "{err}");
+    assert_eq!(all_routes::<Ipv4>(&f.rtm), before);
+    assert!(drain(&f.rtm, &f.a).is_empty() && drain(&f.rtm, &f.b).is_empty());
+    // The same call with defined flags deletes A's routes on interface 1.
+    let criteria = AnyRoute::Ipv4(route("10.0.0.0/8", "1.1.1.1", 1, 5));
+    assert_eq!(
+        f.rtm
+            .block_delete_raw(&a, RTM_ONLY_THIS_INTERFACE, Some(&criteria)),
+        Ok(2)
+    );
+    assert_eq!(
+        routes_of(&f, P1),
+        [("10.0.0.0/8".to_string(), 2), ("12.0.0.0/8".to_string(), 2)]
+    );
 }
 
 #[test]
@@ -1411,13 +1472,37 @@ fn b080_is_route_of_absent_network_is_none() {
     assert!(f.rtm.is_route::<Ipv4>(&net("10.0.0.0/8")).is_none());
 }
 
+/// RtmIsRoute with an invalid family, through the raw entry point. Would
+/// catch an unknown family answered as "no route" (FALSE with `NO_ERROR`;
+/// planted: `Ok(None)` for a family `from_raw` refuses) and the raw call
+/// reading the network bytes wrongly (it must find 10.0.0.0/8).
 #[test]
-fn b081_is_route_family_is_typed() {
-    // The family is the type parameter; an unknown family number is refused
-    // where it enters, by FamilyId::from_raw.
-    assert_eq!(FamilyId::from_raw(7).unwrap_err().code(), 87);
-    assert_eq!(FamilyId::from_raw(1).unwrap(), FamilyId::Ipv4);
-    assert_eq!(FamilyId::from_raw(0).unwrap(), FamilyId::Ipx);
+fn b081_is_route_invalid_family_is_invalid_parameter() {
+    let f = fx();
+    f.rtm
+        .add_route(&f.a, &route("10.0.0.0/8", "1.1.1.1", 1, 5), Ttl::Infinite)
+        .unwrap();
+    let ten = [10, 0, 0, 0, 255, 0, 0, 0];
+    for family in [2, 7, u32::MAX] {
+        assert_eq!(f.rtm.is_route_raw(family, &ten).unwrap_err().code(), 87);
+    }
+    match f.rtm.is_route_raw(1, &ten) {
+        Ok(Some(AnyRoute::Ipv4(best))) => assert_eq!(best.network, net("10.0.0.0/8")),
+        other => panic!("10.0.0.0/8's best route expected, got {other:?}"),
+    }
+    // Absent network: FALSE with NO_ERROR; a malformed one: the parameter.
+    assert_eq!(
+        f.rtm.is_route_raw(1, &[11, 0, 0, 0, 255, 0, 0, 0]),
+        Ok(None)
+    );
+    assert_eq!(f.rtm.is_route_raw(1, &ten[..5]).unwrap_err().code(), 87);
+    assert_eq!(
+        f.rtm
+            .is_route_raw(1, &[10, 0, 0, 0, 255, 0, 255, 0])
+            .unwrap_err()
+            .code(),
+        87
+    );
 }
 
 #[test]
@@ -1458,20 +1543,45 @@ fn b084_enumeration_matching_nothing_is_no_routes() {
     );
 }
 
+/// RtmCreateEnumerationHandle with unknown flag bits or an unknown family,
+/// through the raw entry point. Would catch unknown bits ignored (planted:
+/// masking them off in `Criteria::from_flags`: the handle would then
+/// enumerate), an unknown family mapped onto a known one, and a flag naming
+/// a criteria field accepted with no criteria route.
 #[test]
 fn b085_enumeration_unknown_flags_or_family_invalid() {
-    assert_eq!(
-        Criteria::<Ipv4>::from_flags(0x10, None).unwrap_err().code(),
-        87
-    );
-    assert_eq!(FamilyId::from_raw(3).unwrap_err().code(), 87);
-    // A flag that names a criteria field needs a criteria route.
-    assert_eq!(
-        Criteria::<Ipv4>::from_flags(RTM_ONLY_THIS_NETWORK, None)
-            .unwrap_err()
-            .code(),
-        87
-    );
+    let f = fx();
+    block_setup(&f);
+    let criteria = AnyRoute::Ipv4(route("10.0.0.0/8", "1.1.1.1", 1, 5));
+    for flags in [0x10, 0x40, 0x10 | RTM_ONLY_BEST_ROUTES] {
+        let err = f.rtm.enumerate_raw(1, flags, Some(&criteria)).unwrap_err();
+        assert_eq!(err.code(), 87, "flags {flags:#x}: {err}");
+    }
+    for family in [2, 3, 6] {
+        let err = f.rtm.enumerate_raw(family, 0, None).unwrap_err();
+        assert_eq!(err.code(), 87, "family {family}");
+    }
+    let err = f
+        .rtm
+        .enumerate_raw(1, RTM_ONLY_THIS_NETWORK, None)
+        .unwrap_err();
+    assert_eq!(err.code(), 87);
+    let err = f
+        .rtm
+        .enumerate_raw(23, RTM_ONLY_THIS_NETWORK, Some(&criteria))
+        .unwrap_err();
+    assert_eq!(err.code(), 87, "an IPv4 criteria route for IPv6");
+    // Defined flags enumerate what they name: 10/8's two routes.
+    let mut e = f
+        .rtm
+        .enumerate_raw(1, RTM_ONLY_THIS_NETWORK, Some(&criteria))
+        .unwrap();
+    let mut got = 0;
+    while let Ok(AnyRoute::Ipv4(r)) = e.next_route() {
+        assert_eq!(r.network, net("10.0.0.0/8"));
+        got += 1;
+    }
+    assert_eq!(got, 4);
 }
 
 #[test]

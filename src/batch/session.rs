@@ -12,7 +12,7 @@ use crate::clock::ManualClock;
 use crate::criteria::Criteria;
 use crate::enumerate::Enumeration;
 use crate::error::RtmError;
-use crate::family::{FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
+use crate::family::{IpFamily, Ipv4, Ipv6, Ipx, for_family_id};
 use crate::notify::DequeueStatus;
 use crate::route::{ProtocolId, Route, Ttl};
 use crate::rtm::Rtm;
@@ -140,26 +140,6 @@ macro_rules! per_family {
     };
 }
 
-/// Like [`per_family!`] for a bare [`FamilyId`].
-macro_rules! per_family_id {
-    ($id:expr, |$F:ident| $body:expr) => {
-        match $id {
-            FamilyId::Ipv4 => {
-                type $F = Ipv4;
-                $body
-            }
-            FamilyId::Ipv6 => {
-                type $F = Ipv6;
-                $body
-            }
-            FamilyId::Ipx => {
-                type $F = Ipx;
-                $body
-            }
-        }
-    };
-}
-
 fn change_word<F: BatchFamily>(c: &Change<F>) -> &'static str {
     match c {
         Change::NoChange => "no-change",
@@ -242,9 +222,9 @@ impl Session {
                 family,
                 protocol,
                 options,
-            } => per_family_id!(family, |F| self.register::<F>(*protocol, *options)?),
+            } => for_family_id!(family, |F| self.register::<F>(*protocol, *options)?),
             Command::Deregister { family, protocol } => {
-                per_family_id!(family, |F| self.deregister::<F>(*protocol)?)
+                for_family_id!(family, |F| self.deregister::<F>(*protocol)?)
             }
             Command::Add { route, ttl } => per_family!(route, |r, F| self.add::<F>(r, *ttl)?),
             Command::Del { route } => per_family!(route, |r, F| self.del::<F>(r)?),
@@ -283,7 +263,7 @@ impl Session {
                 criteria,
             } => per_family!(criteria, |c, F| self.block::<F>(*op, *protocol, c)?),
             Command::Dequeue { family, protocol } => {
-                per_family_id!(family, |F| self.dequeue::<F>(*protocol)?)
+                for_family_id!(family, |F| self.dequeue::<F>(*protocol)?)
             }
             Command::Age { route } => per_family!(route, |r, F| self.age::<F>(r)?),
             Command::Advance(secs) => {

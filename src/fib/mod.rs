@@ -400,7 +400,9 @@ impl<F: IpFamily> LpmFib<F> {
             }
             std::thread::yield_now();
         };
-        FibReader { fib: self, slot }
+        FibReader {
+            reg: Registration { fib: self, slot },
+        }
     }
 
     /// Looks up every address of `addrs` into `out` (as many as the shorter
@@ -599,6 +601,28 @@ fn forwarding_of<F: IpFamily>(r: &Route<F>) -> Nexthop<F::Addr> {
     }
 }
 
+/// A slot registered in a FIB's QSBR domain, given back when dropped: what
+/// [`FibReader`] and [`OfflineFibReader`] both hold, so that turning one
+/// into the other moves the registration instead of re-registering.
+struct Registration<'a, F: IpFamily> {
+    fib: &'a LpmFib<F>,
+    slot: usize,
+}
+
+impl<F: IpFamily> Drop for Registration<'_, F> {
+    fn drop(&mut self) {
+        self.fib.domain.unregister(self.slot);
+    }
+}
+
+impl<F: IpFamily> fmt::Debug for Registration<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A registered, online reader of an [`LpmFib`] (see [`LpmFib::reader`]):
 /// its lookups are plain loads (one Acquire load of the top-level entry,
 /// then plain loads), with no read-modify-write, lock or allocation, and
@@ -609,17 +633,9 @@ fn forwarding_of<F: IpFamily>(r: &Route<F>) -> Nexthop<F::Addr> {
 /// ([`offline`](Self::offline)); dropping it unregisters it. Reporting and
 /// going offline take `&mut self` / `self`, so no lookup through it can be
 /// in flight meanwhile.
+#[derive(Debug)]
 pub struct FibReader<'a, F: IpFamily> {
-    fib: &'a LpmFib<F>,
-    slot: usize,
-}
-
-impl<F: IpFamily> fmt::Debug for FibReader<'_, F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FibReader")
-            .field("slot", &self.slot)
-            .finish_non_exhaustive()
-    }
+    reg: Registration<'a, F>,
 }
 
 impl<'a, F: IpFamily> FibReader<'a, F> {
@@ -628,12 +644,12 @@ impl<'a, F: IpFamily> FibReader<'a, F> {
     pub fn lookup(&self, addr: F::Addr) -> Option<FibEntry<F>> {
         // Online since registration or the last `online`/`quiescent`, and
         // neither can run while `&self` is borrowed.
-        self.fib.lookup_online(addr)
+        self.reg.fib.lookup_online(addr)
     }
 
     /// As [`LpmFib::lookup_batch`], through this reader.
     pub fn lookup_batch(&self, addrs: &[F::Addr], out: &mut [Option<FibEntry<F>>]) -> usize {
-        self.fib.batch_online(addrs, out)
+        self.reg.fib.batch_online(addrs, out)
     }
 
     /// Reports a quiescent state: the reader holds nothing it looked up
@@ -641,51 +657,27 @@ impl<'a, F: IpFamily> FibReader<'a, F> {
     /// be freed. One load and one store.
     #[inline]
     pub fn quiescent(&mut self) {
-        self.fib.domain.quiescent(self.slot);
+        self.reg.fib.domain.quiescent(self.reg.slot);
     }
 
     /// Goes offline (one store): an idle reader holds nothing back.
     pub fn offline(self) -> OfflineFibReader<'a, F> {
-        let (fib, slot) = (self.fib, self.slot);
-        std::mem::forget(self);
-        fib.domain.offline(slot);
-        OfflineFibReader { fib, slot }
-    }
-}
-
-impl<F: IpFamily> Drop for FibReader<'_, F> {
-    fn drop(&mut self) {
-        self.fib.domain.unregister(self.slot);
+        self.reg.fib.domain.offline(self.reg.slot);
+        OfflineFibReader { reg: self.reg }
     }
 }
 
 /// A registered reader gone offline ([`FibReader::offline`]): it keeps its
-/// slot and holds no reclamation back.
+/// slot and holds no reclamation back; dropping it unregisters it.
+#[derive(Debug)]
 pub struct OfflineFibReader<'a, F: IpFamily> {
-    fib: &'a LpmFib<F>,
-    slot: usize,
-}
-
-impl<F: IpFamily> fmt::Debug for OfflineFibReader<'_, F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OfflineFibReader")
-            .field("slot", &self.slot)
-            .finish_non_exhaustive()
-    }
+    reg: Registration<'a, F>,
 }
 
 impl<'a, F: IpFamily> OfflineFibReader<'a, F> {
     /// Comes online again (a store and a light barrier).
     pub fn online(self) -> FibReader<'a, F> {
-        let (fib, slot) = (self.fib, self.slot);
-        std::mem::forget(self);
-        fib.domain.online(slot);
-        FibReader { fib, slot }
-    }
-}
-
-impl<F: IpFamily> Drop for OfflineFibReader<'_, F> {
-    fn drop(&mut self) {
-        self.fib.domain.unregister(self.slot);
+        self.reg.fib.domain.online(self.reg.slot);
+        FibReader { reg: self.reg }
     }
 }
