@@ -1,8 +1,11 @@
 //! LPM lookups: rtm's FIB, a static DIR-24-8, prefix-trie and treebitmap on
 //! the same table (RIS when `../shared/routing-data` exists, else synthetic)
 //! and the same traffic, in one criterion group per family, so the ratios
-//! are read off one run. `rtm bench lpm` prints the same comparison as a
-//! table with bytes per prefix and build times.
+//! are read off one run: every structure's scalar path (one address per
+//! call) and, where it has one, its batch path, each answering a `u32` per
+//! address into the same output slice. `rtm bench lpm` prints the same
+//! comparison as a table with bytes per prefix, build times and its
+//! agreement check.
 
 use std::hint::black_box;
 
@@ -29,8 +32,22 @@ fn group<A: IpAddress>(
 ) {
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(addrs.len() as u64));
+    let mut out = vec![0u32; addrs.len()];
     for (n, s) in structures {
-        g.bench_function(*n, |b| b.iter(|| black_box(s.run_independent(addrs))));
+        g.bench_function(format!("{n} scalar"), |b| {
+            b.iter(|| {
+                s.scalar(addrs, &mut out);
+                black_box(&out);
+            })
+        });
+        if s.batch(addrs, &mut out) {
+            g.bench_function(format!("{n} batch"), |b| {
+                b.iter(|| {
+                    s.batch(addrs, &mut out);
+                    black_box(&out);
+                })
+            });
+        }
     }
     g.finish();
 }

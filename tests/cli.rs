@@ -523,6 +523,10 @@ fn demo_loads_a_table_file() {
     assert!(stderr(&o).contains("/nonexistent/t.txt"));
 }
 
+/// Would catch a bench subcommand that fails on a small table (no IPv6,
+/// few prefixes), an `rtm bench lpm` whose structures disagree on some
+/// path (it must say `"agree":true`, and the prefix-trie row has no batch
+/// path), and a `bench churn` without its one-call-per-update phase.
 #[test]
 fn bench_subcommands_run_on_small_inputs() {
     let mut table = String::new();
@@ -548,7 +552,8 @@ fn bench_subcommands_run_on_small_inputs() {
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("rtm"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("\"agree\":true,"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("\"batch_mlps\":null"), "{}", stdout(&o));
     let o = rtm(&[
         "bench",
         "churn",
@@ -560,6 +565,7 @@ fn bench_subcommands_run_on_small_inputs() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("\"w1_not_on_b\":0"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("\"u2s_ops_per_sec\":"), "{}", stdout(&o));
 }
 
 /// Would catch `rtm batch` panicking on a network past its route limit (the

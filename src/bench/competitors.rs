@@ -12,15 +12,24 @@ use crate::prefix::{IpAddress, Prefix};
 use crate::route::ProtocolId;
 
 /// A longest-prefix-match structure under test. Values are `u32`, 0 = no
-/// route. The run methods let each structure use its fastest public API.
+/// route; every path answers each address with its value, written to an
+/// output slice (a forwarding loop stores each packet's answer), so every
+/// structure returns the same type the same way.
 pub trait Lpm<A: IpAddress>: Send + Sync {
     /// One lookup.
     fn lookup(&self, a: A) -> u32;
 
-    /// Looks up every address; returns the sum of the values (so nothing
-    /// is optimised away).
-    fn run_independent(&self, addrs: &[A]) -> u64 {
-        addrs.iter().map(|a| self.lookup(*a) as u64).sum()
+    /// One address per call, in order: `out[i]` gets `addrs[i]`'s value.
+    fn scalar(&self, addrs: &[A], out: &mut [u32]) {
+        for (o, a) in out.iter_mut().zip(addrs) {
+            *o = self.lookup(*a);
+        }
+    }
+
+    /// The structure's batched lookup, if it has one, answering as
+    /// [`scalar`](Self::scalar); `false` (and `out` untouched) if none.
+    fn batch(&self, _addrs: &[A], _out: &mut [u32]) -> bool {
+        false
     }
 
     /// Looks up a chain where each address depends on the previous result:
@@ -37,12 +46,25 @@ pub trait Lpm<A: IpAddress>: Send + Sync {
     }
 }
 
-/// rtm's FIB through its registered reader (dependent) and `lookup_batch`
-/// (independent).
+/// rtm's FIB through a registered reader ([`LpmFib::reader`]): scalar
+/// `FibReader::lookup`, batched `FibReader::lookup_batch`.
 pub struct RtmFib<F: IpFamily>(pub LpmFib<F>);
 
-/// rtm's FIB through `LpmFib::lookup`, which pins per call.
+/// rtm's FIB without a reader of the caller's own: `LpmFib::lookup` (what
+/// `Rtm::lookup` runs: online and offline through the thread's slot per
+/// call) and `LpmFib::lookup_batch` (online once per batch).
 pub struct RtmFibPerCall<F: IpFamily>(pub LpmFib<F>);
+
+/// Addresses per `lookup_batch` call in the batch rows.
+const RTM_BATCH: usize = 256;
+
+/// Lookups between a registered reader's quiescent reports.
+const REPORT_EVERY: usize = 4096;
+
+/// The benchmark's value of an rtm answer: the interface it carries.
+fn value<F: IpFamily>(e: Option<crate::fib::FibEntry<F>>) -> u32 {
+    e.map_or(0, |e| e.interface)
+}
 
 /// Next hop carrying `value`, so every structure stores the same answer.
 fn next_hop<A: IpAddress>(value: u32) -> A {
@@ -60,20 +82,36 @@ pub fn build_rtm<F: IpFamily>(routes: &[(Prefix<F::Addr>, u32)]) -> LpmFib<F> {
 
 impl<F: IpFamily> Lpm<F::Addr> for RtmFib<F> {
     fn lookup(&self, a: F::Addr) -> u32 {
-        self.0.lookup(a).map_or(0, |e| e.interface)
+        value(self.0.reader().lookup(a))
     }
 
-    fn run_independent(&self, addrs: &[F::Addr]) -> u64 {
-        let mut out = [None; 256];
-        let mut sum = 0u64;
-        for chunk in addrs.chunks(256) {
-            let n = self.0.lookup_batch(chunk, &mut out);
-            sum += out[..n]
-                .iter()
-                .map(|e| e.map_or(0, |e| e.interface) as u64)
-                .sum::<u64>();
+    fn scalar(&self, addrs: &[F::Addr], out: &mut [u32]) {
+        let mut reader = self.0.reader();
+        for (addrs, out) in addrs.chunks(REPORT_EVERY).zip(out.chunks_mut(REPORT_EVERY)) {
+            for (o, a) in out.iter_mut().zip(addrs) {
+                *o = value(reader.lookup(*a));
+            }
+            reader.quiescent();
         }
-        sum
+    }
+
+    fn batch(&self, addrs: &[F::Addr], out: &mut [u32]) -> bool {
+        let mut reader = self.0.reader();
+        let mut entries = [None; RTM_BATCH];
+        for (i, (addrs, out)) in addrs
+            .chunks(RTM_BATCH)
+            .zip(out.chunks_mut(RTM_BATCH))
+            .enumerate()
+        {
+            let n = reader.lookup_batch(addrs, &mut entries);
+            for (o, e) in out.iter_mut().zip(&entries[..n]) {
+                *o = value(*e);
+            }
+            if i % (REPORT_EVERY / RTM_BATCH) == 0 {
+                reader.quiescent();
+            }
+        }
+        true
     }
 
     fn run_dependent(&self, addrs: &[F::Addr]) -> u64 {
@@ -83,9 +121,9 @@ impl<F: IpFamily> Lpm<F::Addr> for RtmFib<F> {
         let mut sum = 0u64;
         for (i, a) in addrs.iter().enumerate() {
             let a = <F::Addr as IpAddress>::from_bits(a.to_bits() ^ (x as u128 & mask));
-            x = reader.lookup(a).map_or(0, |e| e.interface);
+            x = value(reader.lookup(a));
             sum += x as u64;
-            if i % 4096 == 4095 {
+            if i % REPORT_EVERY == REPORT_EVERY - 1 {
                 reader.quiescent();
             }
         }
@@ -95,7 +133,18 @@ impl<F: IpFamily> Lpm<F::Addr> for RtmFib<F> {
 
 impl<F: IpFamily> Lpm<F::Addr> for RtmFibPerCall<F> {
     fn lookup(&self, a: F::Addr) -> u32 {
-        self.0.lookup(a).map_or(0, |e| e.interface)
+        value(self.0.lookup(a))
+    }
+
+    fn batch(&self, addrs: &[F::Addr], out: &mut [u32]) -> bool {
+        let mut entries = [None; RTM_BATCH];
+        for (addrs, out) in addrs.chunks(RTM_BATCH).zip(out.chunks_mut(RTM_BATCH)) {
+            let n = self.0.lookup_batch(addrs, &mut entries);
+            for (o, e) in out.iter_mut().zip(&entries[..n]) {
+                *o = value(*e);
+            }
+        }
+        true
     }
 }
 
@@ -103,8 +152,12 @@ impl Lpm<Ipv4Addr> for Dir24_8 {
     fn lookup(&self, a: Ipv4Addr) -> u32 {
         Dir24_8::lookup(self, a)
     }
-}
 
+    fn batch(&self, addrs: &[Ipv4Addr], out: &mut [u32]) -> bool {
+        self.lookup_batch(addrs, out);
+        true
+    }
+}
 /// prefix-trie's `PrefixMap` with `(bits, len)` keys, through `get_lpm`.
 pub struct PrefixTrie<R: prefix_trie::Prefix>(pub PrefixMap<R, u32>);
 

@@ -37,9 +37,12 @@ pub struct LpmRow {
     pub name: &'static str,
     /// Traffic kind.
     pub traffic: Traffic,
-    /// Million lookups per second, independent (all threads summed; best
-    /// of three rounds, the structures taking turns).
-    pub independent_mlps: f64,
+    /// Million lookups per second, one address per call (all threads
+    /// summed; best of three rounds, the structures taking turns).
+    pub scalar_mlps: f64,
+    /// The same through the structure's batched lookup; `None` if it has
+    /// none.
+    pub batch_mlps: Option<f64>,
     /// Million lookups per second, dependent chain (one thread; best of
     /// three runs of up to 2M lookups).
     pub dependent_mlps: f64,
@@ -62,10 +65,12 @@ pub struct LpmReport {
     pub lookups: usize,
     /// The rows.
     pub rows: Vec<LpmRow>,
-    /// Whether all structures returned the same answers on a traffic sample.
+    /// Whether every measured path of every structure gave the same
+    /// answers (see [`run`]).
     pub agree: bool,
-    /// The first disagreement of each structure that disagreed with rtm
-    /// ("family traffic structure at address: rtm value vs its value").
+    /// The first disagreement of each path that disagreed with rtm's
+    /// scalar path ("family traffic structure path at address: rtm value
+    /// vs its value").
     pub mismatches: Vec<String>,
 }
 
@@ -76,6 +81,13 @@ fn value_of<A: IpAddress>(p: &Prefix<A>) -> u32 {
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ p.len() as u64;
     1 + (h >> 58) as u32
+}
+
+/// Distinct values, one per prefix (its index in the table, plus one):
+/// the check builds, on which an answer from the wrong prefix cannot pass
+/// for the right one.
+fn distinct_values<A: IpAddress>(table: &[Prefix<A>]) -> Vec<(Prefix<A>, u32)> {
+    table.iter().zip(1..).map(|(p, v)| (*p, v)).collect()
 }
 
 struct Built<A: IpAddress> {
@@ -112,29 +124,88 @@ fn rate(lookups: usize, secs: f64) -> f64 {
 /// machine hits all of them rather than one.
 const ROUNDS: usize = 3;
 
-fn independent_once<A: IpAddress>(lpm: &dyn Lpm<A>, addrs: &[A], threads: usize) -> f64 {
+/// The two measured paths of a structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Scalar,
+    Batch,
+}
+
+impl Path {
+    fn name(self) -> &'static str {
+        match self {
+            Path::Scalar => "scalar",
+            Path::Batch => "batch",
+        }
+    }
+
+    /// Runs the path over `addrs` into `out`; `false` if the structure has
+    /// no such path.
+    fn run<A: IpAddress>(self, lpm: &dyn Lpm<A>, addrs: &[A], out: &mut [u32]) -> bool {
+        match self {
+            Path::Scalar => {
+                lpm.scalar(addrs, out);
+                true
+            }
+            Path::Batch => lpm.batch(addrs, out),
+        }
+    }
+}
+
+/// Million lookups per second of `path` over `addrs` on `threads` threads
+/// (each its share), answers into `out`; `None` if there is no such path.
+fn timed<A: IpAddress>(
+    lpm: &dyn Lpm<A>,
+    path: Path,
+    addrs: &[A],
+    out: &mut [u32],
+    threads: usize,
+) -> Option<f64> {
     if threads <= 1 {
         let t = Instant::now();
-        std::hint::black_box(lpm.run_independent(addrs));
-        return rate(addrs.len(), t.elapsed().as_secs_f64());
+        let ran = path.run(lpm, addrs, out);
+        let secs = t.elapsed().as_secs_f64();
+        std::hint::black_box(&out);
+        return ran.then(|| rate(addrs.len(), secs));
     }
     let share = addrs.len().div_ceil(threads);
     let barrier = Barrier::new(threads + 1);
-    let secs = std::thread::scope(|s| {
-        for part in addrs.chunks(share) {
-            let barrier = &barrier;
-            s.spawn(move || {
-                barrier.wait();
-                std::hint::black_box(lpm.run_independent(part));
-                barrier.wait();
-            });
-        }
+    let (secs, ran) = std::thread::scope(|s| {
+        let workers: Vec<_> = addrs
+            .chunks(share)
+            .zip(out.chunks_mut(share))
+            .map(|(part, out)| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    let ran = path.run(lpm, part, out);
+                    barrier.wait();
+                    ran
+                })
+            })
+            .collect();
         barrier.wait();
         let t = Instant::now();
         barrier.wait();
-        t.elapsed().as_secs_f64()
+        let secs = t.elapsed().as_secs_f64();
+        let ran = workers.into_iter().all(|w| w.join().unwrap_or(false));
+        (secs, ran)
     });
-    rate(addrs.len(), secs)
+    ran.then(|| rate(addrs.len(), secs))
+}
+
+/// The first address where `got` differs from `want`, as a mismatch line.
+fn first_mismatch<A: IpAddress>(
+    what: String,
+    addrs: &[A],
+    want: &[u32],
+    got: &[u32],
+) -> Option<String> {
+    addrs
+        .iter()
+        .zip(want.iter().zip(got))
+        .find(|(_, (w, g))| w != g)
+        .map(|(a, (w, g))| format!("{what} at {a}: rtm {w} vs {g}"))
 }
 
 fn dependent<A: IpAddress>(lpm: &dyn Lpm<A>, addrs: &[A]) -> f64 {
@@ -148,9 +219,15 @@ fn dependent<A: IpAddress>(lpm: &dyn Lpm<A>, addrs: &[A]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Measures every structure of `built` on every traffic kind, and checks
+/// that every path of every structure answers as rtm's scalar path does:
+/// on the measured builds over all the measured addresses (the answers the
+/// timed runs wrote), and on `check` (the same structures with a distinct
+/// value per prefix) over a 200,000-address sample.
 fn measure<A: IpAddress>(
     family: &'static str,
     built: &[Built<A>],
+    check: &[Built<A>],
     table: &[Prefix<A>],
     opts: &LpmOptions,
     rows: &mut Vec<LpmRow>,
@@ -159,36 +236,58 @@ fn measure<A: IpAddress>(
     for &kind in &opts.traffic {
         let addrs = input::traffic(table, kind, opts.lookups, opts.seed ^ kind as u64);
         let sample = &addrs[..addrs.len().min(200_000)];
-        if let Some((first, rest)) = built.split_first() {
-            let want: Vec<u32> = sample.iter().map(|a| first.lpm.lookup(*a)).collect();
-            for b in rest {
-                let first_bad = sample
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, w)| (a, *w, b.lpm.lookup(*a)))
-                    .find(|(_, w, got)| got != w);
-                if let Some((a, w, got)) = first_bad {
-                    mismatches.push(format!(
-                        "{family} {kind} {} at {a}: rtm {w} vs {got}",
-                        b.name
-                    ));
+        let mut want = vec![0u32; sample.len()];
+        if let Some(reference) = check.first() {
+            reference.lpm.scalar(sample, &mut want);
+        }
+        for c in check {
+            for path in [Path::Scalar, Path::Batch] {
+                let mut got = vec![0u32; sample.len()];
+                if path.run(c.lpm.as_ref(), sample, &mut got) {
+                    let what = format!(
+                        "{family} {kind} {} {} (distinct values)",
+                        c.name,
+                        path.name()
+                    );
+                    mismatches.extend(first_mismatch(what, sample, &want, &got));
                 }
             }
         }
-        let mut best = vec![0.0f64; built.len()];
+
+        let warm = &addrs[..addrs.len().min(100_000)];
+        let mut scratch = vec![0u32; warm.len()];
+        let mut outs = vec![[vec![0u32; addrs.len()], vec![0u32; addrs.len()]]; built.len()];
+        let mut best = vec![[None::<f64>; 2]; built.len()];
         for _ in 0..ROUNDS {
-            for (b, best) in built.iter().zip(&mut best) {
-                // Warm up the structure's lines after the others ran.
-                b.lpm.run_independent(&addrs[..addrs.len().min(100_000)]);
-                *best = best.max(independent_once(b.lpm.as_ref(), &addrs, opts.threads));
+            for ((b, best), outs) in built.iter().zip(&mut best).zip(&mut outs) {
+                for (i, path) in [Path::Scalar, Path::Batch].into_iter().enumerate() {
+                    // Warm up the structure's lines after the others ran.
+                    path.run(b.lpm.as_ref(), warm, &mut scratch);
+                    let r = timed(b.lpm.as_ref(), path, &addrs, &mut outs[i], opts.threads);
+                    best[i] = match (best[i], r) {
+                        (Some(x), Some(y)) => Some(x.max(y)),
+                        (x, y) => x.or(y),
+                    };
+                }
             }
         }
-        for (b, independent_mlps) in built.iter().zip(best) {
+        if let Some(reference) = outs.first().map(|o| o[0].clone()) {
+            for ((b, outs), best) in built.iter().zip(&outs).zip(&best) {
+                for (i, path) in [Path::Scalar, Path::Batch].into_iter().enumerate() {
+                    if best[i].is_some() {
+                        let what = format!("{family} {kind} {} {}", b.name, path.name());
+                        mismatches.extend(first_mismatch(what, &addrs, &reference, &outs[i]));
+                    }
+                }
+            }
+        }
+        for (b, best) in built.iter().zip(best) {
             rows.push(LpmRow {
                 family,
                 name: b.name,
                 traffic: kind,
-                independent_mlps,
+                scalar_mlps: best[0].unwrap_or(0.0),
+                batch_mlps: best[1],
                 dependent_mlps: dependent(b.lpm.as_ref(), &addrs),
                 bytes_per_prefix: b.bytes as f64 / table.len().max(1) as f64,
                 build_secs: b.secs,
@@ -201,43 +300,76 @@ fn routes<A: IpAddress>(table: &[Prefix<A>]) -> Vec<(Prefix<A>, u32)> {
     table.iter().map(|p| (*p, value_of(p))).collect()
 }
 
+/// The IPv4 structures, each built from `r`.
+fn structures_v4(r: &[(Prefix<Ipv4Addr>, u32)], live: &dyn Fn() -> usize) -> Vec<Built<Ipv4Addr>> {
+    vec![
+        build("rtm", live, || RtmFib(competitors::build_rtm::<Ipv4>(r))),
+        build("rtm (per call)", live, || {
+            RtmFibPerCall(competitors::build_rtm::<Ipv4>(r))
+        }),
+        build("dir-24-8 (static)", live, || Dir24_8::build(r)),
+        build("prefix-trie", live, || competitors::build_prefix_trie_v4(r)),
+        build("treebitmap", live, || competitors::build_treebitmap(r)),
+    ]
+}
+
+/// The IPv6 structures, each built from `r`.
+fn structures_v6(r: &[(Prefix<Ipv6Addr>, u32)], live: &dyn Fn() -> usize) -> Vec<Built<Ipv6Addr>> {
+    vec![
+        build("rtm", live, || RtmFib(competitors::build_rtm::<Ipv6>(r))),
+        build("rtm (per call)", live, || {
+            RtmFibPerCall(competitors::build_rtm::<Ipv6>(r))
+        }),
+        build("prefix-trie", live, || competitors::build_prefix_trie_v6(r)),
+        build("treebitmap", live, || competitors::build_treebitmap(r)),
+    ]
+}
+
 /// Runs the benchmark. `live` reports the process's live heap bytes (a
 /// counting global allocator in the binary); without one, pass `|| 0`.
+///
+/// Each structure is built twice: with one of 64 values per prefix (a
+/// router with 64 neighbours; these are measured) and with a distinct value
+/// per prefix (checked only). `agree` holds when every path of every
+/// structure matched rtm's scalar path on both.
 pub fn run(opts: &LpmOptions, live: &dyn Fn() -> usize) -> Result<LpmReport, String> {
-    let tables: Tables = match &opts.table {
+    let mut tables: Tables = match &opts.table {
         Some(p) => input::read_prefix_file(p)?,
         None => input::default_tables(opts.seed),
     };
+    // One value per prefix: a table listing a prefix twice would leave the
+    // structures free to keep either.
+    tables.v4.sort_unstable();
+    tables.v4.dedup();
+    tables.v6.sort_unstable();
+    tables.v6.dedup();
     let mut rows = Vec::new();
     let mut mismatches = Vec::new();
     if !tables.v4.is_empty() {
-        let r = routes(&tables.v4);
-        let built: Vec<Built<Ipv4Addr>> = vec![
-            build("rtm", live, || RtmFib(competitors::build_rtm::<Ipv4>(&r))),
-            build("rtm (pin per lookup)", live, || {
-                RtmFibPerCall(competitors::build_rtm::<Ipv4>(&r))
-            }),
-            build("dir-24-8 (static)", live, || Dir24_8::build(&r)),
-            build("prefix-trie", live, || {
-                competitors::build_prefix_trie_v4(&r)
-            }),
-            build("treebitmap", live, || competitors::build_treebitmap(&r)),
-        ];
-        measure("ipv4", &built, &tables.v4, opts, &mut rows, &mut mismatches);
+        let check = structures_v4(&distinct_values(&tables.v4), &|| 0);
+        let built = structures_v4(&routes(&tables.v4), live);
+        measure(
+            "ipv4",
+            &built,
+            &check,
+            &tables.v4,
+            opts,
+            &mut rows,
+            &mut mismatches,
+        );
     }
     if !tables.v6.is_empty() {
-        let r = routes(&tables.v6);
-        let built: Vec<Built<Ipv6Addr>> = vec![
-            build("rtm", live, || RtmFib(competitors::build_rtm::<Ipv6>(&r))),
-            build("rtm (pin per lookup)", live, || {
-                RtmFibPerCall(competitors::build_rtm::<Ipv6>(&r))
-            }),
-            build("prefix-trie", live, || {
-                competitors::build_prefix_trie_v6(&r)
-            }),
-            build("treebitmap", live, || competitors::build_treebitmap(&r)),
-        ];
-        measure("ipv6", &built, &tables.v6, opts, &mut rows, &mut mismatches);
+        let check = structures_v6(&distinct_values(&tables.v6), &|| 0);
+        let built = structures_v6(&routes(&tables.v6), live);
+        measure(
+            "ipv6",
+            &built,
+            &check,
+            &tables.v6,
+            opts,
+            &mut rows,
+            &mut mismatches,
+        );
     }
     Ok(LpmReport {
         source: tables.source,
@@ -250,58 +382,76 @@ pub fn run(opts: &LpmOptions, live: &dyn Fn() -> usize) -> Result<LpmReport, Str
     })
 }
 
-fn ratio(rows: &[LpmRow], r: &LpmRow, other: &str) -> Option<f64> {
-    rows.iter()
-        .find(|o| o.family == r.family && o.traffic == r.traffic && o.name == other)
-        .map(|o| r.independent_mlps / o.independent_mlps)
+/// `rtm`'s rate over `other`'s on the same family and traffic, for the
+/// paths `pick` takes from each row (`None` where either has no such path).
+fn ratio(
+    rows: &[LpmRow],
+    rtm: &LpmRow,
+    other: &str,
+    pick: impl Fn(&LpmRow) -> Option<f64>,
+) -> Option<f64> {
+    let o = rows
+        .iter()
+        .find(|o| o.family == rtm.family && o.traffic == rtm.traffic && o.name == other)?;
+    Some(pick(rtm)? / pick(o)?)
+}
+
+fn fmt_rate(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), |x| format!("{x:.1}"))
 }
 
 impl LpmReport {
     /// The human-readable table, with ratios of rtm to each competitor.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "table: {} ({} IPv4, {} IPv6 prefixes); {} lookups per run, {} thread(s) independent, 1 dependent\n\n",
+            "table: {} ({} IPv4, {} IPv6 prefixes); {} lookups per run, {} thread(s) scalar and batch, 1 dependent\n\
+             every structure answers a u32 value per address into an output slice; arrays on huge pages (madvise) for rtm and dir-24-8\n\n",
             self.source, self.prefixes.0, self.prefixes.1, self.lookups, self.threads
         );
         s += &format!(
-            "{:<5} {:<4} {:<22} {:>12} {:>12} {:>10} {:>9} {:>10}\n",
-            "fam", "traf", "structure", "indep Mlps", "dep Mlps", "B/prefix", "build s", "rtm/this"
+            "{:<5} {:<4} {:<20} {:>12} {:>11} {:>10} {:>9} {:>8}\n",
+            "fam",
+            "traf",
+            "structure",
+            "scalar Mlps",
+            "batch Mlps",
+            "dep Mlps",
+            "B/prefix",
+            "build s"
         );
         for r in &self.rows {
-            let rtm = self
-                .rows
-                .iter()
-                .find(|o| o.family == r.family && o.traffic == r.traffic && o.name == "rtm");
-            let rel = rtm.map_or(String::from("-"), |o| {
-                format!("{:.2}x", o.independent_mlps / r.independent_mlps)
-            });
             s += &format!(
-                "{:<5} {:<4} {:<22} {:>12.1} {:>12.1} {:>10.1} {:>9.3} {:>10}\n",
+                "{:<5} {:<4} {:<20} {:>12.1} {:>11} {:>10.1} {:>9.1} {:>8.3}\n",
                 r.family,
                 r.traffic,
                 r.name,
-                r.independent_mlps,
+                r.scalar_mlps,
+                fmt_rate(r.batch_mlps),
                 r.dependent_mlps,
                 r.bytes_per_prefix,
                 r.build_secs,
-                rel
             );
         }
         s += &format!(
-            "\nall structures agree on a 200k-address sample: {}\n",
+            "\nevery path of every structure agrees with rtm's scalar path (measured answers, and distinct values per prefix on a 200k sample): {}\n",
             if self.agree { "yes" } else { "NO" }
         );
         for m in &self.mismatches {
             s += &format!("  mismatch: {m}\n");
         }
+        let scalar = |r: &LpmRow| Some(r.scalar_mlps);
+        let batch = |r: &LpmRow| r.batch_mlps;
         for r in self.rows.iter().filter(|r| r.name == "rtm") {
-            let d = ratio(&self.rows, r, "dir-24-8 (static)")
-                .map_or(String::new(), |x| format!(" {x:.2}x dir-24-8,"));
-            let p = ratio(&self.rows, r, "prefix-trie")
-                .map_or(String::new(), |x| format!(" {x:.2}x prefix-trie,"));
-            let t = ratio(&self.rows, r, "treebitmap")
-                .map_or(String::new(), |x| format!(" {x:.2}x treebitmap"));
-            s += &format!("rtm {} {}:{d}{p}{t}\n", r.family, r.traffic);
+            let mut parts = Vec::new();
+            for other in ["dir-24-8 (static)", "prefix-trie", "treebitmap"] {
+                if let Some(x) = ratio(&self.rows, r, other, scalar) {
+                    parts.push(format!("scalar {x:.2}x {other}"));
+                }
+                if let Some(x) = ratio(&self.rows, r, other, batch) {
+                    parts.push(format!("batch {x:.2}x {other}"));
+                }
+            }
+            s += &format!("rtm {} {}: {}\n", r.family, r.traffic, parts.join(", "));
         }
         s
     }
@@ -313,8 +463,15 @@ impl LpmReport {
             .iter()
             .map(|r| {
                 format!(
-                    "{{\"family\":\"{}\",\"traffic\":\"{}\",\"structure\":\"{}\",\"independent_mlps\":{:.3},\"dependent_mlps\":{:.3},\"bytes_per_prefix\":{:.2},\"build_secs\":{:.4}}}",
-                    r.family, r.traffic, r.name, r.independent_mlps, r.dependent_mlps, r.bytes_per_prefix, r.build_secs
+                    "{{\"family\":\"{}\",\"traffic\":\"{}\",\"structure\":\"{}\",\"scalar_mlps\":{:.3},\"batch_mlps\":{},\"dependent_mlps\":{:.3},\"bytes_per_prefix\":{:.2},\"build_secs\":{:.4}}}",
+                    r.family,
+                    r.traffic,
+                    r.name,
+                    r.scalar_mlps,
+                    r.batch_mlps.map_or("null".to_string(), |x| format!("{x:.3}")),
+                    r.dependent_mlps,
+                    r.bytes_per_prefix,
+                    r.build_secs
                 )
             })
             .collect();

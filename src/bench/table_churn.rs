@@ -10,7 +10,15 @@
 //!   subscribers (one FIFO, one coalescing queue) drain their messages;
 //!   afterwards (untimed) every prefix must be in the FIB on B's route;
 //! - **W3** two seconds later: live bytes against the one-client state
-//!   after U1, and the reader's longest pause while the frees ran.
+//!   after U1, and the reader's longest pause while the frees ran;
+//!
+//! then, on a fresh table with a reader of its own, the orders a routing
+//! daemon's writes really arrive in:
+//!
+//! - **U1r** register client A and load the table in a random order
+//!   (batches of 1,024, as U1);
+//! - **U2s** replay the day of updates as A with one `add_route` /
+//!   `delete_route` call per update.
 //!
 //! Memory comes from the live-bytes counter the caller passes (the `rtm`
 //! binary's counting global allocator).
@@ -71,6 +79,10 @@ pub struct TableChurnReport {
     pub u2_per_sec: f64,
     /// U3 routes per second.
     pub u3_per_sec: f64,
+    /// U1r routes per second (random-order load into a fresh table).
+    pub u1r_per_sec: f64,
+    /// U2s operations per second (one call per update).
+    pub u2s_per_sec: f64,
     /// Live bytes per route that U3 added (a second client's table).
     pub u3_bytes_per_route: f64,
     /// W1 wall time in seconds.
@@ -157,6 +169,7 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
     rtm.set_priority(pa, 10); // lower wins: A is best everywhere
     rtm.set_priority(pb, 20);
     let traffic = input::traffic_v4(&work.table, Traffic::Ann, 1 << 22, opts.seed);
+    let traffic_again = traffic.clone();
     // The reader starts with U1 (an idle window on the empty table would be
     // no yardstick); U1 is compared with the idle window after it.
     let live0 = live();
@@ -236,9 +249,26 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
     std::thread::sleep(Duration::from_secs(2));
     probe.end_phase("W3 2 s after W1", 0);
     let live_w3 = super::settled(live);
-    let phases = probe.finish()?;
+    let mut phases = probe.finish()?;
     let w3_max_pause_ns = phases.last().map_or(0, |p| p.max_ns);
     drop(b);
+    drop(rtm);
+
+    // U1r, U2s: a fresh table, and a reader on it.
+    let rtm = Rtm::new();
+    rtm.set_priority(pa, 10);
+    let mut probe = ReaderProbe::spawn(&rtm, traffic_again, 8);
+    let t = Instant::now();
+    let a = work.register_and_load_shuffled(&rtm, pa, opts.seed)?;
+    let u1r = t.elapsed().as_secs_f64();
+    probe.end_phase("U1r load A, random order", n);
+    probe.idle(1000);
+    let t = Instant::now();
+    work.replay_one_by_one(&rtm, &a)?;
+    let u2s = t.elapsed().as_secs_f64();
+    probe.end_phase("U2s replay, one per call", work.updates.len());
+    probe.idle(1000);
+    phases.extend(probe.finish()?);
 
     let per = |bytes: usize| bytes as f64 / n as f64;
     Ok(TableChurnReport {
@@ -248,6 +278,8 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
         u1_per_sec: n as f64 / u1,
         u2_per_sec: work.updates.len() as f64 / u2,
         u3_per_sec: n as f64 / u3,
+        u1r_per_sec: n as f64 / u1r,
+        u2s_per_sec: work.updates.len() as f64 / u2s,
         u3_bytes_per_route: per(live3.saturating_sub(live2)),
         w1_secs: w1,
         w1_not_on_b,
@@ -271,6 +303,8 @@ impl TableChurnReport {
             "\nU1 load A              {:>12.0} routes/s\n\
              U2 replay              {:>12.0} ops/s\n\
              U3 load B              {:>12.0} routes/s, {:.1} extra live bytes/route\n\
+             U1r load, random order {:>12.0} routes/s (fresh table)\n\
+             U2s replay, one a call {:>12.0} ops/s\n\
              W1 deregister A        {:>12.3} s, prefixes not on B afterwards: {}\n\
              W3 live after 2 s      {:>12.2} x the one-client state after U1; longest reader lookup {} ns\n\
              M1 bytes/route (U1)    {:>12.1} total, {:.1} without the FIB\n",
@@ -278,6 +312,8 @@ impl TableChurnReport {
             self.u2_per_sec,
             self.u3_per_sec,
             self.u3_bytes_per_route,
+            self.u1r_per_sec,
+            self.u2s_per_sec,
             self.w1_secs,
             self.w1_not_on_b,
             self.w3_ratio,
@@ -320,12 +356,14 @@ impl TableChurnReport {
             })
             .collect();
         format!(
-            "{{\"source\":{:?},\"routes\":{},\"u1_routes_per_sec\":{:.0},\"u2_ops_per_sec\":{:.0},\"u3_routes_per_sec\":{:.0},\"u3_bytes_per_route\":{:.2},\"w1_secs\":{:.4},\"w1_not_on_b\":{},\"w3_live_ratio\":{:.3},\"w3_max_pause_ns\":{},\"m1_total_bytes_per_route\":{:.2},\"m1_rib_bytes_per_route\":{:.2},\"reader_worst_of_idle\":{:.3},\"reader_frees\":{},\"subscribers\":[{}],\"phases\":{}}}",
+            "{{\"source\":{:?},\"routes\":{},\"u1_routes_per_sec\":{:.0},\"u2_ops_per_sec\":{:.0},\"u3_routes_per_sec\":{:.0},\"u1r_routes_per_sec\":{:.0},\"u2s_ops_per_sec\":{:.0},\"u3_bytes_per_route\":{:.2},\"w1_secs\":{:.4},\"w1_not_on_b\":{},\"w3_live_ratio\":{:.3},\"w3_max_pause_ns\":{},\"m1_total_bytes_per_route\":{:.2},\"m1_rib_bytes_per_route\":{:.2},\"reader_worst_of_idle\":{:.3},\"reader_frees\":{},\"subscribers\":[{}],\"phases\":{}}}",
             self.source,
             self.routes,
             self.u1_per_sec,
             self.u2_per_sec,
             self.u3_per_sec,
+            self.u1r_per_sec,
+            self.u2s_per_sec,
             self.u3_bytes_per_route,
             self.w1_secs,
             self.w1_not_on_b,

@@ -13,6 +13,7 @@ use crate::family::{Family, Ipv4};
 use crate::prefix::Prefix;
 use crate::route::{IpRouteData, ProtocolId, Route, RouteUpdate, Ttl};
 use crate::rtm::Rtm;
+use crate::synth::SplitMix64;
 
 /// What the churn benchmarks run on.
 pub struct Workload {
@@ -79,6 +80,51 @@ impl Workload {
         Ok(client)
     }
 
+    /// Registers `protocol` and adds a route to every table prefix in a
+    /// random order (from `seed`), in batches of [`BATCH`]: a BGP session's
+    /// initial table arrives grouped by path attributes, not sorted by
+    /// prefix, so consecutive writes land far apart in the table.
+    pub fn register_and_load_shuffled(
+        &self,
+        rtm: &Rtm,
+        protocol: ProtocolId,
+        seed: u64,
+    ) -> Result<ClientHandle<Ipv4>, String> {
+        let client = rtm
+            .register::<Ipv4>(protocol, RegisterOptions::default())
+            .map_err(|e| e.to_string())?;
+        let mut order = self.table.clone();
+        shuffle(&mut order, seed);
+        let adds = order.into_iter().map(|p| RouteUpdate::Add {
+            route: route(p, 1),
+            ttl: Ttl::Infinite,
+        });
+        update_in_batches(rtm, &client, adds, |_, r| r.map(drop)).map_err(|e| e.to_string())?;
+        Ok(client)
+    }
+
+    /// Replays the updates as `client` one call per update, in arrival
+    /// order: `add_route` for an announcement, `delete_route` for a
+    /// withdrawal (of an absent route: not an error), as a routing daemon
+    /// applies each UPDATE it parses.
+    pub fn replay_one_by_one(&self, rtm: &Rtm, client: &ClientHandle<Ipv4>) -> Result<(), String> {
+        let mut metric = 2u32;
+        for (announce, p) in &self.updates {
+            let outcome = if *announce {
+                metric = metric % 64 + 1;
+                rtm.add_route(client, &route(*p, metric), Ttl::Infinite)
+                    .map(drop)
+            } else {
+                rtm.delete_route(client, &route(*p, 0)).map(drop)
+            };
+            match outcome {
+                Ok(()) | Err(RtmError::NoSuchRoute(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+
     /// Replays the updates as `client`, in batches of [`BATCH`] through
     /// [`Rtm::update_routes`]: an announcement adds or refreshes the route
     /// with a new metric, a withdrawal deletes it (a withdrawal of an
@@ -136,6 +182,16 @@ pub fn update_in_batches<F: Family>(
         }
     }
     Ok(())
+}
+
+/// Fisher-Yates with the crate's seeded generator: the same order for the
+/// same seed on every machine.
+fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut rng = SplitMix64::new(seed);
+    for i in (1..items.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        items.swap(i, j);
+    }
 }
 
 /// The route every benchmark client announces for `p`.

@@ -34,8 +34,10 @@ mod arena;
 mod core;
 mod direct;
 mod nexthop;
-mod pages;
+pub(crate) mod pages;
 mod trie;
+
+pub(crate) use trie::prefetch;
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};

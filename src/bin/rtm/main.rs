@@ -139,6 +139,16 @@ fn bench_lpm(args: &LpmArgs) -> Result<(), String> {
         (r.json(), r.table())
     } else {
         let r = lpm::run(&opts, &|| ALLOC.live())?;
+        if !r.agree {
+            // The numbers of structures that answer differently compare
+            // nothing: print them, then fail.
+            println!("{}", if args.json { r.json() } else { r.table() });
+            return Err(format!(
+                "the structures disagree ({} paths): {}",
+                r.mismatches.len(),
+                r.mismatches.join("; ")
+            ));
+        }
         (r.json(), r.table())
     };
     println!("{}", if args.json { json } else { table });
