@@ -565,7 +565,11 @@ fn bench_subcommands_run_on_small_inputs() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("\"w1_not_on_b\":0"), "{}", stdout(&o));
-    assert!(stdout(&o).contains("\"u2s_ops_per_sec\":"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("\"u2s_ops_per_sec\":"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// Would catch `rtm batch` panicking on a network past its route limit (the

@@ -1,0 +1,81 @@
+//! The read path: lock-free point queries and ordered walks over the
+//! skip list of destinations (see the module docs of `rib` for what they
+//! guarantee).
+
+use super::*;
+
+impl<F: Family> Table<F> {
+    pub(crate) fn network_count(&self) -> usize {
+        // Relaxed: see `mutate`.
+        self.networks.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_route(&self, network: &F::Network) -> Option<Route<F>> {
+        let guard = epoch::pin();
+        let node = self.destinations.get(network, &guard)?;
+        let set = node.value().load(&guard)?;
+        let s = &set.stored()[set.best()?];
+        Some(s.entry(*network, self.attrs.get(s.attrs())).route)
+    }
+
+    /// Calls `f` with each destination's routes, in network order, from
+    /// `start`, until it returns `Some`.
+    pub(crate) fn scan<R>(
+        &self,
+        start: Bound<F::Network>,
+        mut f: impl FnMut(F::Network, &Routes<F>) -> Option<R>,
+    ) -> Option<R> {
+        let guard = epoch::pin();
+        for node in self
+            .destinations
+            .range::<F::Network, _>((start, Bound::Unbounded), &guard)
+        {
+            if let Some(set) = node.value().load(&guard)
+                && let Some(r) = f(*node.key(), &self.decode(*node.key(), set))
+            {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// The matching routes of one destination, in key order, with keys
+    /// strictly after `after`.
+    pub(crate) fn matching(
+        set: &Routes<F>,
+        criteria: &Criteria<F>,
+        after: Option<&RouteKey<F>>,
+    ) -> impl Iterator<Item = Route<F>> {
+        set.entries
+            .iter()
+            .enumerate()
+            .filter(move |(i, e)| {
+                criteria.matches(&e.route, set.best == Some(*i), e.enabled)
+                    && after.is_none_or(|a| e.route.key() > *a)
+            })
+            .map(|(_, e)| e.route)
+    }
+
+    /// The first matching route whose key is after `after` (or the first
+    /// of all): GetFirst / GetNext.
+    pub(crate) fn first_after(
+        &self,
+        criteria: &Criteria<F>,
+        after: Option<&RouteKey<F>>,
+    ) -> Option<Route<F>> {
+        let start = match (criteria.network, after) {
+            (Some(n), Some(a)) if a.network > n => return None,
+            (Some(n), _) => Bound::Included(n),
+            (None, Some(a)) => Bound::Included(a.network),
+            (None, None) => Bound::Unbounded,
+        };
+        self.scan(start, |network, set| {
+            if criteria.network.is_some_and(|n| n != network) {
+                // Past the only network asked for: stop with "no route".
+                return Some(None);
+            }
+            Self::matching(set, criteria, after).next().map(Some)
+        })
+        .flatten()
+    }
+}
