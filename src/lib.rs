@@ -144,7 +144,10 @@ pub use criteria::{
 pub use enumerate::Enumeration;
 pub use error::{ERROR_MORE_MESSAGES, NO_ERROR, Result, RtmError};
 pub use family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
-pub use fib::{FibEntry, FibMemory, FibReader, ForwardingTable, LpmFib, NoFib, OfflineFibReader};
+pub use fib::{
+    FibEntry, FibMemory, FibNextHop, FibReader, ForwardingTable, LpmFib, NextHopId, NoFib,
+    OfflineFibReader,
+};
 pub use notify::{ChangeQueue, DequeueStatus, Dequeued};
 pub use prefix::{IpAddress, Ipv4Prefix, Ipv6Prefix, IpxNetwork, MacAddr, Prefix};
 pub use priority::{DEFAULT_PRIORITY, PriorityTable};

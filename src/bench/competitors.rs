@@ -1,13 +1,14 @@
 //! The structures `rtm bench lpm` runs side by side, behind one trait.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use ip_network_table_deps_treebitmap::IpLookupTable;
 use prefix_trie::PrefixMap;
 
 use super::dir24::Dir24_8;
 use crate::family::IpFamily;
-use crate::fib::LpmFib;
+use crate::fib::{LpmFib, NextHopId};
 use crate::prefix::{IpAddress, Prefix};
 use crate::route::ProtocolId;
 
@@ -54,6 +55,79 @@ pub struct RtmFib<F: IpFamily>(pub LpmFib<F>);
 /// `Rtm::lookup` runs: online and offline through the thread's slot per
 /// call) and `LpmFib::lookup_batch` (online once per batch).
 pub struct RtmFibPerCall<F: IpFamily>(pub LpmFib<F>);
+
+/// rtm's FIB through a registered reader's next-hop-id lookups
+/// ([`FibReader::lookup_id`](crate::FibReader::lookup_id),
+/// `lookup_batch_ids`): each id becomes the benchmark's value through an
+/// adjacency table indexed by id, filled the first time an id is seen from
+/// [`NextHopId::resolve`] (a router's own next-hop table after its FIB).
+pub struct RtmFibIds<F: IpFamily> {
+    fib: LpmFib<F>,
+    adjacency: Vec<AtomicU32>,
+}
+
+impl<F: IpFamily> RtmFibIds<F> {
+    /// The FIB, with an adjacency table for the ids it holds.
+    pub fn new(fib: LpmFib<F>) -> Self {
+        let adjacency = (0..=fib.next_hops()).map(|_| AtomicU32::new(0)).collect();
+        RtmFibIds { fib, adjacency }
+    }
+
+    /// The value for `id`: its adjacency entry, filled from the FIB once.
+    #[inline(always)]
+    fn adjacent(&self, id: NextHopId<'_, F>) -> u32 {
+        // Relaxed: a memo of a value that never changes while the
+        // benchmark runs (no writer); racing threads store the same one.
+        match self.adjacency.get(id.raw() as usize) {
+            Some(slot) => match slot.load(Ordering::Relaxed) {
+                0 => {
+                    let v = id.resolve().interface;
+                    slot.store(v, Ordering::Relaxed);
+                    v
+                }
+                v => v,
+            },
+            None => id.resolve().interface,
+        }
+    }
+}
+
+impl<F: IpFamily> Lpm<F::Addr> for RtmFibIds<F> {
+    fn lookup(&self, a: F::Addr) -> u32 {
+        self.fib
+            .reader()
+            .lookup_id(a)
+            .map_or(0, |id| self.adjacent(id))
+    }
+
+    fn scalar(&self, addrs: &[F::Addr], out: &mut [u32]) {
+        let mut reader = self.fib.reader();
+        for (addrs, out) in addrs.chunks(REPORT_EVERY).zip(out.chunks_mut(REPORT_EVERY)) {
+            for (o, a) in out.iter_mut().zip(addrs) {
+                *o = reader.lookup_id(*a).map_or(0, |id| self.adjacent(id));
+            }
+            reader.quiescent();
+        }
+    }
+
+    fn batch(&self, addrs: &[F::Addr], out: &mut [u32]) -> bool {
+        let mut reader = self.fib.reader();
+        for (addrs, out) in addrs.chunks(REPORT_EVERY).zip(out.chunks_mut(REPORT_EVERY)) {
+            {
+                // The ids borrow the reader: dropped before it reports.
+                let mut ids = [None; RTM_BATCH];
+                for (addrs, out) in addrs.chunks(RTM_BATCH).zip(out.chunks_mut(RTM_BATCH)) {
+                    let n = reader.lookup_batch_ids(addrs, &mut ids);
+                    for (o, id) in out.iter_mut().zip(&ids[..n]) {
+                        *o = id.map_or(0, |id| self.adjacent(id));
+                    }
+                }
+            }
+            reader.quiescent();
+        }
+        true
+    }
+}
 
 /// Addresses per `lookup_batch` call in the batch rows.
 const RTM_BATCH: usize = 256;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Barrier;
 use std::time::Instant;
 
-use super::competitors::{self, Lpm, RtmFib, RtmFibPerCall};
+use super::competitors::{self, Lpm, RtmFib, RtmFibIds, RtmFibPerCall};
 use super::dir24::Dir24_8;
 use super::input::{self, Tables, Traffic};
 use crate::family::{Ipv4, Ipv6};
@@ -304,6 +304,9 @@ fn routes<A: IpAddress>(table: &[Prefix<A>]) -> Vec<(Prefix<A>, u32)> {
 fn structures_v4(r: &[(Prefix<Ipv4Addr>, u32)], live: &dyn Fn() -> usize) -> Vec<Built<Ipv4Addr>> {
     vec![
         build("rtm", live, || RtmFib(competitors::build_rtm::<Ipv4>(r))),
+        build("rtm (next-hop id)", live, || {
+            RtmFibIds::new(competitors::build_rtm::<Ipv4>(r))
+        }),
         build("rtm (per call)", live, || {
             RtmFibPerCall(competitors::build_rtm::<Ipv4>(r))
         }),
@@ -317,6 +320,9 @@ fn structures_v4(r: &[(Prefix<Ipv4Addr>, u32)], live: &dyn Fn() -> usize) -> Vec
 fn structures_v6(r: &[(Prefix<Ipv6Addr>, u32)], live: &dyn Fn() -> usize) -> Vec<Built<Ipv6Addr>> {
     vec![
         build("rtm", live, || RtmFib(competitors::build_rtm::<Ipv6>(r))),
+        build("rtm (next-hop id)", live, || {
+            RtmFibIds::new(competitors::build_rtm::<Ipv6>(r))
+        }),
         build("rtm (per call)", live, || {
             RtmFibPerCall(competitors::build_rtm::<Ipv6>(r))
         }),

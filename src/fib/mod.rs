@@ -33,10 +33,12 @@
 mod arena;
 mod core;
 mod direct;
+mod next_hop_id;
 mod nexthop;
 pub(crate) mod pages;
 mod trie;
 
+pub use next_hop_id::{FibNextHop, NextHopId};
 pub(crate) use trie::prefetch;
 
 use std::fmt;
@@ -418,19 +420,31 @@ impl<F: IpFamily> LpmFib<F> {
 
     /// The batch proper; the caller is online (as for `lookup_online`).
     fn batch_online(&self, addrs: &[F::Addr], out: &mut [Option<FibEntry<F>>]) -> usize {
+        self.batch_leaves(addrs, out, |a, leaf| self.entry(a, leaf))
+    }
+
+    /// The batch pipeline over either core, `emit` turning each address's
+    /// leaf into its answer; the caller is online.
+    fn batch_leaves<T>(
+        &self,
+        addrs: &[F::Addr],
+        out: &mut [T],
+        emit: impl Fn(Bits<F>, u32) -> T,
+    ) -> usize {
         match &self.core {
-            Core::Trie(t) => self.pipeline(t, addrs, out),
-            Core::Direct(d) => self.pipeline(d, addrs, out),
+            Core::Trie(t) => self.pipeline(t, addrs, out, emit),
+            Core::Direct(d) => self.pipeline(d, addrs, out, emit),
         }
     }
 
     /// The batch pipeline over either core. The caller is online.
     #[inline(always)]
-    fn pipeline<C: Stages<Bits<F>>>(
+    fn pipeline<C: Stages<Bits<F>>, T>(
         &self,
         core: &C,
         addrs: &[F::Addr],
-        out: &mut [Option<FibEntry<F>>],
+        out: &mut [T],
+        emit: impl Fn(Bits<F>, u32) -> T,
     ) -> usize {
         // A four-stage pipeline over groups of GROUP addresses. In one
         // round, group g is walked (its walks interleaved level by level),
@@ -491,7 +505,7 @@ impl<F: IpFamily> LpmFib<F> {
             // SAFETY: as above.
             unsafe { core.walk_group(&native[r][..len], &words[r][..len], &mut leaves) };
             for i in 0..len {
-                out[g * GROUP + i] = self.entry(native[r][i], leaves[i]);
+                out[g * GROUP + i] = emit(native[r][i], leaves[i]);
             }
         }
         n
