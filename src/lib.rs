@@ -59,6 +59,9 @@
 //! - [`LpmFib`] (via [`Rtm::fib`]): the forwarding table itself; a
 //!   forwarding thread registers a [`FibReader`] ([`LpmFib::reader`]) and
 //!   reports quiescent states between bursts; also usable on its own.
+//!   [`FibReader::lookup_id`] answers a [`NextHopId`] (the leaf alone, as
+//!   DPDK's and Linux's FIBs answer), which [`NextHopId::resolve`] turns
+//!   into a [`FibNextHop`].
 //! - [`model::ModelRtm`]: a sequential reference implementation for tests.
 //!
 //! ## Guarantees

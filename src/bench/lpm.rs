@@ -447,7 +447,11 @@ impl LpmReport {
         }
         let scalar = |r: &LpmRow| Some(r.scalar_mlps);
         let batch = |r: &LpmRow| r.batch_mlps;
-        for r in self.rows.iter().filter(|r| r.name == "rtm") {
+        for r in self
+            .rows
+            .iter()
+            .filter(|r| r.name == "rtm" || r.name == "rtm (next-hop id)")
+        {
             let mut parts = Vec::new();
             for other in ["dir-24-8 (static)", "prefix-trie", "treebitmap"] {
                 if let Some(x) = ratio(&self.rows, r, other, scalar) {
@@ -457,7 +461,13 @@ impl LpmReport {
                     parts.push(format!("batch {x:.2}x {other}"));
                 }
             }
-            s += &format!("rtm {} {}: {}\n", r.family, r.traffic, parts.join(", "));
+            s += &format!(
+                "{} {} {}: {}\n",
+                r.name,
+                r.family,
+                r.traffic,
+                parts.join(", ")
+            );
         }
         s
     }
