@@ -61,7 +61,7 @@
 //! `loom-tests/tests/fib_qsbr.rs` runs this module's own code.
 
 #[cfg(not(loom))]
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, lock};
@@ -477,6 +477,8 @@ struct LocalSlots {
 #[cfg(not(loom))]
 impl Drop for LocalSlots {
     fn drop(&mut self) {
+        // The slots go back: the fast path must not find them.
+        let _ = LAST.try_with(|last| last.set((std::ptr::null(), 0)));
         for (d, i) in self.entries.drain(..) {
             d.unregister(i);
         }
@@ -486,6 +488,12 @@ impl Drop for LocalSlots {
 #[cfg(not(loom))]
 thread_local! {
     static LOCAL: RefCell<LocalSlots> = const { RefCell::new(LocalSlots { entries: Vec::new() }) };
+    /// The domain (compared, never dereferenced) and slot of this thread's
+    /// last call: the fast path of a thread looking up through one FIB, one
+    /// thread-local load and compare. Set only while `LOCAL` holds that
+    /// domain's `Arc` and slot, so the domain is alive and no other can
+    /// have its address; cleared before `LOCAL` gives any slot back.
+    static LAST: Cell<(*const Domain, usize)> = const { Cell::new((std::ptr::null(), 0)) };
 }
 
 /// Runs `f` as a reader of `domain` through this thread's own slot: online
@@ -506,14 +514,26 @@ pub(crate) fn read_locally<R>(domain: &std::sync::Arc<Domain>, f: impl FnOnce() 
 #[cfg(not(loom))]
 #[inline]
 pub(crate) fn read_locally<R>(domain: &std::sync::Arc<Domain>, f: impl FnOnce() -> R) -> R {
+    let me = std::sync::Arc::as_ptr(domain);
+    if let Ok((d, i)) = LAST.try_with(Cell::get)
+        && d == me
+    {
+        domain.online(i);
+        let r = f();
+        domain.offline(i);
+        return r;
+    }
     let slot = LOCAL
         .try_with(|l| {
             let mut l = l.try_borrow_mut().ok()?;
+            // Whatever it pointed at, it may be pruned below.
+            let _ = LAST.try_with(|last| last.set((std::ptr::null(), 0)));
             if let Some(&(_, i)) = l
                 .entries
                 .iter()
                 .find(|(d, _)| std::sync::Arc::ptr_eq(d, domain))
             {
+                let _ = LAST.try_with(|last| last.set((me, i)));
                 return Some(i);
             }
             // Give back the slots of domains only this thread still holds.
@@ -527,6 +547,7 @@ pub(crate) fn read_locally<R>(domain: &std::sync::Arc<Domain>, f: impl FnOnce() 
             let i = domain.register()?;
             domain.offline(i);
             l.entries.push((domain.clone(), i));
+            let _ = LAST.try_with(|last| last.set((me, i)));
             Some(i)
         })
         .ok()
@@ -605,6 +626,24 @@ mod tests {
 
     /// Catches per-thread slots that are never given back (a thread per
     /// call would exhaust the domain).
+    /// Would catch the per-thread fast path serving a domain it has no
+    /// slot in (planted: the domain comparison dropped, so every call after
+    /// the first reuses the first domain's slot number): each new domain
+    /// must get a slot of its own, online only during the call.
+    #[test]
+    fn the_fast_path_serves_only_its_own_domain() {
+        let kept = std::sync::Arc::new(Domain::new(4));
+        for _ in 0..64 {
+            let d = std::sync::Arc::new(Domain::new(4));
+            read_locally(&d, || assert_eq!(d.safe_token(), 1, "online in d"));
+            assert_eq!(d.readers(), 1);
+            assert_eq!(d.safe_token(), u64::MAX, "offline after the call");
+            read_locally(&kept, || ());
+            drop(d);
+        }
+        assert_eq!(kept.readers(), 1);
+    }
+
     #[test]
     fn thread_slots_are_returned_when_threads_exit() {
         let d = std::sync::Arc::new(Domain::new(2));
