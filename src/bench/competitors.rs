@@ -8,7 +8,7 @@ use prefix_trie::PrefixMap;
 
 use super::dir24::Dir24_8;
 use crate::family::IpFamily;
-use crate::fib::{LpmFib, NextHopId};
+use crate::fib::{FibReader, LpmFib, NextHopId};
 use crate::prefix::{IpAddress, Prefix};
 use crate::route::ProtocolId;
 
@@ -127,6 +127,12 @@ impl<F: IpFamily> Lpm<F::Addr> for RtmFibIds<F> {
         }
         true
     }
+
+    fn run_dependent(&self, addrs: &[F::Addr]) -> u64 {
+        reader_chain(&self.fib, addrs, |r, a| {
+            r.lookup_id(a).map_or(0, |id| self.adjacent(id))
+        })
+    }
 }
 
 /// Addresses per `lookup_batch` call in the batch rows.
@@ -134,6 +140,31 @@ const RTM_BATCH: usize = 256;
 
 /// Lookups between a registered reader's quiescent reports.
 const REPORT_EVERY: usize = 4096;
+
+/// A dependent chain (see [`Lpm::run_dependent`]) through one registered
+/// reader of `fib`, `look` answering each address, reporting a quiescent
+/// state every [`REPORT_EVERY`] lookups.
+fn reader_chain<F: IpFamily>(
+    fib: &LpmFib<F>,
+    addrs: &[F::Addr],
+    look: impl Fn(&FibReader<'_, F>, F::Addr) -> u32,
+) -> u64 {
+    let mask = std::hint::black_box(0u128);
+    let mut reader = fib.reader();
+    let mut x = 0u32;
+    let mut sum = 0u64;
+    for (i, a) in addrs.iter().enumerate() {
+        x = look(
+            &reader,
+            <F::Addr as IpAddress>::from_bits(a.to_bits() ^ (x as u128 & mask)),
+        );
+        sum += x as u64;
+        if i % REPORT_EVERY == REPORT_EVERY - 1 {
+            reader.quiescent();
+        }
+    }
+    sum
+}
 
 /// The benchmark's value of an rtm answer: the interface it carries.
 fn value<F: IpFamily>(e: Option<crate::fib::FibEntry<F>>) -> u32 {
@@ -189,19 +220,7 @@ impl<F: IpFamily> Lpm<F::Addr> for RtmFib<F> {
     }
 
     fn run_dependent(&self, addrs: &[F::Addr]) -> u64 {
-        let mask = std::hint::black_box(0u128);
-        let mut reader = self.0.reader();
-        let mut x = 0u32;
-        let mut sum = 0u64;
-        for (i, a) in addrs.iter().enumerate() {
-            let a = <F::Addr as IpAddress>::from_bits(a.to_bits() ^ (x as u128 & mask));
-            x = value(reader.lookup(a));
-            sum += x as u64;
-            if i % REPORT_EVERY == REPORT_EVERY - 1 {
-                reader.quiescent();
-            }
-        }
-        sum
+        reader_chain(&self.0, addrs, |r, a| value(r.lookup(a)))
     }
 }
 
