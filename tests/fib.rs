@@ -388,3 +388,42 @@ fn verify_consistency_checks_what_lookups_read() {
     let hit = rtm.lookup::<Ipv4>(Ipv4Addr::new(10, 1, 1, 9)).unwrap();
     assert_eq!(hit.prefix.to_string(), "10.1.1.0/24");
 }
+
+/// Would catch a consistency walk that takes equal top-level leaves for
+/// one prefix (planted: the walk before this test, which merged every run
+/// of equal top-level entries): two adjacent prefixes of one length with
+/// one next hop have the same leaf, yet their addresses answer different
+/// prefixes, so the walk's range must end where the first prefix does.
+/// The full-size demo failed its final check this way on a correct FIB.
+#[test]
+fn verify_consistency_tells_adjacent_prefixes_with_one_next_hop_apart() {
+    let rtm = Rtm::new();
+    let c = rtm
+        .register::<Ipv4>(ProtocolId(9), RegisterOptions::default())
+        .unwrap();
+    let c6 = rtm
+        .register::<Ipv6>(ProtocolId(9), RegisterOptions::default())
+        .unwrap();
+    for net in ["30.144.0.0/12", "30.160.0.0/12", "30.176.0.0/16"] {
+        let r = Route::<Ipv4>::new(
+            net.parse().unwrap(),
+            Ipv4Addr::new(198, 51, 100, 1),
+            9,
+            IpRouteData::with_metric(1),
+        );
+        rtm.add_route(&c, &r, Ttl::Infinite).unwrap();
+    }
+    for net in ["2000::/12", "2010::/12"] {
+        let r = Route::<Ipv6>::new(
+            net.parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+            9,
+            IpRouteData::with_metric(1),
+        );
+        rtm.add_route(&c6, &r, Ttl::Infinite).unwrap();
+    }
+    rtm.verify_consistency().unwrap();
+    let at = |a: &str| rtm.lookup::<Ipv4>(a.parse().unwrap()).unwrap().prefix;
+    assert_eq!(at("30.159.255.255").to_string(), "30.144.0.0/12");
+    assert_eq!(at("30.160.0.0").to_string(), "30.160.0.0/12");
+}

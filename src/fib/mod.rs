@@ -540,11 +540,16 @@ impl<F: IpFamily> LpmFib<F> {
                 let mut size = 1u128.checked_shl(width - depth).unwrap_or(0);
                 if depth == core::TOP_BITS {
                     // Decided at the top level: so is every following slot
-                    // holding the same entry.
+                    // holding the same entry inside the same prefix (equal
+                    // leaves name one next hop and one length, not one
+                    // prefix: two adjacent /12s with one next hop have the
+                    // same leaf, and their answers differ in the prefix).
                     let s = (start >> slot_bits) as usize;
                     let e = self.core.top_entry(s);
+                    let outside = core::TOP_BITS - (leaf as u8 as u32).min(core::TOP_BITS);
+                    let same_prefix = |t: usize| leaf == 0 || t >> outside == s >> outside;
                     let run = (s + 1..slots)
-                        .take_while(|&t| self.core.top_entry(t) == e)
+                        .take_while(|&t| self.core.top_entry(t) == e && same_prefix(t))
                         .count();
                     size = (run as u128 + 1) << slot_bits;
                 }
