@@ -168,6 +168,20 @@ impl Domain {
         Some(i)
     }
 
+    /// As [`register`](Self::register), waiting (yielding) for a slot when
+    /// every one is taken (thousands of readers at once).
+    pub fn register_waiting(&self) -> usize {
+        loop {
+            if let Some(i) = self.register() {
+                return i;
+            }
+            #[cfg(loom)]
+            loom::thread::yield_now();
+            #[cfg(not(loom))]
+            std::thread::yield_now();
+        }
+    }
+
     /// Returns slot `i` (offline first). The caller's reader is gone.
     pub fn unregister(&self, i: usize) {
         self.offline(i);
@@ -567,15 +581,7 @@ pub(crate) fn read_locally<R>(domain: &std::sync::Arc<Domain>, f: impl FnOnce() 
 /// every one is taken (thousands of readers at once).
 #[cold]
 fn read_registered<R>(domain: &Domain, f: impl FnOnce() -> R) -> R {
-    let i = loop {
-        if let Some(i) = domain.register() {
-            break i;
-        }
-        #[cfg(loom)]
-        loom::thread::yield_now();
-        #[cfg(not(loom))]
-        std::thread::yield_now();
-    };
+    let i = domain.register_waiting();
     let r = f();
     domain.unregister(i);
     r

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use rtm::{
-    IpAddress, IpFamily, IpRouteData, Ipv4, Ipv6, LpmFib, Prefix, ProtocolId, RegisterOptions,
-    Route, RouteUpdate, Rtm, Ttl,
+    ClientHandle, IpAddress, IpFamily, IpRouteData, Ipv4, Ipv6, LpmFib, Prefix, ProtocolId,
+    RegisterOptions, Route, RouteUpdate, Rtm, Ttl,
 };
 
 /// Brute-force LPM over a map of prefixes to interfaces.
@@ -326,6 +326,18 @@ fn untouched_ipv6_route_never_flickers_under_churn() {
     );
 }
 
+/// A table with one client (protocol 9) in IPv4 and in IPv6.
+fn table_with_both_families() -> (Rtm, ClientHandle<Ipv4>, ClientHandle<Ipv6>) {
+    let rtm = Rtm::new();
+    let c = rtm
+        .register::<Ipv4>(ProtocolId(9), RegisterOptions::default())
+        .unwrap();
+    let c6 = rtm
+        .register::<Ipv6>(ProtocolId(9), RegisterOptions::default())
+        .unwrap();
+    (rtm, c, c6)
+}
+
 /// Would catch `Rtm::verify_consistency` checking the writer's side of the
 /// FIB rather than what lookups read: with the chunk-end publication of a
 /// bulk writer's pending node left out (planted: `PublishFib::drop` doing
@@ -335,13 +347,7 @@ fn untouched_ipv6_route_never_flickers_under_churn() {
 /// has nesting, gaps and both ends of the space.
 #[test]
 fn verify_consistency_checks_what_lookups_read() {
-    let rtm = Rtm::new();
-    let c = rtm
-        .register::<Ipv4>(ProtocolId(9), RegisterOptions::default())
-        .unwrap();
-    let c6 = rtm
-        .register::<Ipv6>(ProtocolId(9), RegisterOptions::default())
-        .unwrap();
+    let (rtm, c, c6) = table_with_both_families();
     let add = |net: &str, nh: u8| RouteUpdate::Add {
         route: Route::<Ipv4>::new(
             net.parse().unwrap(),
@@ -397,13 +403,7 @@ fn verify_consistency_checks_what_lookups_read() {
 /// The full-size demo failed its final check this way on a correct FIB.
 #[test]
 fn verify_consistency_tells_adjacent_prefixes_with_one_next_hop_apart() {
-    let rtm = Rtm::new();
-    let c = rtm
-        .register::<Ipv4>(ProtocolId(9), RegisterOptions::default())
-        .unwrap();
-    let c6 = rtm
-        .register::<Ipv6>(ProtocolId(9), RegisterOptions::default())
-        .unwrap();
+    let (rtm, c, c6) = table_with_both_families();
     for net in ["30.144.0.0/12", "30.160.0.0/12", "30.176.0.0/16"] {
         let r = Route::<Ipv4>::new(
             net.parse().unwrap(),

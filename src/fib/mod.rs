@@ -398,14 +398,11 @@ impl<F: IpFamily> LpmFib<F> {
     /// [`LpmFib::lookup`] take one per thread); beyond that this waits for
     /// one to be dropped.
     pub fn reader(&self) -> FibReader<'_, F> {
-        let slot = loop {
-            if let Some(i) = self.domain.register() {
-                break i;
-            }
-            std::thread::yield_now();
-        };
         FibReader {
-            reg: Registration { fib: self, slot },
+            reg: Registration {
+                fib: self,
+                slot: self.domain.register_waiting(),
+            },
         }
     }
 
