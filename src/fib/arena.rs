@@ -48,7 +48,7 @@ pub(crate) struct NodeArena<const U: usize> {
     state: Mutex<State>,
     /// Chunk bases by number, for [`NodeArena::resolve`]. A slot is stored
     /// once, before any block of its chunk is handed out.
-    bases: Box<[AtomicPtr<u64>]>,
+    bases: Box<[AtomicPtr<u64>; MAX_CHUNKS]>,
 }
 
 struct State {
@@ -82,9 +82,9 @@ impl<const U: usize> NodeArena<U> {
     /// An arena holding no chunk yet.
     pub(crate) fn new() -> Self {
         NodeArena {
-            bases: (0..MAX_CHUNKS)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
+            // A fixed-size array, so `resolve`'s masked index needs no
+            // bounds check on the lookup path.
+            bases: Box::new([const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_CHUNKS]),
             state: Mutex::new(State {
                 chunks: Vec::new(),
                 bump: std::ptr::null_mut(),

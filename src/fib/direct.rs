@@ -266,6 +266,18 @@ impl<W: Word> Direct<W> {
         }
     }
 
+    /// The top-level entry of `a`, without a bounds check: the lookup path
+    /// runs it once per address, and the check is most of its cost in
+    /// instructions (which bound how many lookups a core keeps in flight).
+    #[inline(always)]
+    fn top_slot(&self, a: W) -> &std::sync::atomic::AtomicU32 {
+        let i = a.top(TOP_BITS);
+        debug_assert!(i < self.top.len());
+        // SAFETY: `top` has `1 << TOP_BITS` words, and the first TOP_BITS
+        // bits of an address are below that.
+        unsafe { self.top.get_unchecked(i) }
+    }
+
     #[inline(always)]
     fn node(&self, e: u32) -> NodeRef {
         NodeRef(self.nodes.resolve(e >> 1) as *const u32)
@@ -277,7 +289,7 @@ impl<W: Word> Direct<W> {
     pub(crate) fn lookup(&self, a: W) -> u32 {
         // Acquire pairs with the writer's Release stores: a node (and every
         // node below it) is fully written before its entry is published.
-        let e = self.top[a.top(TOP_BITS)].load(Ordering::Acquire);
+        let e = self.top_slot(a).load(Ordering::Acquire);
         if !is_node(e) {
             return entry_leaf(e);
         }
@@ -314,7 +326,7 @@ impl<W: Word> Direct<W> {
     /// lookup.
     pub(crate) fn lookup_span(&self, a: W) -> (u32, u32) {
         // Acquire: see `lookup`.
-        let mut e = self.top[a.top(TOP_BITS)].load(Ordering::Acquire);
+        let mut e = self.top_slot(a).load(Ordering::Acquire);
         let mut o = TOP_BITS;
         while is_node(e) && o < W::BITS {
             // SAFETY: as in `descend` (the caller is pinned).
@@ -334,7 +346,7 @@ impl<W: Word> Direct<W> {
     /// Prefetches the top-level entry of `a` (batch stage 1).
     #[inline(always)]
     pub(crate) fn prefetch_top(&self, a: W) {
-        prefetch(self.top[a.top(TOP_BITS)].as_ptr() as *const u8);
+        prefetch(self.top_slot(a).as_ptr() as *const u8);
     }
 
     /// Loads the top-level entries of a group and prefetches the node slot
@@ -346,7 +358,7 @@ impl<W: Word> Direct<W> {
     pub(crate) fn load_group(&self, addrs: &[W], words: &mut [u64]) {
         for (w, a) in words.iter_mut().zip(addrs) {
             // Acquire: see `lookup`.
-            let e = self.top[a.top(TOP_BITS)].load(Ordering::Acquire);
+            let e = self.top_slot(*a).load(Ordering::Acquire);
             *w = if is_node(e) {
                 let node = self.node(e);
                 prefetch(node.0.wrapping_add(a.nibble(TOP_BITS)) as *const u8);

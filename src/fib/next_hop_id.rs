@@ -112,7 +112,7 @@ impl<'a, F: IpFamily> FibReader<'a, F> {
     /// assert!(reader.lookup_id("12.0.0.1".parse()?).is_none());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn lookup_id(&self, addr: F::Addr) -> Option<NextHopId<'_, F>> {
         let fib = self.reg.fib;
         // Online since registration or the last report, and no report can
