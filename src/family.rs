@@ -133,6 +133,10 @@ pub trait Family:
     type NextHop: Copy + Ord + Hash + fmt::Debug + fmt::Display + FromStr + Send + Sync + 'static;
     /// The family-specific route data (`IP_SPECIFIC_DATA`, `IPX_SPECIFIC_DATA`).
     type Data: RouteData;
+    /// A next hop that is no address (what unused entries of the RIB's
+    /// attribute table hold).
+    #[doc(hidden)]
+    const UNSPECIFIED_NEXT_HOP: Self::NextHop;
     /// The forwarding structure fed by best-route changes.
     #[doc(hidden)]
     type Fib: ForwardingTable<Self>;
@@ -162,6 +166,7 @@ impl Family for Ipv4 {
     type Network = Prefix<Ipv4Addr>;
     type NextHop = Ipv4Addr;
     type Data = IpRouteData;
+    const UNSPECIFIED_NEXT_HOP: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
     type Fib = LpmFib<Ipv4>;
 }
 impl IpFamily for Ipv4 {
@@ -173,6 +178,7 @@ impl Family for Ipv6 {
     type Network = Prefix<Ipv6Addr>;
     type NextHop = Ipv6Addr;
     type Data = IpRouteData;
+    const UNSPECIFIED_NEXT_HOP: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
     type Fib = LpmFib<Ipv6>;
 }
 impl IpFamily for Ipv6 {
@@ -184,5 +190,6 @@ impl Family for Ipx {
     type Network = IpxNetwork;
     type NextHop = MacAddr;
     type Data = IpxRouteData;
+    const UNSPECIFIED_NEXT_HOP: MacAddr = MacAddr([0; 6]);
     type Fib = NoFib;
 }

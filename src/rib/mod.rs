@@ -346,7 +346,7 @@ impl<F: Family> Table<F> {
             clients: DashMap::default(),
             subscribers: Mutex::new(Vec::new()),
             fib: F::Fib::empty(),
-            attrs: InternTable::new(Attrs::default()),
+            attrs: InternTable::new(Attrs::placeholder()),
             attr_ids: Mutex::new(InternIds::new()),
             expiries: Mutex::new(BTreeMap::new()),
         }

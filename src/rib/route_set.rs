@@ -17,7 +17,7 @@ use crate::route::{ProtocolId, Route, RouteData, RouteKey, Ttl};
 /// in 4 bytes (a full table stores a million). Its deadline is always the
 /// route's timestamp plus this, since every write that sets one sets the
 /// other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Lifetime(u32);
 
 impl Lifetime {
@@ -72,15 +72,23 @@ impl<F: Family> Entry<F> {
     }
 }
 
-/// The part of a route a full table holds few distinct values of (the
-/// family data, with its metric and flags, the protocol's private data and
-/// the protocol's priority): interned per family, so a stored route
-/// carries a 32-bit id instead of 64 bytes (IP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// The part of a route a full table holds few distinct values of: the
+/// family data (metric and flags), the protocol's private data, the
+/// protocol and its priority, the lifetime, and where the route forwards
+/// (next hop and interface: one session's table has one or a few of each).
+/// Interned per family, so a stored route carries a 32-bit id instead of
+/// 84 bytes (IPv4). A table whose every route has attributes of its own
+/// pays an entry per route instead (the table's value and its map's key):
+/// interning saves memory exactly as far as routes share them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Attrs<F: Family> {
     pub(crate) protocol_data: [u32; 4],
     pub(crate) data: F::Data,
     pub(crate) priority: u32,
+    pub(crate) lifetime: Lifetime,
+    pub(crate) interface: u32,
+    pub(crate) protocol: ProtocolId,
+    pub(crate) next_hop: F::NextHop,
 }
 
 impl<F: Family> Attrs<F> {
@@ -89,23 +97,39 @@ impl<F: Family> Attrs<F> {
             protocol_data: e.route.protocol_data,
             data: e.route.data,
             priority: e.priority,
+            lifetime: e.lifetime,
+            interface: e.route.interface,
+            protocol: e.route.protocol,
+            next_hop: e.route.next_hop,
+        }
+    }
+
+    /// What the intern table's unused entries hold (never read as a
+    /// route's: ids are handed out only with their value written).
+    pub(crate) fn placeholder() -> Self {
+        Attrs {
+            protocol_data: [0; 4],
+            data: F::Data::default(),
+            priority: 0,
+            lifetime: Lifetime::NEVER,
+            interface: 0,
+            protocol: ProtocolId(0),
+            next_hop: F::UNSPECIFIED_NEXT_HOP,
         }
     }
 }
 
 /// An [`Entry`] as a published set stores it: without its network (the
-/// destination's key), with its attributes interned, and 4-byte aligned
-/// (the timestamp in two halves) so nothing is padding. 28 bytes for IPv4,
-/// 40 for IPv6, 32 for IPX, where an `Entry` takes 96 / 112 / 88.
+/// destination's key), everything but its timestamp interned as
+/// [`Attrs`], and 4-byte aligned (the timestamp in two halves) so nothing
+/// is padding: 12 bytes for every family, where an `Entry` takes 96 / 112
+/// / 88 (IPv4 / IPv6 / IPX).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stored<F: Family> {
     timestamp: [u32; 2],
-    lifetime: Lifetime,
-    interface: u32,
-    protocol: ProtocolId,
     /// The interned [`Attrs`]' id (below 2^24), and [`Stored::ENABLED`].
     attrs_enabled: u32,
-    next_hop: F::NextHop,
+    family: std::marker::PhantomData<F>,
 }
 
 impl<F: Family> Stored<F> {
@@ -118,11 +142,8 @@ impl<F: Family> Stored<F> {
         let t = e.route.timestamp.0;
         Stored {
             timestamp: [t as u32, (t >> 32) as u32],
-            lifetime: e.lifetime,
-            interface: e.route.interface,
-            protocol: e.route.protocol,
             attrs_enabled: attrs | if e.enabled { Self::ENABLED } else { 0 },
-            next_hop: e.route.next_hop,
+            family: std::marker::PhantomData,
         }
     }
 
@@ -136,15 +157,15 @@ impl<F: Family> Stored<F> {
         Entry {
             route: Route {
                 network,
-                next_hop: self.next_hop,
-                interface: self.interface,
-                protocol: self.protocol,
+                next_hop: attrs.next_hop,
+                interface: attrs.interface,
+                protocol: attrs.protocol,
                 timestamp: Timestamp(self.timestamp[0] as u64 | (self.timestamp[1] as u64) << 32),
                 protocol_data: attrs.protocol_data,
                 data: attrs.data,
             },
             priority: attrs.priority,
-            lifetime: self.lifetime,
+            lifetime: attrs.lifetime,
             enabled: self.attrs_enabled & Self::ENABLED != 0,
         }
     }
@@ -399,10 +420,10 @@ mod tests {
     #[test]
     fn stored_routes_are_compact() {
         use crate::family::{Ipv6, Ipx};
-        assert_eq!(std::mem::size_of::<Stored<Ipv4>>(), 28);
-        assert_eq!(std::mem::size_of::<Stored<Ipv6>>(), 40);
-        assert_eq!(std::mem::size_of::<Stored<Ipx>>(), 32);
-        assert_eq!(RouteSet::<Ipv4>::layout(1).size(), 32);
+        assert_eq!(std::mem::size_of::<Stored<Ipv4>>(), 12);
+        assert_eq!(std::mem::size_of::<Stored<Ipv6>>(), 12);
+        assert_eq!(std::mem::size_of::<Stored<Ipx>>(), 12);
+        assert_eq!(RouteSet::<Ipv4>::layout(1).size(), 16);
     }
 
     /// The packed set round-trips its entries and best index, for every
