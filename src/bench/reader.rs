@@ -14,6 +14,59 @@ use crate::rtm::Rtm;
 /// Every `SAMPLE`-th lookup is timed on its own.
 const SAMPLE: usize = 64;
 
+/// Latency samples kept per phase and thread: a uniform sample of the
+/// phase's timed lookups once there are more (reservoir sampling), so the
+/// buffers are allocated once, before the benchmark's first memory reading,
+/// and never grow: the churn benchmarks' memory figures count the table,
+/// not the probe.
+const KEPT: usize = 1 << 18;
+
+/// A phase's latency samples: at most [`KEPT`], uniform over all `seen`,
+/// and the longest of them all (so the reported maximum is exact).
+struct Reservoir {
+    kept: Vec<u32>,
+    seen: u64,
+    max: u32,
+}
+
+impl Reservoir {
+    fn new() -> Self {
+        Reservoir {
+            kept: Vec::with_capacity(KEPT),
+            seen: 0,
+            max: 0,
+        }
+    }
+
+    /// Offers one sample; `rng` is the thread's xorshift state.
+    fn offer(&mut self, ns: u32, rng: &mut u64) {
+        self.seen += 1;
+        self.max = self.max.max(ns);
+        if self.kept.len() < KEPT {
+            self.kept.push(ns);
+            return;
+        }
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        // Kept with probability KEPT / seen, in place of a uniform victim
+        // (Algorithm R).
+        let j = *rng % self.seen;
+        if (j as usize) < KEPT {
+            self.kept[j as usize] = ns;
+        }
+    }
+
+    /// The kept samples, with the longest one among them (added once the
+    /// probe is done, when a reallocation no longer matters).
+    fn into_samples(mut self) -> Vec<u32> {
+        if self.seen > self.kept.len() as u64 && !self.kept.contains(&self.max) {
+            self.kept.push(self.max);
+        }
+        self.kept
+    }
+}
+
 /// What the reader saw during one phase.
 #[derive(Debug, Clone)]
 pub struct ReaderStats {
@@ -73,16 +126,15 @@ fn read_until_stopped(
     rtm: &Rtm,
     traffic: &[Ipv4Addr],
     start: usize,
-    max_phases: usize,
+    mut samples: Vec<Reservoir>,
     phase: &AtomicUsize,
     stop: &AtomicBool,
 ) -> PerPhase {
     let fib = rtm.fib::<Ipv4>();
+    let max_phases = samples.len();
     let mut counts = vec![0usize; max_phases];
-    let mut samples: Vec<Vec<u32>> = (0..max_phases)
-        .map(|_| Vec::with_capacity(1 << 18))
-        .collect();
     let mut frees = vec![0u64; max_phases];
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ start as u64;
     let mut frees_seen = crate::qsbr::frees_on_this_thread();
     let mut reader = fib.reader();
     let mut i = start;
@@ -97,7 +149,7 @@ fn read_until_stopped(
                 let e = reader.lookup(addr);
                 let ns = t.elapsed().as_nanos().min(u32::MAX as u128) as u32;
                 sum += e.map_or(0, |e| e.interface as u64);
-                samples[ph].push(ns);
+                samples[ph].offer(ns, &mut rng);
             } else {
                 sum += reader.lookup(addr).map_or(0, |e| e.interface as u64);
             }
@@ -112,7 +164,11 @@ fn read_until_stopped(
         frees_seen = f;
     }
     std::hint::black_box(sum);
-    (counts, samples, frees)
+    (
+        counts,
+        samples.into_iter().map(Reservoir::into_samples).collect(),
+        frees,
+    )
 }
 
 impl ReaderProbe {
@@ -125,7 +181,8 @@ impl ReaderProbe {
 
     /// Starts `threads` readers (at least one), each cycling through
     /// `traffic` from its own offset; their counts and samples are merged
-    /// per phase.
+    /// per phase. Everything the probe allocates is allocated before this
+    /// returns (a memory reading taken then counts none of it later).
     pub fn spawn_threads(
         rtm: &Rtm,
         traffic: Vec<Ipv4Addr>,
@@ -140,8 +197,9 @@ impl ReaderProbe {
                 let (rtm, phase, stop, traffic) =
                     (rtm.clone(), phase.clone(), stop.clone(), traffic.clone());
                 let start = t * traffic.len() / threads.max(1);
+                let samples = (0..max_phases.max(1)).map(|_| Reservoir::new()).collect();
                 std::thread::spawn(move || {
-                    read_until_stopped(&rtm, &traffic, start, max_phases, &phase, &stop)
+                    read_until_stopped(&rtm, &traffic, start, samples, &phase, &stop)
                 })
             })
             .collect();
@@ -308,4 +366,44 @@ pub fn worst_fraction(phases: &[ReaderStats]) -> f64 {
         .iter()
         .filter_map(|p| p.of_idle)
         .fold(f64::INFINITY, f64::min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A phase with four times more timed lookups than the reservoir
+    /// holds: the buffer never grows (a growing one was counted in the
+    /// churn benchmark's memory figures as bytes of the table), the
+    /// maximum stays exact, and the kept samples are uniform over the
+    /// whole phase (a reservoir that kept only the first ones, or only the
+    /// last, would put their mean far from the middle).
+    #[test]
+    fn the_reservoir_keeps_a_uniform_sample_without_growing() {
+        let mut r = Reservoir::new();
+        let capacity = r.kept.capacity();
+        let mut rng = 1u64;
+        let n = 4 * KEPT as u32;
+        for ns in 0..n {
+            // The longest lookup comes early, where a first-come reservoir
+            // would keep it and a uniform one most likely drops it.
+            r.offer(if ns == 1000 { u32::MAX } else { ns }, &mut rng);
+        }
+        assert_eq!(r.kept.capacity(), capacity);
+        assert_eq!(r.kept.len(), KEPT);
+        let mean = r
+            .kept
+            .iter()
+            .filter(|&&x| x != u32::MAX)
+            .map(|&x| x as f64)
+            .sum::<f64>()
+            / KEPT as f64;
+        let middle = n as f64 / 2.0;
+        assert!(
+            (mean - middle).abs() < middle * 0.02,
+            "mean {mean}, middle {middle}"
+        );
+        let samples = r.into_samples();
+        assert_eq!(samples.iter().max(), Some(&u32::MAX));
+    }
 }

@@ -171,9 +171,12 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
     let traffic = input::traffic_v4(&work.table, Traffic::Ann, 1 << 22, opts.seed);
     let traffic_again = traffic.clone();
     // The reader starts with U1 (an idle window on the empty table would be
-    // no yardstick); U1 is compared with the idle window after it.
-    let live0 = live();
+    // no yardstick); U1 is compared with the idle window after it. The
+    // baseline is read after the probe has allocated its buffers: the
+    // memory figures count the table, not the probe's latency samples
+    // (16 MiB, which until 2026-12-03 were counted as 16 bytes a route).
     let mut probe = ReaderProbe::spawn(&rtm, traffic, 16);
+    let live0 = live();
 
     // U1
     let t = Instant::now();
