@@ -267,8 +267,9 @@ impl<W: Word> Direct<W> {
     }
 
     /// The top-level entry of `a`, without a bounds check: the lookup path
-    /// runs it once per address, and the check is most of its cost in
-    /// instructions (which bound how many lookups a core keeps in flight).
+    /// runs it once per address, and a lookup's instruction count bounds
+    /// how many lookups a core keeps in flight (the check is a compare
+    /// and a branch of some thirty).
     #[inline(always)]
     fn top_slot(&self, a: W) -> &std::sync::atomic::AtomicU32 {
         let i = a.top(TOP_BITS);

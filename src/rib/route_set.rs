@@ -77,7 +77,7 @@ impl<F: Family> Entry<F> {
 /// protocol and its priority, the lifetime, and where the route forwards
 /// (next hop and interface: one session's table has one or a few of each).
 /// Interned per family, so a stored route carries a 32-bit id instead of
-/// 84 bytes (IPv4). A table whose every route has attributes of its own
+/// 80 bytes (IPv4). A table whose every route has attributes of its own
 /// pays an entry per route instead (the table's value and its map's key):
 /// interning saves memory exactly as far as routes share them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
