@@ -39,6 +39,8 @@ pub(crate) mod pages;
 mod trie;
 
 pub use next_hop_id::{FibNextHop, NextHopId};
+// For the benchmark's DIR-24-8 (only built with the `cli` feature).
+#[cfg(feature = "cli")]
 pub(crate) use trie::prefetch;
 
 use std::fmt;
