@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::family::Ipv4;
 use crate::rtm::Rtm;
+use crate::synth::SplitMix64;
 
 /// Every `SAMPLE`-th lookup is timed on its own.
 const SAMPLE: usize = 64;
@@ -38,22 +39,19 @@ impl Reservoir {
         }
     }
 
-    /// Offers one sample; `rng` is the thread's xorshift state.
-    fn offer(&mut self, ns: u32, rng: &mut u64) {
+    /// Offers one sample; `rng` is the thread's generator.
+    fn offer(&mut self, ns: u32, rng: &mut SplitMix64) {
         self.seen += 1;
         self.max = self.max.max(ns);
         if self.kept.len() < KEPT {
             self.kept.push(ns);
             return;
         }
-        *rng ^= *rng << 13;
-        *rng ^= *rng >> 7;
-        *rng ^= *rng << 17;
         // Kept with probability KEPT / seen, in place of a uniform victim
         // (Algorithm R).
-        let j = *rng % self.seen;
-        if (j as usize) < KEPT {
-            self.kept[j as usize] = ns;
+        let j = rng.below(self.seen) as usize;
+        if j < KEPT {
+            self.kept[j] = ns;
         }
     }
 
@@ -134,7 +132,7 @@ fn read_until_stopped(
     let max_phases = samples.len();
     let mut counts = vec![0usize; max_phases];
     let mut frees = vec![0u64; max_phases];
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ start as u64;
+    let mut rng = SplitMix64::new(start as u64);
     let mut frees_seen = crate::qsbr::frees_on_this_thread();
     let mut reader = fib.reader();
     let mut i = start;
@@ -382,7 +380,7 @@ mod tests {
     fn the_reservoir_keeps_a_uniform_sample_without_growing() {
         let mut r = Reservoir::new();
         let capacity = r.kept.capacity();
-        let mut rng = 1u64;
+        let mut rng = SplitMix64::new(1);
         let n = 4 * KEPT as u32;
         for ns in 0..n {
             // The longest lookup comes early, where a first-come reservoir
