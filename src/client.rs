@@ -73,8 +73,15 @@ pub(crate) struct ClientState<F: Family> {
     pub(crate) gate: RwLock<bool>,
     /// The networks where this client owns at least one route: the
     /// secondary index deregistration and block operations walk. Updated
-    /// under the network's writer lock.
-    pub(crate) index: ClientIndex<F::Network>,
+    /// under the network's writer lock. Shared with the client that adopts
+    /// this one's routes after a graceful deregistration (its routes are
+    /// the protocol's, and stay where they are).
+    pub(crate) index: Arc<ClientIndex<F::Network>>,
+    /// Deregistered gracefully and not yet adopted or expired: the next
+    /// registration of the protocol adopts the routes. Read and written
+    /// only under the clients map's lock on the protocol's entry, which
+    /// orders every access, so Relaxed suffices.
+    pub(crate) restarting: std::sync::atomic::AtomicBool,
     pub(crate) queue: Option<ChangeQueue<F>>,
 }
 

@@ -18,6 +18,13 @@ pub const RTM_ONLY_BEST_ROUTES: u32 = 0x8;
 /// Include disabled routes (see `block_set_enable`). Not in RTMv1's header:
 /// our bit, chosen outside 0x1..0x8.
 pub const RTM_INCLUDE_DISABLED_ROUTES: u32 = 0x100;
+/// Only routes marked stale by a graceful restart (see
+/// [`Rtm::mark_stale`](crate::Rtm::mark_stale)). Our bit, as
+/// [`RTM_INCLUDE_DISABLED_ROUTES`].
+pub const RTM_ONLY_STALE_ROUTES: u32 = 0x1_0000;
+/// Only routes not marked stale. Our bit; with [`RTM_ONLY_STALE_ROUTES`]
+/// it is `InvalidParameter`.
+pub const RTM_ONLY_FRESH_ROUTES: u32 = 0x2_0000;
 /// `RTM_PROTOCOL_SINGLE_ROUTE` (registration flag).
 pub const RTM_PROTOCOL_SINGLE_ROUTE: u32 = 0x1;
 
@@ -25,7 +32,9 @@ const KNOWN_ENUM_FLAGS: u32 = RTM_ONLY_THIS_NETWORK
     | RTM_ONLY_THIS_INTERFACE
     | RTM_ONLY_THIS_PROTOCOL
     | RTM_ONLY_BEST_ROUTES
-    | RTM_INCLUDE_DISABLED_ROUTES;
+    | RTM_INCLUDE_DISABLED_ROUTES
+    | RTM_ONLY_STALE_ROUTES
+    | RTM_ONLY_FRESH_ROUTES;
 
 /// Which routes an enumeration or block operation selects; the filters
 /// combine by intersection. The default selects every enabled route.
@@ -50,6 +59,9 @@ pub struct Criteria<F: Family> {
     pub best_only: bool,
     /// Also routes disabled by `block_set_enable(false)`.
     pub include_disabled: bool,
+    /// `Some(true)`: only stale routes (graceful restart); `Some(false)`:
+    /// only fresh ones; `None`: both.
+    pub stale: Option<bool>,
 }
 
 impl<F: Family> Default for Criteria<F> {
@@ -60,6 +72,7 @@ impl<F: Family> Default for Criteria<F> {
             protocol: None,
             best_only: false,
             include_disabled: false,
+            stale: None,
         }
     }
 }
@@ -100,6 +113,18 @@ impl<F: Family> Criteria<F> {
         self
     }
 
+    /// Restricts to routes marked stale and not refreshed since.
+    pub fn stale_only(mut self) -> Self {
+        self.stale = Some(true);
+        self
+    }
+
+    /// Restricts to routes not marked stale.
+    pub fn fresh_only(mut self) -> Self {
+        self.stale = Some(false);
+        self
+    }
+
     /// The criteria for RTMv1 flags and a criteria route supplying the
     /// fields the flags name. Unknown bits, or a flag needing a field with no
     /// criteria route, are `InvalidParameter`.
@@ -108,6 +133,11 @@ impl<F: Family> Criteria<F> {
             return Err(RtmError::invalid(format!(
                 "enumeration flags {flags:#x} have undefined bits {:#x}",
                 flags & !KNOWN_ENUM_FLAGS
+            )));
+        }
+        if flags & RTM_ONLY_STALE_ROUTES != 0 && flags & RTM_ONLY_FRESH_ROUTES != 0 {
+            return Err(RtmError::invalid(format!(
+                "enumeration flags {flags:#x} ask for only stale (0x10000) and only fresh (0x20000) routes at once"
             )));
         }
         let needs =
@@ -133,6 +163,13 @@ impl<F: Family> Criteria<F> {
                 .map(|r| r.protocol),
             best_only: flags & RTM_ONLY_BEST_ROUTES != 0,
             include_disabled: flags & RTM_INCLUDE_DISABLED_ROUTES != 0,
+            stale: if flags & RTM_ONLY_STALE_ROUTES != 0 {
+                Some(true)
+            } else if flags & RTM_ONLY_FRESH_ROUTES != 0 {
+                Some(false)
+            } else {
+                None
+            },
         })
     }
 
@@ -154,6 +191,11 @@ impl<F: Family> Criteria<F> {
         if self.include_disabled {
             f |= RTM_INCLUDE_DISABLED_ROUTES;
         }
+        match self.stale {
+            Some(true) => f |= RTM_ONLY_STALE_ROUTES,
+            Some(false) => f |= RTM_ONLY_FRESH_ROUTES,
+            None => {}
+        }
         f
     }
 
@@ -167,10 +209,17 @@ impl<F: Family> Criteria<F> {
     }
 
     /// Whether a route with the given state matches entirely.
-    pub(crate) fn matches(&self, route: &Route<F>, is_best: bool, enabled: bool) -> bool {
+    pub(crate) fn matches(
+        &self,
+        route: &Route<F>,
+        is_best: bool,
+        enabled: bool,
+        stale: bool,
+    ) -> bool {
         self.matches_fields(route)
             && (!self.best_only || is_best)
             && (enabled || self.include_disabled)
+            && self.stale.is_none_or(|s| s == stale)
     }
 }
 
@@ -191,6 +240,11 @@ impl<F: Family> fmt::Display for Criteria<F> {
         }
         if self.include_disabled {
             parts.push("including disabled".into());
+        }
+        match self.stale {
+            Some(true) => parts.push("stale only".into()),
+            Some(false) => parts.push("fresh only".into()),
+            None => {}
         }
         if parts.is_empty() {
             write!(f, "all {} routes", F::ID)

@@ -21,6 +21,20 @@ use crate::rib::Table;
 use crate::route::Route;
 use crate::rtm::Rtm;
 
+/// What the table says of a stored route besides its fields: whether it
+/// is its network's best route, enabled (`block_set_enable`) and stale
+/// (graceful restart: [`Rtm::mark_stale`]). Enumerations give them with
+/// each route ([`Enumeration::next_marked`]), [`Rtm::route_marks`] for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouteMarks {
+    /// The network's best route.
+    pub best: bool,
+    /// Not disabled by `block_set_enable(false)`.
+    pub enabled: bool,
+    /// Marked stale and not refreshed since.
+    pub stale: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
@@ -49,7 +63,7 @@ pub struct Enumeration<F: Family> {
     criteria: Criteria<F>,
     /// The last destination visited.
     position: Option<F::Network>,
-    pending: VecDeque<Route<F>>,
+    pending: VecDeque<(Route<F>, RouteMarks)>,
     state: State,
 }
 
@@ -93,7 +107,7 @@ impl<F: Family> Enumeration<F> {
             {
                 let routes = table.decode(n, set);
                 self.pending
-                    .extend(Table::matching(&routes, criteria, None));
+                    .extend(Table::matching_marked(&routes, criteria, None));
             }
             return;
         }
@@ -102,7 +116,8 @@ impl<F: Family> Enumeration<F> {
             None => Bound::Unbounded,
         };
         let found = table.scan(start, |network, set| {
-            let routes: VecDeque<Route<F>> = Table::matching(set, criteria, None).collect();
+            let routes: VecDeque<(Route<F>, RouteMarks)> =
+                Table::matching_marked(set, criteria, None).collect();
             (!routes.is_empty()).then_some((network, routes))
         });
         match found {
@@ -117,6 +132,12 @@ impl<F: Family> Enumeration<F> {
     /// The next route (RtmEnumerateGetNextRoute): `NoMoreRoutes` at the end
     /// (and on every call after it), `InvalidHandle` once closed.
     pub fn next_route(&mut self) -> Result<Route<F>, RtmError> {
+        self.next_marked().map(|(r, _)| r)
+    }
+
+    /// [`next_route`](Enumeration::next_route) with the route's marks as
+    /// they were when the enumeration reached its network.
+    pub fn next_marked(&mut self) -> Result<(Route<F>, RouteMarks), RtmError> {
         loop {
             if self.state == State::Closed {
                 return Err(RtmError::InvalidHandle(

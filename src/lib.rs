@@ -141,10 +141,11 @@ pub use change::{Change, RTM_NO_CHANGE, RTM_ROUTE_ADDED, RTM_ROUTE_CHANGED, RTM_
 pub use client::{ClientHandle, RegisterOptions};
 pub use clock::{Clock, ManualClock, SystemClock, TICKS_PER_SECOND, Timestamp};
 pub use criteria::{
-    Criteria, RTM_INCLUDE_DISABLED_ROUTES, RTM_ONLY_BEST_ROUTES, RTM_ONLY_THIS_INTERFACE,
-    RTM_ONLY_THIS_NETWORK, RTM_ONLY_THIS_PROTOCOL, RTM_PROTOCOL_SINGLE_ROUTE,
+    Criteria, RTM_INCLUDE_DISABLED_ROUTES, RTM_ONLY_BEST_ROUTES, RTM_ONLY_FRESH_ROUTES,
+    RTM_ONLY_STALE_ROUTES, RTM_ONLY_THIS_INTERFACE, RTM_ONLY_THIS_NETWORK, RTM_ONLY_THIS_PROTOCOL,
+    RTM_PROTOCOL_SINGLE_ROUTE,
 };
-pub use enumerate::Enumeration;
+pub use enumerate::{Enumeration, RouteMarks};
 pub use error::{ERROR_MORE_MESSAGES, NO_ERROR, Result, RtmError};
 pub use family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
 pub use fib::{

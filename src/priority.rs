@@ -1,6 +1,6 @@
 //! The administrator's protocol priority table (lower wins).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::route::ProtocolId;
 
@@ -13,6 +13,8 @@ pub const DEFAULT_PRIORITY: u32 = 100;
 pub struct PriorityTable {
     priorities: HashMap<ProtocolId, u32>,
     default: u32,
+    /// Protocols whose stale routes lose to fresh routes of equal priority.
+    stale_yielding: HashSet<ProtocolId>,
 }
 
 impl Default for PriorityTable {
@@ -20,6 +22,7 @@ impl Default for PriorityTable {
         PriorityTable {
             priorities: HashMap::new(),
             default: DEFAULT_PRIORITY,
+            stale_yielding: HashSet::new(),
         }
     }
 }
@@ -53,5 +56,27 @@ impl PriorityTable {
     /// The priority of unlisted protocols.
     pub fn default_priority(&self) -> u32 {
         self.default
+    }
+
+    /// Whether `protocol`'s stale routes (graceful restart: see
+    /// [`Rtm::mark_stale`](crate::Rtm::mark_stale)) lose to every fresh
+    /// route of equal priority, whatever the metrics: the usual RIB
+    /// preference, under which a route some other protocol of the same
+    /// priority still vouches for wins over one kept only for a restart.
+    /// Off by default: a stale route competes on its metric, so marking
+    /// changes no best route and no forwarding entry. Routes take the
+    /// setting when they are marked.
+    pub fn with_stale_yielding(mut self, protocol: ProtocolId, yields: bool) -> Self {
+        if yields {
+            self.stale_yielding.insert(protocol);
+        } else {
+            self.stale_yielding.remove(&protocol);
+        }
+        self
+    }
+
+    /// Whether `protocol`'s stale routes yield to fresh ones of equal priority.
+    pub fn stale_yields(&self, protocol: ProtocolId) -> bool {
+        self.stale_yielding.contains(&protocol)
     }
 }

@@ -15,7 +15,7 @@ use crate::change::Change;
 use crate::client::{ClientHandle, RegisterOptions};
 use crate::clock::{Clock, SystemClock, TICKS_PER_SECOND};
 use crate::criteria::Criteria;
-use crate::enumerate::Enumeration;
+use crate::enumerate::{Enumeration, RouteMarks};
 use crate::error::RtmError;
 use crate::family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
 use crate::fib::{FibEntry, LpmFib};
@@ -212,6 +212,16 @@ impl Rtm {
         self.inner.shared.priorities.load().get(protocol)
     }
 
+    /// Sets whether `protocol`'s stale routes lose to every fresh route of
+    /// equal priority (see [`PriorityTable::with_stale_yielding`]); routes
+    /// take it when they are next marked.
+    pub fn set_stale_yielding(&self, protocol: ProtocolId, yields: bool) {
+        self.inner
+            .shared
+            .priorities
+            .rcu(|t| PriorityTable::clone(t).with_stale_yielding(protocol, yields));
+    }
+
     /// The clock's current time.
     pub fn now(&self) -> crate::clock::Timestamp {
         self.inner.shared.clock.now()
@@ -244,6 +254,105 @@ impl Rtm {
     /// call with the handle is `InvalidHandle`.
     pub fn deregister<F: Family>(&self, client: &ClientHandle<F>) -> Result<usize, RtmError> {
         self.table::<F>().deregister(client)
+    }
+
+    // ----- graceful restart (beyond RTMv1) -------------------------------------
+
+    /// Deregisters a client gracefully, for a protocol process that is
+    /// restarting (BGP graceful restart, RFC 4724; FRR zebra's client
+    /// graceful restart): the client's handle and queue go as with
+    /// [`deregister`](Rtm::deregister), but its routes stay in the table
+    /// and in the FIB, forwarding, marked stale, for at most `hold`.
+    ///
+    /// As soon as this returns, the (family, protocol) pair can be
+    /// registered again; that registration **adopts** the routes: each
+    /// one it adds again becomes fresh (with a change message only where
+    /// the route actually changed), and its
+    /// [`end_of_rib`](Rtm::end_of_rib) or the end of `hold` removes every
+    /// one still stale, visiting only those. If nobody registers before
+    /// `hold` ends, [`sweep_expired`](Rtm::sweep_expired) removes them
+    /// exactly as `deregister` would have (same messages, same table).
+    /// Returns how many routes were kept.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rtm::{Criteria, Ipv4, IpRouteData, ProtocolId, RegisterOptions, Route, Rtm, Ttl};
+    /// let rtm = Rtm::new();
+    /// let bgp = rtm.register::<Ipv4>(ProtocolId(14), RegisterOptions::default())?;
+    /// let route = |net: &str| Route::<Ipv4>::new(net.parse().unwrap(),
+    ///     "192.0.2.1".parse().unwrap(), 1, IpRouteData::with_metric(1));
+    /// rtm.add_route(&bgp, &route("10.0.0.0/8"), Ttl::Infinite)?;
+    /// rtm.add_route(&bgp, &route("10.1.0.0/16"), Ttl::Infinite)?;
+    ///
+    /// // The process restarts: its routes keep forwarding, stale.
+    /// assert_eq!(rtm.deregister_graceful(&bgp, Duration::from_secs(120))?, 2);
+    /// assert!(rtm.lookup::<Ipv4>("10.1.2.3".parse().unwrap()).is_some());
+    ///
+    /// // The new process adopts them, refreshes one, and ends its RIB.
+    /// let bgp = rtm.register::<Ipv4>(ProtocolId(14), RegisterOptions::default())?;
+    /// rtm.add_route(&bgp, &route("10.0.0.0/8"), Ttl::Infinite)?;
+    /// assert_eq!(rtm.enumerate(&Criteria::<Ipv4>::all().stale_only())?.count(), 1);
+    /// assert_eq!(rtm.end_of_rib(&bgp)?, 1); // 10.1.0.0/16 was not re-announced
+    /// assert_eq!(rtm.network_count::<Ipv4>(), 1);
+    /// # Ok::<(), rtm::RtmError>(())
+    /// ```
+    pub fn deregister_graceful<F: Family>(
+        &self,
+        client: &ClientHandle<F>,
+        hold: Duration,
+    ) -> Result<usize, RtmError> {
+        let deadline = self.deadline_after(hold);
+        self.table::<F>().deregister_graceful(client, deadline)
+    }
+
+    /// Marks every route of a registered client stale (a router does this
+    /// when a peering session drops and its routes are kept through the
+    /// peer's restart). Stale routes forward and compete as before (unless
+    /// the protocol's stale routes yield to fresh ones:
+    /// [`set_stale_yielding`](Rtm::set_stale_yielding)); each one the
+    /// client adds again becomes fresh, and [`sweep_stale`](Rtm::sweep_stale)
+    /// removes the rest. With `hold`, `sweep_expired` sweeps them once it
+    /// has passed. A later mark replaces this one and its hold. Returns how
+    /// many routes the client has, all stale now.
+    pub fn mark_stale<F: Family>(
+        &self,
+        client: &ClientHandle<F>,
+        hold: Option<Duration>,
+    ) -> Result<usize, RtmError> {
+        let deadline = hold.map(|h| self.deadline_after(h));
+        self.table::<F>().mark_stale(client, deadline)
+    }
+
+    /// Removes the client's routes still stale from its last mark (or the
+    /// graceful deregistration it adopted), notifying every client, the
+    /// caller included, of each best-route change; ends the mark and its
+    /// hold. Visits only the networks where a stale route may remain, not
+    /// all of the client's. Returns how many routes went (0 when every
+    /// route was refreshed: not an error).
+    pub fn sweep_stale<F: Family>(&self, client: &ClientHandle<F>) -> Result<usize, RtmError> {
+        self.table::<F>().sweep_stale(client)
+    }
+
+    /// End-of-RIB from a restarted client: [`sweep_stale`](Rtm::sweep_stale)
+    /// under the name routing daemons use for it.
+    pub fn end_of_rib<F: Family>(&self, client: &ClientHandle<F>) -> Result<usize, RtmError> {
+        self.sweep_stale(client)
+    }
+
+    /// What the table says of the stored route with `route`'s key (best,
+    /// enabled, stale), or `None` if there is no such route.
+    pub fn route_marks<F: Family>(&self, route: &Route<F>) -> Option<RouteMarks> {
+        self.table::<F>().route_marks(&route.key())
+    }
+
+    /// The clock's now plus `hold`, saturating.
+    fn deadline_after(&self, hold: Duration) -> crate::clock::Timestamp {
+        let ticks = hold
+            .as_nanos()
+            .saturating_mul(TICKS_PER_SECOND as u128)
+            .div_ceil(1_000_000_000)
+            .min(u64::MAX as u128) as u64;
+        crate::clock::Timestamp(self.now().0.saturating_add(ticks))
     }
 
     // ----- routes (2.3 - 2.5, 2.15) --------------------------------------------
@@ -461,7 +570,11 @@ impl Rtm {
     // ----- aging (3.2) -----------------------------------------------------------
 
     /// Removes every route whose TTL has run out by the clock's now, in all
-    /// families, notifying every client (owners included). Returns how many.
+    /// families, notifying every client (owners included), and then ends
+    /// the graceful-restart holds that have passed (see
+    /// [`deregister_graceful`](Rtm::deregister_graceful),
+    /// [`mark_stale`](Rtm::mark_stale)), in protocol order. Returns how many
+    /// routes went.
     pub fn sweep_expired(&self) -> usize {
         let now = self.now();
         // A sweep only removes routes; the mutation path reports no error for it.

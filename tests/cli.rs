@@ -605,3 +605,74 @@ count ipv4
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// The graceful-restart commands end to end: a BGP client's routes kept
+/// through `deregister-graceful` (lookups still answer), the restarted
+/// client adopting them and refreshing one, `routes` marking the stale
+/// one, `end-of-rib` sweeping only it, and a `mark-stale` hold ended by
+/// `advance`. Would catch a deregistration that drops the routes from the
+/// FIB, a registration that does not adopt (it would fail: the pair is
+/// taken), a refresh that stays stale, and a sweep or hold that removes
+/// fresh routes.
+#[test]
+fn batch_runs_a_graceful_restart_cycle() {
+    let script = "\
+register ipv4 bgp
+register ipv4 ospf notify
+add bgp 10.0.0.0/8 via 192.0.2.1 dev 1 metric 5
+add bgp 10.1.0.0/16 via 192.0.2.1 dev 1 metric 5
+add bgp 10.2.0.0/16 via 192.0.2.1 dev 1 metric 5
+dequeue ipv4 ospf
+deregister-graceful ipv4 bgp hold 120
+lookup 10.1.2.3
+routes ipv4 stale
+register ipv4 bgp
+add bgp 10.0.0.0/8 via 192.0.2.1 dev 1 metric 5
+add bgp 10.1.0.0/16 via 192.0.2.9 dev 1 metric 5
+routes ipv4
+end-of-rib ipv4 bgp
+routes ipv4 fresh
+mark-stale ipv4 bgp hold 30
+advance 29
+count ipv4
+advance 1
+count ipv4
+";
+    let o = rtm_stdin(&["batch"], script.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let want = [
+        "ok",
+        "ok",
+        "added",
+        "added",
+        "added",
+        "added current 10.0.0.0/8 via 192.0.2.1 dev 1 proto 14 metric 5 more",
+        "ok 3 routes kept",
+        "10.1.2.3 via 192.0.2.1 dev 1 proto 14 prefix 10.1.0.0/16",
+        "10.0.0.0/8 via 192.0.2.1 dev 1 proto 14 metric 5 stale",
+        "10.1.0.0/16 via 192.0.2.1 dev 1 proto 14 metric 5 stale",
+        "10.2.0.0/16 via 192.0.2.1 dev 1 proto 14 metric 5 stale",
+        "3 routes",
+        "ok",
+        "no-change",
+        // Equal rank: the stale incumbent stays best (A4) until swept.
+        "no-change",
+        "10.0.0.0/8 via 192.0.2.1 dev 1 proto 14 metric 5",
+        "10.1.0.0/16 via 192.0.2.1 dev 1 proto 14 metric 5 stale",
+        "10.1.0.0/16 via 192.0.2.9 dev 1 proto 14 metric 5",
+        "10.2.0.0/16 via 192.0.2.1 dev 1 proto 14 metric 5 stale",
+        "4 routes",
+        "ok 2 routes swept",
+        "10.0.0.0/8 via 192.0.2.1 dev 1 proto 14 metric 5",
+        "10.1.0.0/16 via 192.0.2.9 dev 1 proto 14 metric 5",
+        "2 routes",
+        "ok 2 routes marked",
+        "ok 0 routes expired",
+        "2 networks",
+        "ok 2 routes expired",
+        "0 networks",
+    ];
+    assert_eq!(lines, want, "{out}");
+}

@@ -14,14 +14,16 @@ fn crit() -> impl Strategy<Value = Crit> {
         proptest::option::weighted(0.3, 0u8..3),
         proptest::bool::weighted(0.2),
         proptest::bool::weighted(0.2),
+        proptest::option::weighted(0.2, any::<bool>()),
     )
         .prop_map(
-            |(network, interface, protocol, best_only, include_disabled)| Crit {
+            |(network, interface, protocol, best_only, include_disabled, stale)| Crit {
                 network,
                 interface,
                 protocol,
                 best_only,
                 include_disabled,
+                stale,
             },
         )
 }
@@ -53,8 +55,14 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Sweep),
         1 => (p.clone(), 0u8..3).prop_map(|(proto, prio)| Op::SetPriority { proto, prio }),
         1 => crit().prop_map(|crit| Op::Walk { crit }),
-        3 => (p, proptest::collection::vec(batch_update(), 0..12))
+        3 => (p.clone(), proptest::collection::vec(batch_update(), 0..12))
             .prop_map(|(proto, updates)| Op::Batch { proto, updates }),
+        // Graceful restart: deregister gracefully (then a Register adopts),
+        // mark, sweep (end-of-RIB), holds ending under Advance + Sweep.
+        1 => (p.clone(), 0u8..4).prop_map(|(proto, hold)| Op::DeregisterGraceful { proto, hold }),
+        1 => (p.clone(), proptest::option::of(0u8..4)).prop_map(|(proto, hold)| Op::MarkStale { proto, hold }),
+        1 => p.clone().prop_map(|proto| Op::SweepStale { proto }),
+        1 => (p, any::<bool>()).prop_map(|(proto, yields)| Op::SetStaleYielding { proto, yields }),
     ]
 }
 
@@ -87,6 +95,7 @@ fn scripted_sequence_matches_model() {
         protocol: None,
         best_only: false,
         include_disabled: false,
+        stale: None,
     };
     let ops = vec![
         Op::Register {
@@ -205,6 +214,67 @@ fn scripted_sequence_matches_model() {
             iface: 0,
         },
     ];
+    run::<Ipv4>(&ops).unwrap();
+    run::<Ipv6>(&ops).unwrap();
+    run::<Ipx>(&ops).unwrap();
+}
+
+/// A fixed graceful-restart cycle in every family: routes of two
+/// protocols, one restarting (deregistered gracefully, re-registered,
+/// partly refreshed, swept at end-of-RIB), one whose hold ends with
+/// nobody adopting it, with stale routes yielding to fresh ones for one
+/// protocol. Catches an adoption that loses the routes' index (the sweep
+/// would miss them), a refresh that stays stale, a sweep that removes
+/// fresh routes, and an unadopted hold that never ends.
+#[test]
+fn scripted_graceful_restart_matches_model() {
+    let add = |proto, net, metric| Op::Add {
+        proto,
+        net,
+        nh: proto,
+        iface: 0,
+        metric,
+        valid: true,
+        ttl: 0,
+        psd: 0,
+    };
+    let register = |proto| Op::Register {
+        proto,
+        single: false,
+        notify: true,
+        coalesce: false,
+    };
+    let mut ops = vec![register(0), register(1), register(2)];
+    ops.extend((0..6).map(|n| add(0, n, 1)));
+    ops.extend((3..8).map(|n| add(1, n, 2)));
+    ops.extend([
+        Op::SetPriority { proto: 0, prio: 1 },
+        Op::SetPriority { proto: 1, prio: 1 },
+        Op::SetStaleYielding {
+            proto: 0,
+            yields: true,
+        },
+        add(0, 6, 1),
+        Op::DeregisterGraceful { proto: 0, hold: 2 },
+        Op::Dequeue { proto: 2 },
+        register(0),
+        add(0, 1, 1),
+        add(0, 2, 3),
+        Op::Advance { secs: 5 },
+        Op::Sweep,
+        Op::SweepStale { proto: 0 },
+        Op::DeregisterGraceful { proto: 1, hold: 1 },
+        Op::Advance { secs: 6 },
+        Op::Sweep,
+        register(1),
+        Op::MarkStale {
+            proto: 0,
+            hold: Some(1),
+        },
+        Op::Advance { secs: 5 },
+        Op::Sweep,
+        Op::Dequeue { proto: 2 },
+    ]);
     run::<Ipv4>(&ops).unwrap();
     run::<Ipv6>(&ops).unwrap();
     run::<Ipx>(&ops).unwrap();

@@ -338,3 +338,180 @@ fn aging_racing_a_deregistration_leaves_a_consistent_table() {
         rtm.verify_consistency().unwrap();
     }
 }
+
+/// Readers through graceful-restart cycles (mark stale, graceful
+/// deregistration, re-registration, a refresh of 99% of the routes in
+/// random order, end-of-RIB), with an aging sweeper running: every prefix
+/// the restarted client refreshes stays covered throughout, so every
+/// lookup of it must answer it, and after end-of-RIB exactly the
+/// refreshed prefixes remain. Would catch a mark or an adoption that takes
+/// a route out of the FIB even for a moment (the reader would miss), and a
+/// sweep that removes refreshed routes or leaves stale ones.
+#[test]
+fn readers_keep_forwarding_through_graceful_restarts() {
+    const ROUTES: u32 = 20_000;
+    let clock = ManualClock::new();
+    let rtm = Rtm::builder().clock(clock.clone()).build();
+    let bgp = ProtocolId(14);
+    let prefix = |i: u32| Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 | (i << 8)), 24).unwrap();
+    // The prefixes every cycle refreshes: all but each hundredth.
+    let kept = |i: u32| !i.is_multiple_of(100);
+    let route = |i: u32| {
+        Route::<Ipv4>::new(
+            prefix(i),
+            Ipv4Addr::new(192, 0, 2, 1),
+            1,
+            IpRouteData::with_metric(5),
+        )
+    };
+    let add_all = |h: &ClientHandle<Ipv4>, pick: &dyn Fn(u32) -> bool, seed: u64| {
+        let mut order: Vec<u32> = (0..ROUTES).filter(|&i| pick(i)).collect();
+        let mut rng = SplitMix64::new(seed);
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let updates: Vec<RouteUpdate<Ipv4>> = order
+            .iter()
+            .map(|&i| RouteUpdate::Add {
+                route: route(i),
+                ttl: Ttl::Infinite,
+            })
+            .collect();
+        rtm.update_routes(h, &updates, |r| {
+            r.unwrap();
+        })
+        .unwrap();
+    };
+    let mut h = rtm
+        .register::<Ipv4>(bgp, RegisterOptions::default())
+        .unwrap();
+    add_all(&h, &|_| true, 0);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let misses = Arc::new(AtomicU64::new(0));
+    let lookups = Arc::new(AtomicU64::new(0));
+    let readers: Vec<_> = (0..2)
+        .map(|t| {
+            let (rtm, stop, misses, lookups) =
+                (rtm.clone(), stop.clone(), misses.clone(), lookups.clone());
+            thread::spawn(move || {
+                let mut rng = SplitMix64::new(100 + t);
+                let mut reader = rtm.fib::<Ipv4>().reader();
+                while !stop.load(Ordering::Relaxed) {
+                    let i = rng.below(ROUTES as u64) as u32;
+                    if !kept(i) {
+                        continue;
+                    }
+                    let addr = Ipv4Addr::from(0x0a00_0000 | (i << 8) | 7);
+                    match reader.lookup(addr) {
+                        Some(e) if e.prefix == prefix(i) => {}
+                        _ => {
+                            misses.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    lookups.fetch_add(1, Ordering::Relaxed);
+                    reader.quiescent();
+                }
+            })
+        })
+        .collect();
+    let sweeper = {
+        let (rtm, stop) = (rtm.clone(), stop.clone());
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // Holds are long: nothing may expire, but the walk of the
+                // holds races every adoption.
+                assert_eq!(rtm.sweep_expired(), 0);
+                thread::yield_now();
+            }
+        })
+    };
+    for cycle in 0..4u64 {
+        // The session drops: routes marked, then the process restarts.
+        assert_eq!(rtm.mark_stale(&h, None).unwrap(), ROUTES as usize);
+        assert_eq!(
+            rtm.deregister_graceful(&h, Duration::from_secs(3600))
+                .unwrap(),
+            ROUTES as usize
+        );
+        h = rtm
+            .register::<Ipv4>(bgp, RegisterOptions::default())
+            .unwrap();
+        add_all(&h, &kept, cycle + 1);
+        let swept = rtm.end_of_rib(&h).unwrap();
+        assert_eq!(swept, (ROUTES / 100) as usize, "cycle {cycle}");
+        assert_eq!(
+            rtm.network_count::<Ipv4>(),
+            (ROUTES - ROUTES / 100) as usize
+        );
+        // The next cycle starts from the full table again.
+        add_all(&h, &|i| !kept(i), cycle + 10);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    sweeper.join().unwrap();
+    assert!(lookups.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        misses.load(Ordering::Relaxed),
+        0,
+        "lookups of refreshed prefixes missed during a graceful restart"
+    );
+    rtm.verify_consistency().unwrap();
+}
+
+/// A hold that ends at once, its expiry racing the protocol's
+/// re-registration: either the registration adopts the routes (and the
+/// expiry sweeps them from the adopter, still stale) or the expiry claims
+/// the orphan first and the registration waits for the pair and is a
+/// fresh one; every route goes exactly once, and the adopter is a live
+/// client either way. Would catch an adoption and an expiry that both
+/// claim the routes (the expiry would clear the adopter's index, so its
+/// next route would be unindexed and its deregistration remove nothing).
+#[test]
+fn hold_expiry_racing_readoption_claims_the_routes_once() {
+    for round in 0..40u64 {
+        let rtm = Rtm::new();
+        let p = ProtocolId(14);
+        let h = rtm.register::<Ipv4>(p, RegisterOptions::default()).unwrap();
+        let mut rng = SplitMix64::new(round);
+        let mut added = std::collections::BTreeSet::new();
+        for _ in 0..300 {
+            let r = checked_route(churn_net(&mut rng), 2);
+            rtm.add_route(&h, &r, Ttl::Infinite).unwrap();
+            added.insert(r.network);
+        }
+        assert_eq!(
+            rtm.deregister_graceful(&h, Duration::ZERO).unwrap(),
+            added.len()
+        );
+        let expirer = {
+            let rtm = rtm.clone();
+            thread::spawn(move || rtm.sweep_expired())
+        };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_micros(50 * (round % 4)) {}
+        let adopter = loop {
+            match rtm.register::<Ipv4>(p, RegisterOptions::default()) {
+                Ok(h) => break h,
+                // The expiry is removing the routes: the pair is busy.
+                Err(RtmError::ClientAlreadyExists { .. }) => thread::yield_now(),
+                Err(e) => panic!("register: {e}"),
+            }
+        };
+        // The hold ended before either ran: whichever came first, the
+        // expiry removes every route once (the orphan's, or the adopter's
+        // still stale), and end-of-RIB finds nothing.
+        let expired = expirer.join().unwrap() + rtm.sweep_expired();
+        assert_eq!(expired, added.len(), "round {round}");
+        assert_eq!(rtm.end_of_rib(&adopter).unwrap(), 0);
+        assert_eq!(rtm.network_count::<Ipv4>(), 0);
+        rtm.verify_consistency().unwrap();
+        // The adopter is a live client with a live index.
+        let r = checked_route(churn_net(&mut rng), 3);
+        rtm.add_route(&adopter, &r, Ttl::Infinite).unwrap();
+        rtm.verify_consistency().unwrap();
+        assert_eq!(rtm.deregister(&adopter).unwrap(), 1, "round {round}");
+    }
+}

@@ -93,6 +93,41 @@ pub enum Command {
         /// The protocol.
         protocol: ProtocolId,
     },
+    /// `deregister-graceful <family> <protocol> hold <seconds>`: the
+    /// client goes, its routes stay, stale, for the protocol's next
+    /// `register` to adopt.
+    DeregisterGraceful {
+        /// The family.
+        family: FamilyId,
+        /// The protocol.
+        protocol: ProtocolId,
+        /// Seconds the stale routes are held.
+        hold: u64,
+    },
+    /// `mark-stale <family> <protocol> [hold <seconds>]`.
+    MarkStale {
+        /// The family.
+        family: FamilyId,
+        /// The protocol.
+        protocol: ProtocolId,
+        /// Seconds until `advance` sweeps what is still stale, if given.
+        hold: Option<u64>,
+    },
+    /// `end-of-rib <family> <protocol>`: sweeps the client's stale routes.
+    EndOfRib {
+        /// The family.
+        family: FamilyId,
+        /// The protocol.
+        protocol: ProtocolId,
+    },
+    /// `stale-yielding <protocol> on|off`: whether the protocol's stale
+    /// routes lose to fresh ones of equal priority.
+    StaleYielding {
+        /// The protocol.
+        protocol: ProtocolId,
+        /// On or off.
+        yields: bool,
+    },
     /// `add <protocol> <network> via <nh> dev <if> <data> [ttl <s>]`.
     Add {
         /// The route (its protocol is the client's).
@@ -414,7 +449,8 @@ fn any_route(
     })
 }
 
-/// `[network <net>] [dev <if>] [proto <p>] [best] [disabled]`, each at most once.
+/// `[network <net>] [dev <if>] [proto <p>] [best] [disabled] [stale|fresh]`,
+/// each at most once.
 fn criteria_of<F: BatchFamily>(t: &mut Tokens<'_>) -> Result<Criteria<F>, String> {
     let mut c = Criteria::<F>::all();
     while let Some(tok) = t.rest.next() {
@@ -445,9 +481,16 @@ fn criteria_of<F: BatchFamily>(t: &mut Tokens<'_>) -> Result<Criteria<F>, String
             "best" if !c.best_only => c.best_only = true,
             "disabled" if !c.include_disabled => c.include_disabled = true,
             "best" | "disabled" => return Err(twice()),
+            "stale" | "fresh" if c.stale.is_none() => c.stale = Some(tok == "stale"),
+            "stale" | "fresh" => {
+                return Err(format!(
+                    "{}: criterion {tok:?}: stale or fresh is given once",
+                    t.command
+                ));
+            }
             other => {
                 return Err(format!(
-                    "{}: unknown criterion {other:?} (network, dev, proto, best, disabled)",
+                    "{}: unknown criterion {other:?} (network, dev, proto, best, disabled, stale, fresh)",
                     t.command
                 ));
             }
@@ -489,6 +532,10 @@ impl Command {
             Command::Priority { .. } => "priority",
             Command::Register { .. } => "register",
             Command::Deregister { .. } => "deregister",
+            Command::DeregisterGraceful { .. } => "deregister-graceful",
+            Command::MarkStale { .. } => "mark-stale",
+            Command::EndOfRib { .. } => "end-of-rib",
+            Command::StaleYielding { .. } => "stale-yielding",
             Command::Add { .. } => "add",
             Command::Del { .. } => "del",
             Command::Lookup(_) => "lookup",
@@ -558,6 +605,48 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
             family: family(t)?,
             protocol: protocol(t)?,
         },
+        "deregister-graceful" => {
+            let family = family(t)?;
+            let protocol = protocol(t)?;
+            t.keyword("hold")?;
+            Command::DeregisterGraceful {
+                family,
+                protocol,
+                hold: t.number("<seconds>")?,
+            }
+        }
+        "mark-stale" => {
+            let family = family(t)?;
+            let protocol = protocol(t)?;
+            let hold = if t.peek().is_some() {
+                t.keyword("hold")?;
+                Some(t.number("<seconds>")?)
+            } else {
+                None
+            };
+            Command::MarkStale {
+                family,
+                protocol,
+                hold,
+            }
+        }
+        "end-of-rib" => Command::EndOfRib {
+            family: family(t)?,
+            protocol: protocol(t)?,
+        },
+        "stale-yielding" => {
+            let protocol = protocol(t)?;
+            let yields = match t.next("<on|off>")? {
+                "on" => true,
+                "off" => false,
+                other => {
+                    return Err(format!(
+                        "stale-yielding: expected \"on\" or \"off\", got {other:?}"
+                    ));
+                }
+            };
+            Command::StaleYielding { protocol, yields }
+        }
         "add" => {
             let p = protocol(t)?;
             let (route, ttl) = any_route(t, p, true)?;
@@ -615,7 +704,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
             }
             None => {
                 return Err(format!(
-                    "unknown command {other:?} (priority, register, deregister, add, del, lookup, best, count, routes, first, next, block-delete, block-disable, block-enable, convert-static, dequeue, age, advance, enum-open, enum-next, enum-close)"
+                    "unknown command {other:?} (priority, register, deregister, deregister-graceful, mark-stale, end-of-rib, stale-yielding, add, del, lookup, best, count, routes, first, next, block-delete, block-disable, block-enable, convert-static, dequeue, age, advance, enum-open, enum-next, enum-close)"
                 ));
             }
         },
@@ -678,5 +767,9 @@ mod tests {
         assert!(err("routes ipv4 network 2001:db8::/32").contains("ipv4 network"));
         assert!(err("priority x 1").contains("protocol \"x\""));
         assert!(err("advance -1").contains("\"-1\""));
+        assert!(err("deregister-graceful ipv4 bgp 30").contains("expected \"hold\""));
+        assert!(err("mark-stale ipv4 bgp hold").contains("missing <seconds>"));
+        assert!(err("routes ipv4 stale fresh").contains("given once"));
+        assert!(err("stale-yielding bgp maybe").contains("\"maybe\""));
     }
 }

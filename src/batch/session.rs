@@ -10,7 +10,7 @@ use crate::change::Change;
 use crate::client::{ClientHandle, RegisterOptions};
 use crate::clock::ManualClock;
 use crate::criteria::Criteria;
-use crate::enumerate::Enumeration;
+use crate::enumerate::{Enumeration, RouteMarks};
 use crate::error::RtmError;
 use crate::family::{IpFamily, Ipv4, Ipv6, Ipx, for_family_id};
 use crate::notify::DequeueStatus;
@@ -226,6 +226,31 @@ impl Session {
             Command::Deregister { family, protocol } => {
                 for_family_id!(family, |F| self.deregister::<F>(*protocol)?)
             }
+            Command::DeregisterGraceful {
+                family,
+                protocol,
+                hold,
+            } => {
+                for_family_id!(family, |F| self
+                    .deregister_graceful::<F>(*protocol, *hold)?)
+            }
+            Command::MarkStale {
+                family,
+                protocol,
+                hold,
+            } => for_family_id!(family, |F| {
+                let h = self.client::<F>(*protocol)?;
+                let hold = hold.map(std::time::Duration::from_secs);
+                Reply::counted(self.rtm.mark_stale(&h, hold)?, "marked")
+            }),
+            Command::EndOfRib { family, protocol } => for_family_id!(family, |F| {
+                let h = self.client::<F>(*protocol)?;
+                Reply::counted(self.rtm.end_of_rib(&h)?, "swept")
+            }),
+            Command::StaleYielding { protocol, yields } => {
+                self.rtm.set_stale_yielding(*protocol, *yields);
+                Reply::word("ok")
+            }
             Command::Add { route, ttl } => per_family!(route, |r, F| self.add::<F>(r, *ttl)?),
             Command::Del { route } => per_family!(route, |r, F| self.del::<F>(r)?),
             Command::Lookup(addr) => self.lookup(*addr),
@@ -313,6 +338,19 @@ impl Session {
         Ok(Reply::counted(n, "removed"))
     }
 
+    fn deregister_graceful<F: SessionFamily>(
+        &mut self,
+        p: ProtocolId,
+        hold: u64,
+    ) -> Result<Reply, Failure> {
+        let h = self.client::<F>(p)?;
+        let n = self
+            .rtm
+            .deregister_graceful(&h, std::time::Duration::from_secs(hold))?;
+        F::clients(&mut self.clients).remove(&p);
+        Ok(Reply::counted(n, "kept"))
+    }
+
     fn add<F: SessionFamily>(&mut self, r: &Route<F>, ttl: Ttl) -> Result<Reply, Failure> {
         let h = self.client::<F>(r.protocol)?;
         Ok(Reply::word(change_word(&self.rtm.add_route(&h, r, ttl)?)))
@@ -331,17 +369,40 @@ impl Session {
     }
 
     fn routes<F: SessionFamily>(&self, c: &Criteria<F>) -> Result<Reply, Failure> {
-        let routes: Vec<Route<F>> = match self.rtm.enumerate(c) {
-            Ok(e) => e.collect(),
-            Err(RtmError::NoRoutes(_)) => Vec::new(),
+        let mut routes: Vec<(Route<F>, RouteMarks)> = Vec::new();
+        match self.rtm.enumerate(c) {
+            Ok(mut e) => {
+                while let Ok(r) = e.next_marked() {
+                    routes.push(r);
+                }
+            }
+            Err(RtmError::NoRoutes(_)) => {}
             Err(e) => return Err(e.into()),
-        };
-        let mut text: Vec<String> = routes.iter().map(route_line).collect();
+        }
+        // A stale route's line ends in "stale", its JSON says so; fresh
+        // routes print as they always have.
+        let mut text: Vec<String> = routes
+            .iter()
+            .map(|(r, m)| {
+                let line = route_line(r);
+                if m.stale { line + " stale" } else { line }
+            })
+            .collect();
         text.push(format!("{} routes", routes.len()));
+        let json = routes
+            .iter()
+            .map(|(r, m)| match route_json(r) {
+                Json::Obj(mut fields) if m.stale => {
+                    fields.push(("stale", true.into()));
+                    Json::Obj(fields)
+                }
+                other => other,
+            })
+            .collect();
         Ok(Reply {
             text,
             json: vec![
-                ("routes", Json::Arr(routes.iter().map(route_json).collect())),
+                ("routes", Json::Arr(json)),
                 ("count", (routes.len() as u64).into()),
             ],
         })

@@ -12,6 +12,17 @@
 //! - **W3** two seconds later: live bytes against the one-client state
 //!   after U1, and the reader's longest pause while the frees ran;
 //!
+//! then a graceful restart of B, now the only client, the reader still
+//! running:
+//!
+//! - **G1** deregister B gracefully: every route marked stale, kept in the
+//!   FIB;
+//! - **G2** register B again (adopting the routes) and announce 99% of the
+//!   table again, in batches: refreshed, fresh again;
+//! - **G3** end-of-RIB: sweep the 1% not announced (its cost against W1,
+//!   a deregistration of the whole table, is the point);
+//! - **G4** mark B's routes stale again, **G5** sweep them all;
+//!
 //! then, on a fresh table with a reader of its own, the orders a routing
 //! daemon's writes really arrive in:
 //!
@@ -99,6 +110,39 @@ pub struct TableChurnReport {
     pub m1_rib_bytes_per_route: f64,
     /// The two subscribers.
     pub subscribers: Vec<Subscriber>,
+    /// The graceful-restart steps G1-G5.
+    pub graceful: GracefulFigures,
+}
+
+/// What the graceful-restart steps measured.
+#[derive(Debug, Clone, Default)]
+pub struct GracefulFigures {
+    /// G1: routes marked stale by the graceful deregistration, and seconds.
+    pub marked: usize,
+    /// G1 seconds.
+    pub mark_secs: f64,
+    /// G2: routes announced again by the adopting client, and seconds.
+    pub refreshed: usize,
+    /// G2 seconds (registration and the re-announcement).
+    pub adopt_secs: f64,
+    /// G3: routes end-of-RIB swept (those not announced again).
+    pub eor_swept: usize,
+    /// G3 seconds.
+    pub eor_secs: f64,
+    /// G4: routes marked stale by `mark_stale`.
+    pub remarked: usize,
+    /// G4 seconds.
+    pub remark_secs: f64,
+    /// G5: stale routes swept by `sweep_stale`.
+    pub swept: usize,
+    /// G5 seconds.
+    pub sweep_secs: f64,
+}
+
+impl GracefulFigures {
+    fn rate(n: usize, secs: f64) -> f64 {
+        n as f64 / secs.max(1e-9)
+    }
 }
 
 impl Subscriber {
@@ -252,8 +296,54 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
     std::thread::sleep(Duration::from_secs(2));
     probe.end_phase("W3 2 s after W1", 0);
     let live_w3 = super::settled(live);
+
+    // G1-G5: a graceful restart of B, the reader still running.
+    let mut g = GracefulFigures::default();
+    probe.restart_clock();
+    let t = Instant::now();
+    g.marked = rtm
+        .deregister_graceful(&b, Duration::from_secs(3600))
+        .map_err(err)?;
+    g.mark_secs = t.elapsed().as_secs_f64();
+    probe.end_phase("G1 graceful dereg B", g.marked);
+    probe.restart_clock();
+    let t = Instant::now();
+    let b = rtm
+        .register::<Ipv4>(pb, RegisterOptions::default())
+        .map_err(err)?;
+    g.refreshed = work.refresh(&rtm, &b, |i| i % 100 != 0)?;
+    g.adopt_secs = t.elapsed().as_secs_f64();
+    probe.end_phase("G2 adopt, refresh 99%", g.refreshed);
+    probe.restart_clock();
+    let t = Instant::now();
+    g.eor_swept = rtm.end_of_rib(&b).map_err(err)?;
+    g.eor_secs = t.elapsed().as_secs_f64();
+    probe.end_phase("G3 end-of-RIB (1% stale)", g.eor_swept);
+    probe.restart_clock();
+    let t = Instant::now();
+    g.remarked = rtm.mark_stale(&b, None).map_err(err)?;
+    g.remark_secs = t.elapsed().as_secs_f64();
+    probe.end_phase("G4 mark B stale", g.remarked);
+    probe.restart_clock();
+    let t = Instant::now();
+    g.swept = rtm.sweep_stale(&b).map_err(err)?;
+    g.sweep_secs = t.elapsed().as_secs_f64();
+    probe.end_phase("G5 sweep B's stale", g.swept);
+    if rtm.network_count::<Ipv4>() != 0 || g.eor_swept + g.refreshed != g.marked {
+        return Err(format!(
+            "graceful restart: {} marked, {} refreshed, {} swept at end-of-RIB, {} networks left after the last sweep",
+            g.marked,
+            g.refreshed,
+            g.eor_swept,
+            rtm.network_count::<Ipv4>()
+        ));
+    }
+
     let mut phases = probe.finish()?;
-    let w3_max_pause_ns = phases.last().map_or(0, |p| p.max_ns);
+    let w3_max_pause_ns = phases
+        .iter()
+        .find(|p| p.phase.starts_with("W3"))
+        .map_or(0, |p| p.max_ns);
     drop(b);
     drop(rtm);
 
@@ -291,6 +381,7 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
         m1_total_bytes_per_route: per(live1.saturating_sub(live0)),
         m1_rib_bytes_per_route: per(live1.saturating_sub(live0).saturating_sub(fib1)),
         subscribers,
+        graceful: g,
     })
 }
 
@@ -334,6 +425,27 @@ impl TableChurnReport {
                 sub.peak_backlog
             );
         }
+        let g = &self.graceful;
+        let rate = GracefulFigures::rate;
+        s += &format!(
+            "G1 graceful dereg B    {:>12.0} routes/s marked stale ({} in {:.3} s)\n\
+             G2 adopt + refresh 99% {:>12.0} routes/s ({} announced again)\n\
+             G3 end-of-RIB          {:>12.4} s for {} stale routes: {:.2}% of W1\n\
+             G4 mark stale          {:>12.0} routes/s ({} routes)\n\
+             G5 sweep stale         {:>12.0} routes/s ({} routes)\n",
+            rate(g.marked, g.mark_secs),
+            g.marked,
+            g.mark_secs,
+            rate(g.refreshed, g.adopt_secs),
+            g.refreshed,
+            g.eor_secs,
+            g.eor_swept,
+            100.0 * g.eor_secs / self.w1_secs,
+            rate(g.remarked, g.remark_secs),
+            g.remarked,
+            rate(g.swept, g.sweep_secs),
+            g.swept,
+        );
         s += &format!(
             "reader: worst {:.2} of idle over the steps; deferred frees it ran: {}\n",
             reader::worst_fraction(&self.phases),
@@ -359,7 +471,7 @@ impl TableChurnReport {
             })
             .collect();
         format!(
-            "{{\"source\":{:?},\"routes\":{},\"u1_routes_per_sec\":{:.0},\"u2_ops_per_sec\":{:.0},\"u3_routes_per_sec\":{:.0},\"u1r_routes_per_sec\":{:.0},\"u2s_ops_per_sec\":{:.0},\"u3_bytes_per_route\":{:.2},\"w1_secs\":{:.4},\"w1_not_on_b\":{},\"w3_live_ratio\":{:.3},\"w3_max_pause_ns\":{},\"m1_total_bytes_per_route\":{:.2},\"m1_rib_bytes_per_route\":{:.2},\"reader_worst_of_idle\":{:.3},\"reader_frees\":{},\"subscribers\":[{}],\"phases\":{}}}",
+            "{{\"source\":{:?},\"routes\":{},\"u1_routes_per_sec\":{:.0},\"u2_ops_per_sec\":{:.0},\"u3_routes_per_sec\":{:.0},\"u1r_routes_per_sec\":{:.0},\"u2s_ops_per_sec\":{:.0},\"u3_bytes_per_route\":{:.2},\"w1_secs\":{:.4},\"w1_not_on_b\":{},\"w3_live_ratio\":{:.3},\"w3_max_pause_ns\":{},\"m1_total_bytes_per_route\":{:.2},\"m1_rib_bytes_per_route\":{:.2},\"reader_worst_of_idle\":{:.3},\"reader_frees\":{},\"subscribers\":[{}],\"gr_mark_routes_per_sec\":{:.0},\"gr_adopt_routes_per_sec\":{:.0},\"gr_eor_secs\":{:.5},\"gr_eor_swept\":{},\"gr_eor_of_w1\":{:.4},\"gr_remark_routes_per_sec\":{:.0},\"gr_sweep_routes_per_sec\":{:.0},\"phases\":{}}}",
             self.source,
             self.routes,
             self.u1_per_sec,
@@ -377,6 +489,13 @@ impl TableChurnReport {
             reader::worst_fraction(&self.phases),
             reader::reader_frees(&self.phases),
             subs.join(","),
+            GracefulFigures::rate(self.graceful.marked, self.graceful.mark_secs),
+            GracefulFigures::rate(self.graceful.refreshed, self.graceful.adopt_secs),
+            self.graceful.eor_secs,
+            self.graceful.eor_swept,
+            self.graceful.eor_secs / self.w1_secs,
+            GracefulFigures::rate(self.graceful.remarked, self.graceful.remark_secs),
+            GracefulFigures::rate(self.graceful.swept, self.graceful.sweep_secs),
             reader::phase_json(&self.phases)
         )
     }

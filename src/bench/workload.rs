@@ -103,6 +103,35 @@ impl Workload {
         Ok(client)
     }
 
+    /// Announces again, as `client`, the route of every table prefix whose
+    /// index `keep` accepts, in table order and in batches of [`BATCH`]:
+    /// a restarted BGP speaker's re-announcement of the table (the same
+    /// routes, so each one becomes fresh with no change to report).
+    /// Returns how many it announced.
+    pub fn refresh(
+        &self,
+        rtm: &Rtm,
+        client: &ClientHandle<Ipv4>,
+        keep: impl Fn(usize) -> bool,
+    ) -> Result<usize, String> {
+        let mut n = 0;
+        let adds = self
+            .table
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep(*i))
+            .map(|(_, p)| RouteUpdate::Add {
+                route: route(*p, 1),
+                ttl: Ttl::Infinite,
+            });
+        update_in_batches(rtm, client, adds, |_, r| {
+            n += 1;
+            r.map(drop)
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(n)
+    }
+
     /// Replays the updates as `client` one call per update, in arrival
     /// order: `add_route` for an announcement, `delete_route` for a
     /// withdrawal (of an absent route: not an error), as a routing daemon

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use super::{ModelHandle, ModelRtm};
 use crate::change::Change;
@@ -171,6 +172,8 @@ pub struct Crit {
     pub best_only: bool,
     /// Include disabled routes.
     pub include_disabled: bool,
+    /// Only stale (`Some(true)`) or only fresh (`Some(false)`) routes.
+    pub stale: Option<bool>,
 }
 
 impl Crit {
@@ -182,6 +185,7 @@ impl Crit {
             protocol: self.protocol.map(|p| ProtocolId((p % 3) as u32)),
             best_only: self.best_only,
             include_disabled: self.include_disabled,
+            stale: self.stale,
         }
     }
 }
@@ -244,6 +248,25 @@ pub enum Op {
     Walk {
         crit: Crit,
     },
+    /// Graceful deregistration with a hold (choices as [`hold_of`]).
+    DeregisterGraceful {
+        proto: u8,
+        hold: u8,
+    },
+    /// `mark_stale`, with a hold or none.
+    MarkStale {
+        proto: u8,
+        hold: Option<u8>,
+    },
+    /// `sweep_stale` (end-of-RIB).
+    SweepStale {
+        proto: u8,
+    },
+    /// Whether the protocol's stale routes yield to fresh ones.
+    SetStaleYielding {
+        proto: u8,
+        yields: bool,
+    },
     /// `update_routes` on the engine, the same adds and deletes one by one
     /// on the model.
     Batch {
@@ -305,6 +328,12 @@ fn ttl_of(ttl: u8) -> Ttl {
         Ttl::Seconds(5),
         Ttl::Seconds(20),
     ][(ttl % 4) as usize]
+}
+
+/// A hold choice, in seconds: with [`Op::Advance`]'s steps, some holds end
+/// before the protocol registers again, some after.
+pub fn hold_of(hold: u8) -> u64 {
+    [0, 5, 20, 60][(hold % 4) as usize]
 }
 
 impl BatchUpdate {
@@ -419,6 +448,7 @@ fn check_state<F: DiffFamily>(rtm: &Rtm, model: &ModelRtm, walk_fib: bool) -> Re
     }
     walk::<F>(rtm, model, &Criteria::all().include_disabled())?;
     walk::<F>(rtm, model, &Criteria::all().best_only())?;
+    walk::<F>(rtm, model, &Criteria::all().include_disabled().stale_only())?;
     F::check_lookups(rtm, model)?;
     if walk_fib {
         rtm.verify_consistency()
@@ -482,6 +512,10 @@ pub fn run<F: DiffFamily>(ops: &[Op]) -> Result<(), String> {
                 }
             }
             Op::Walk { crit } => walk::<F>(&rtm, &model, &crit.to()).map_err(at)?,
+            Op::SetStaleYielding { proto, yields } => {
+                rtm.set_stale_yielding(ProtocolId((proto % 3) as u32), yields);
+                model.set_stale_yielding(ProtocolId((proto % 3) as u32), yields);
+            }
             Op::Deregister { proto }
             | Op::Add { proto, .. }
             | Op::Delete { proto, .. }
@@ -489,6 +523,9 @@ pub fn run<F: DiffFamily>(ops: &[Op]) -> Result<(), String> {
             | Op::SetEnable { proto, .. }
             | Op::Convert { proto, .. }
             | Op::Batch { proto, .. }
+            | Op::DeregisterGraceful { proto, .. }
+            | Op::MarkStale { proto, .. }
+            | Op::SweepStale { proto }
             | Op::Dequeue { proto } => {
                 // Before any registration of the protocol there is no handle.
                 let Some((eh, mh)) = handles.get(&(proto % 3)) else {
@@ -525,6 +562,19 @@ pub fn run<F: DiffFamily>(ops: &[Op]) -> Result<(), String> {
                         )
                     }
                     Op::Batch { ref updates, .. } => batch::<F>(&rtm, &mut model, eh, mh, updates),
+                    Op::DeregisterGraceful { hold, .. } => same(
+                        "deregister_graceful",
+                        &rtm.deregister_graceful(eh, Duration::from_secs(hold_of(hold))),
+                        &model.deregister_graceful(mh, hold_of(hold)),
+                    ),
+                    Op::MarkStale { hold, .. } => same(
+                        "mark_stale",
+                        &rtm.mark_stale(eh, hold.map(|h| Duration::from_secs(hold_of(h)))),
+                        &model.mark_stale(mh, hold.map(hold_of)),
+                    ),
+                    Op::SweepStale { .. } => {
+                        same("sweep_stale", &rtm.sweep_stale(eh), &model.sweep_stale(mh))
+                    }
                     Op::BlockDelete { crit, .. } => same(
                         "block_delete",
                         &rtm.block_delete(eh, &crit.to()),

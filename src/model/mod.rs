@@ -80,6 +80,9 @@ struct ModelEntry<F: Family> {
     priority: u32,
     expires: Option<Timestamp>,
     enabled: bool,
+    /// Stale since a mark, not refreshed: `Some(yields)`, where `yields`
+    /// is whether it loses to fresh routes of its priority.
+    stale: Option<bool>,
 }
 
 /// One family's table in the model.
@@ -90,6 +93,12 @@ struct ModelTable<F: Family> {
     routes: BTreeMap<RouteKey<F>, ModelEntry<F>>,
     /// The best route's key per network that has one.
     best: BTreeMap<F::Network, RouteKey<F>>,
+    /// Registered protocols with a mark in effect (not swept yet), and
+    /// when its hold ends, if it does.
+    marks: BTreeMap<ProtocolId, Option<Timestamp>>,
+    /// Gracefully deregistered protocols nobody has registered again, and
+    /// when their hold ends.
+    orphans: BTreeMap<ProtocolId, Timestamp>,
 }
 
 impl<F: Family> Default for ModelTable<F> {
@@ -98,12 +107,14 @@ impl<F: Family> Default for ModelTable<F> {
             clients: BTreeMap::new(),
             routes: BTreeMap::new(),
             best: BTreeMap::new(),
+            marks: BTreeMap::new(),
+            orphans: BTreeMap::new(),
         }
     }
 }
 
-/// (protocol priority, metric): lower wins.
-type Rank<F> = (u32, <<F as Family>::Data as RouteData>::Metric);
+/// (protocol priority, stale and yielding, metric): lower wins.
+type Rank<F> = (u32, bool, <<F as Family>::Data as RouteData>::Metric);
 
 enum Notify {
     AllBut(ProtocolId),
@@ -127,7 +138,10 @@ impl<F: Family> ModelTable<F> {
         let candidates: Vec<(RouteKey<F>, Rank<F>)> = self
             .network_routes(n)
             .filter(|(_, e)| e.enabled && (!exclude_invalid || e.route.data.is_valid()))
-            .map(|(k, e)| (*k, (e.priority, e.route.data.metric())))
+            .map(|(k, e)| {
+                let yields = e.stale == Some(true);
+                (*k, (e.priority, yields, e.route.data.metric()))
+            })
             .collect();
         let Some(min) = candidates.iter().map(|c| c.1).min() else {
             self.best.remove(&n);
@@ -170,7 +184,12 @@ impl<F: Family> ModelTable<F> {
         self.routes
             .iter()
             .filter(|(k, e)| {
-                criteria.matches(&e.route, self.best.get(&k.network) == Some(*k), e.enabled)
+                criteria.matches(
+                    &e.route,
+                    self.best.get(&k.network) == Some(*k),
+                    e.enabled,
+                    e.stale.is_some(),
+                )
             })
             .map(|(_, e)| e.route)
             .collect()
@@ -273,6 +292,10 @@ impl ModelRtm {
                 protocol,
             });
         }
+        // Adopting a graceful deregistration's routes, and its hold.
+        if let Some(deadline) = t.orphans.remove(&protocol) {
+            t.marks.insert(protocol, Some(deadline));
+        }
         t.clients.insert(
             protocol,
             ModelClient {
@@ -326,7 +349,121 @@ impl ModelRtm {
         self.live(h)?;
         let p = h.protocol;
         self.table::<F>().clients.remove(&p);
+        self.table::<F>().marks.remove(&p);
         Ok(self.remove_routes::<F>(|e| e.route.protocol == p, || Notify::All))
+    }
+
+    /// Marks every route of `p` stale, network by network, everyone told.
+    fn mark_routes<F: Family>(&mut self, p: ProtocolId) -> usize {
+        let exclude = self.exclude_invalid;
+        let yields = self.priorities.stale_yields(p);
+        let t = self.table::<F>();
+        let mut marked = 0;
+        for n in t.networks() {
+            let mine: Vec<RouteKey<F>> = t
+                .network_routes(n)
+                .filter(|(k, _)| k.protocol == p)
+                .map(|(k, _)| *k)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let before = t.best_image(n);
+            let incumbent = t.best.get(&n).copied();
+            for k in &mine {
+                if let Some(e) = t.routes.get_mut(k) {
+                    e.stale = Some(yields);
+                }
+            }
+            marked += mine.len();
+            t.reselect(n, incumbent, exclude);
+            let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
+            t.notify(change, Notify::All);
+        }
+        marked
+    }
+
+    /// Graceful deregistration: the client goes, its routes stay, stale,
+    /// for the next registration of its protocol to adopt until `hold_secs`
+    /// pass.
+    pub fn deregister_graceful<F: Family>(
+        &mut self,
+        h: &ModelHandle<F>,
+        hold_secs: u64,
+    ) -> Result<usize, RtmError> {
+        self.live(h)?;
+        let p = h.protocol;
+        let deadline = self.now.plus_seconds(hold_secs);
+        let t = self.table::<F>();
+        t.clients.remove(&p);
+        t.marks.remove(&p);
+        t.orphans.insert(p, deadline);
+        Ok(self.mark_routes::<F>(p))
+    }
+
+    /// Marks the client's routes stale, with a hold of `hold_secs` if given.
+    pub fn mark_stale<F: Family>(
+        &mut self,
+        h: &ModelHandle<F>,
+        hold_secs: Option<u64>,
+    ) -> Result<usize, RtmError> {
+        self.live(h)?;
+        let deadline = hold_secs.map(|s| self.now.plus_seconds(s));
+        self.table::<F>().marks.insert(h.protocol, deadline);
+        Ok(self.mark_routes::<F>(h.protocol))
+    }
+
+    /// Removes the client's stale routes and ends its mark.
+    pub fn sweep_stale<F: Family>(&mut self, h: &ModelHandle<F>) -> Result<usize, RtmError> {
+        self.live(h)?;
+        Ok(self.sweep_protocol::<F>(h.protocol))
+    }
+
+    fn sweep_protocol<F: Family>(&mut self, p: ProtocolId) -> usize {
+        self.table::<F>().marks.remove(&p);
+        self.remove_routes::<F>(
+            |e| e.route.protocol == p && e.stale.is_some(),
+            || Notify::All,
+        )
+    }
+
+    /// The holds ended by now, in protocol order: a registered protocol's
+    /// stale routes are swept, an orphan's routes all go.
+    fn expire_holds<F: Family>(&mut self) -> usize {
+        let now = self.now;
+        let t = self.table_ref::<F>();
+        let mut due: Vec<(ProtocolId, bool)> = t
+            .marks
+            .iter()
+            .filter(|(_, d)| d.is_some_and(|d| d <= now))
+            .map(|(p, _)| (*p, true))
+            .chain(
+                t.orphans
+                    .iter()
+                    .filter(|(_, d)| **d <= now)
+                    .map(|(p, _)| (*p, false)),
+            )
+            .collect();
+        due.sort();
+        let mut removed = 0;
+        for (p, registered) in due {
+            if registered {
+                removed += self.sweep_protocol::<F>(p);
+            } else {
+                self.table::<F>().orphans.remove(&p);
+                removed += self.remove_routes::<F>(|e| e.route.protocol == p, || Notify::All);
+            }
+        }
+        removed
+    }
+
+    /// Sets whether a protocol's stale routes yield to fresh ones of equal
+    /// priority (taken when marked).
+    pub fn set_stale_yielding(&mut self, protocol: ProtocolId, yields: bool) {
+        self.priorities = self
+            .priorities
+            .clone()
+            .with_stale_yielding(protocol, yields);
     }
 
     /// RtmAddRoute.
@@ -354,17 +491,28 @@ impl ModelRtm {
         let n = route.network;
         let before = t.best_image(n);
         let mut incumbent = t.best.get(&n).copied();
-        let old_key = if single {
-            t.network_routes(n)
-                .find(|(k, _)| k.protocol == h.protocol)
-                .map(|(k, _)| *k)
-        } else {
-            Some(stored.key()).filter(|k| t.routes.contains_key(k))
-        };
+        // The routes this add replaces: the one with its key, or for a
+        // single-route client every route of its protocol here (several
+        // only after adopting a multi-route predecessor's routes); the
+        // lowest-keyed one gives its enabled state.
+        let replaced: Vec<RouteKey<F>> = t
+            .network_routes(n)
+            .filter(|(k, _)| {
+                if single {
+                    k.protocol == h.protocol
+                } else {
+                    **k == stored.key()
+                }
+            })
+            .map(|(k, _)| *k)
+            .collect();
         let mut enabled = true;
-        if let Some(k) = old_key {
-            enabled = t.routes.remove(&k).map(|e| e.enabled).unwrap_or(true);
-            if incumbent == Some(k) {
+        for (i, k) in replaced.iter().enumerate() {
+            let e = t.routes.remove(k).expect("listed");
+            if i == 0 {
+                enabled = e.enabled;
+            }
+            if incumbent == Some(*k) {
                 incumbent = Some(stored.key());
             }
         }
@@ -375,6 +523,7 @@ impl ModelRtm {
                 priority,
                 expires,
                 enabled,
+                stale: None,
             },
         );
         t.reselect(n, incumbent, exclude);
@@ -393,19 +542,27 @@ impl ModelRtm {
         let exclude = self.exclude_invalid;
         let t = self.table::<F>();
         let n = route.network;
-        let key = t
+        // A single-route client's delete takes every route of its protocol
+        // here (several only after adopting a multi-route predecessor's).
+        let keys: Vec<RouteKey<F>> = t
             .network_routes(n)
-            .find(|(k, _)| {
+            .filter(|(k, _)| {
                 k.protocol == h.protocol
                     && (single || (k.interface == route.interface && k.next_hop == route.next_hop))
             })
             .map(|(k, _)| *k)
-            .ok_or_else(|| {
-                RtmError::NoSuchRoute(format!("protocol {} has no such route to {n}", h.protocol))
-            })?;
+            .collect();
+        if keys.is_empty() {
+            return Err(RtmError::NoSuchRoute(format!(
+                "protocol {} has no such route to {n}",
+                h.protocol
+            )));
+        }
         let before = t.best_image(n);
         let incumbent = t.best.get(&n).copied();
-        t.routes.remove(&key);
+        for k in &keys {
+            t.routes.remove(k);
+        }
         t.reselect(n, incumbent, exclude);
         let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
         t.notify(change, Notify::AllBut(h.protocol));
@@ -495,7 +652,13 @@ impl ModelRtm {
             let take: Vec<ModelEntry<F>> = t
                 .network_routes(n)
                 .filter(|(k, e)| {
-                    k.protocol != p && criteria.matches(&e.route, Some(**k) == incumbent, e.enabled)
+                    k.protocol != p
+                        && criteria.matches(
+                            &e.route,
+                            Some(**k) == incumbent,
+                            e.enabled,
+                            e.stale.is_some(),
+                        )
                 })
                 .map(|(_, e)| *e)
                 .collect();
@@ -515,17 +678,18 @@ impl ModelRtm {
                 if incumbent == Some(old.route.key()) {
                     incumbent = Some(key);
                 }
-                let existing = if single {
-                    t.network_routes(n)
-                        .find(|(k, _)| k.protocol == p)
-                        .map(|(k, _)| *k)
-                } else {
-                    Some(key).filter(|k| t.routes.contains_key(k))
-                };
+                let existing: Vec<RouteKey<F>> = t
+                    .network_routes(n)
+                    .filter(|(k, _)| if single { k.protocol == p } else { **k == key })
+                    .map(|(k, _)| *k)
+                    .collect();
                 let mut enabled = old.enabled;
-                if let Some(k) = existing {
-                    enabled = t.routes.remove(&k).map(|e| e.enabled).unwrap_or(enabled);
-                    if incumbent == Some(k) {
+                for (i, k) in existing.iter().enumerate() {
+                    let e = t.routes.remove(k).expect("listed");
+                    if i == 0 {
+                        enabled = e.enabled;
+                    }
+                    if incumbent == Some(*k) {
                         incumbent = Some(key);
                     }
                 }
@@ -536,6 +700,7 @@ impl ModelRtm {
                         priority,
                         expires: None,
                         enabled,
+                        stale: None,
                     },
                 );
             }
@@ -577,13 +742,17 @@ impl ModelRtm {
         Ok(c.queue.iter().flatten().copied().collect())
     }
 
-    /// Removes expired routes; returns how many.
+    /// Removes expired routes, then ends the holds that have passed, per
+    /// family; returns how many routes went.
     pub fn sweep_expired(&mut self) -> usize {
         let now = self.now;
         let expired = move |e_expires: Option<Timestamp>| e_expires.is_some_and(|t| t <= now);
-        self.remove_routes::<Ipv4>(|e| expired(e.expires), || Notify::All)
-            + self.remove_routes::<Ipv6>(|e| expired(e.expires), || Notify::All)
-            + self.remove_routes::<Ipx>(|e| expired(e.expires), || Notify::All)
+        let mut n = self.remove_routes::<Ipv4>(|e| expired(e.expires), || Notify::All);
+        n += self.expire_holds::<Ipv4>();
+        n += self.remove_routes::<Ipv6>(|e| expired(e.expires), || Notify::All);
+        n += self.expire_holds::<Ipv6>();
+        n += self.remove_routes::<Ipx>(|e| expired(e.expires), || Notify::All);
+        n + self.expire_holds::<Ipx>()
     }
 
     /// RtmIsRoute.
@@ -667,6 +836,15 @@ impl ModelRtm {
             .routes
             .values()
             .map(|e| (e.route, e.enabled))
+            .collect()
+    }
+
+    /// Every route of the family in key order, with whether it is stale.
+    pub fn stale_marks<F: Family>(&self) -> Vec<(Route<F>, bool)> {
+        self.table_ref::<F>()
+            .routes
+            .values()
+            .map(|e| (e.route, e.stale.is_some()))
             .collect()
     }
 }

@@ -1,5 +1,6 @@
 //! Aging: expiring routes whose time has come, as one bulk walk over the
-//! networks that have due routes.
+//! networks that have due routes, then the graceful-restart holds that
+//! have ended.
 
 use super::*;
 
@@ -16,6 +17,8 @@ impl<F: Family> Table<F> {
             v
         };
         let mut ctx = WriteCtx::system();
-        self.bulk(&due, &mut ctx, |w| Ok(w.remove_where(|e| e.is_due(now))))
+        let aged = self.bulk(&due, &mut ctx, |w| Ok(w.remove_where(|e| e.is_due(now))))?;
+        // Then the graceful-restart holds that ended (`clients`).
+        Ok(aged + self.expire_holds(now)?)
     }
 }

@@ -188,7 +188,12 @@ impl<F: Family> Table<F> {
                 let (take, keep): (Entries<F>, Entries<F>) =
                     w.entries.iter().copied().partition(|e| {
                         e.route.protocol != protocol
-                            && criteria.matches(&e.route, w.was_best(e), e.enabled)
+                            && criteria.matches(
+                                &e.route,
+                                w.was_best(e),
+                                e.enabled,
+                                e.stale.is_stale(),
+                            )
                     });
                 if take.is_empty() {
                     return Ok(0);
@@ -210,6 +215,8 @@ impl<F: Family> Table<F> {
                             priority,
                             lifetime: Lifetime::NEVER,
                             enabled: old.enabled,
+                            // The caller's own route now, vouched for by it.
+                            stale: Freshness::Fresh,
                         },
                         |e| {
                             if single {

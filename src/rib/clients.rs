@@ -11,34 +11,58 @@ impl<F: Family> Table<F> {
         options: RegisterOptions,
     ) -> Result<ClientHandle<F>, RtmError> {
         match self.clients.entry(protocol) {
-            MapEntry::Occupied(_) => Err(RtmError::ClientAlreadyExists {
-                family: F::ID,
-                protocol,
-            }),
-            MapEntry::Vacant(slot) => {
-                let state = Arc::new(ClientState {
-                    rtm_id: self.shared.id,
-                    protocol,
-                    single_route: options.single_route,
-                    gate: crate::sync::RwLock::new(true),
-                    index: Default::default(),
-                    queue: options.notify.then(|| {
-                        if options.coalesce {
-                            ChangeQueue::coalescing()
-                        } else {
-                            ChangeQueue::new()
-                        }
-                    }),
-                });
-                if options.notify {
-                    // Under the sequencer: the client sees exactly the
-                    // changes sequenced after its registration.
-                    lock(&self.subscribers).push(state.clone());
+            MapEntry::Occupied(mut slot) => {
+                // A gracefully deregistered client's routes wait for the
+                // protocol's next registration: it adopts them (and their
+                // index), stale until refreshed or swept.
+                let gone = slot.get();
+                if !gone.restarting.swap(false, Ordering::Relaxed) {
+                    return Err(RtmError::ClientAlreadyExists {
+                        family: F::ID,
+                        protocol,
+                    });
                 }
+                let state = self.new_client(protocol, options, gone.index.clone());
+                slot.insert(state.clone());
+                Ok(ClientHandle { state })
+            }
+            MapEntry::Vacant(slot) => {
+                let state = self.new_client(protocol, options, Default::default());
                 slot.insert(state.clone());
                 Ok(ClientHandle { state })
             }
         }
+    }
+
+    /// A registered client's state, subscribed if it notifies; under the
+    /// clients map's lock on its protocol.
+    fn new_client(
+        &self,
+        protocol: ProtocolId,
+        options: RegisterOptions,
+        index: Arc<crate::client_index::ClientIndex<F::Network>>,
+    ) -> Arc<ClientState<F>> {
+        let state = Arc::new(ClientState {
+            rtm_id: self.shared.id,
+            protocol,
+            single_route: options.single_route,
+            gate: crate::sync::RwLock::new(true),
+            index,
+            restarting: std::sync::atomic::AtomicBool::new(false),
+            queue: options.notify.then(|| {
+                if options.coalesce {
+                    ChangeQueue::coalescing()
+                } else {
+                    ChangeQueue::new()
+                }
+            }),
+        });
+        if options.notify {
+            // Under the sequencer: the client sees exactly the
+            // changes sequenced after its registration.
+            lock(&self.subscribers).push(state.clone());
+        }
+        state
     }
 
     /// Checks that `handle` belongs to this table.
@@ -83,9 +107,15 @@ impl<F: Family> Table<F> {
 
     pub(crate) fn deregister(&self, handle: &ClientHandle<F>) -> Result<usize, RtmError> {
         let state = self.own(handle)?;
+        self.close(state)?;
+        self.remove_client_routes(state)
+    }
+
+    /// Closes the client's gate (waiting for its in-flight operations; none
+    /// starts after this), unsubscribes it and closes its queue.
+    /// `InvalidHandle` if it is already deregistered.
+    fn close(&self, state: &Arc<ClientState<F>>) -> Result<(), RtmError> {
         {
-            // Exclusive: waits for the client's in-flight operations; none
-            // starts after this.
             let mut alive = state
                 .gate
                 .write()
@@ -99,6 +129,13 @@ impl<F: Family> Table<F> {
         if let Some(q) = &state.queue {
             q.close();
         }
+        Ok(())
+    }
+
+    /// Removes every route of a closed client's protocol and frees the
+    /// (family, protocol) pair: the body of deregistration, and of a
+    /// graceful one whose hold ended with nobody adopting the routes.
+    fn remove_client_routes(&self, state: &Arc<ClientState<F>>) -> Result<usize, RtmError> {
         let protocol = state.protocol;
         let networks = state.index.networks();
         // The index is not maintained from here on (see `WriteCtx::leaving`);
@@ -113,6 +150,125 @@ impl<F: Family> Table<F> {
         // would share its route keys.
         self.clients
             .remove_if(&protocol, |_, v| Arc::ptr_eq(v, state));
+        Ok(removed)
+    }
+
+    /// Graceful deregistration: closes the client as `deregister` does,
+    /// marks its routes stale (they stay in the table and the FIB) with
+    /// `deadline`, and only then lets the protocol's next registration
+    /// adopt them. Returns how many routes it kept.
+    pub(crate) fn deregister_graceful(
+        &self,
+        handle: &ClientHandle<F>,
+        deadline: Timestamp,
+    ) -> Result<usize, RtmError> {
+        let state = self.own(handle)?;
+        self.close(state)?;
+        let kept = self.mark_walk(state, Some(deadline))?;
+        // The map entry is still this client's: nothing removes it before
+        // `restarting` is set (registration refuses the pair, expiry looks
+        // only at restarting clients).
+        if let Some(c) = self.clients.get(&state.protocol)
+            && Arc::ptr_eq(&c, state)
+        {
+            c.restarting.store(true, Ordering::Relaxed);
+        }
+        Ok(kept)
+    }
+
+    /// Marks every route of the client stale with `deadline` (the mark's
+    /// walk over its index): see `Rtm::mark_stale`.
+    pub(crate) fn mark_stale(
+        &self,
+        handle: &ClientHandle<F>,
+        deadline: Option<Timestamp>,
+    ) -> Result<usize, RtmError> {
+        self.with_client(handle, |state| self.mark_walk(state, deadline))
+    }
+
+    fn mark_walk(
+        &self,
+        state: &Arc<ClientState<F>>,
+        deadline: Option<Timestamp>,
+    ) -> Result<usize, RtmError> {
+        let protocol = state.protocol;
+        let yields = self.shared.priorities.load().stale_yields(protocol);
+        let networks = state.index.networks();
+        state.index.begin_stale(networks.clone(), deadline);
+        let mut ctx = WriteCtx::block(state);
+        self.bulk(&networks, &mut ctx, |w| {
+            let mut marked = 0;
+            let mut at = None;
+            for e in w.entries.iter_mut() {
+                if e.route.protocol == protocol {
+                    marked += 1;
+                    at = Some(e.route.network);
+                    let stale = Freshness::Stale { yields };
+                    if e.stale != stale {
+                        e.stale = stale;
+                        w.modified = true;
+                    }
+                }
+            }
+            if let Some(n) = at {
+                state.index.stale_marked(n);
+            }
+            Ok(marked)
+        })
+    }
+
+    /// Removes the client's routes still stale from its last mark, and
+    /// ends the mark (and its hold): see `Rtm::sweep_stale`.
+    pub(crate) fn sweep_stale(&self, handle: &ClientHandle<F>) -> Result<usize, RtmError> {
+        self.with_client(handle, |state| self.sweep_walk(state))
+    }
+
+    fn sweep_walk(&self, state: &Arc<ClientState<F>>) -> Result<usize, RtmError> {
+        let protocol = state.protocol;
+        let networks = state.index.take_stale();
+        let mut ctx = WriteCtx::block(state);
+        self.bulk(&networks, &mut ctx, |w| {
+            Ok(w.remove_where(|e| e.route.protocol == protocol && e.stale.is_stale()))
+        })
+    }
+
+    /// The holds that end by `now`, in protocol order: a registered
+    /// client's remaining stale routes are swept; a gracefully deregistered
+    /// client nobody adopted is removed as `deregister` would have. Returns
+    /// how many routes went.
+    pub(crate) fn expire_holds(&self, now: Timestamp) -> Result<usize, RtmError> {
+        let mut due: Vec<Arc<ClientState<F>>> = self
+            .clients
+            .iter()
+            .filter(|c| c.index.stale_deadline().is_some_and(|t| t <= now))
+            .map(|c| c.value().clone())
+            .collect();
+        due.sort_by_key(|c| c.protocol);
+        let mut removed = 0;
+        for state in &due {
+            // A registered client: its gate, held shared, keeps it so for
+            // the sweep.
+            let alive = state
+                .gate
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *alive {
+                // Re-checked: the client may have swept or marked anew.
+                if state.index.stale_deadline().is_some_and(|t| t <= now) {
+                    removed += self.sweep_walk(state)?;
+                }
+                continue;
+            }
+            drop(alive);
+            // Deregistered: claimed under the map's lock on the protocol,
+            // against a registration adopting it at the same moment.
+            let claimed = self.clients.get(&state.protocol).is_some_and(|c| {
+                Arc::ptr_eq(&c, state) && c.restarting.swap(false, Ordering::Relaxed)
+            });
+            if claimed {
+                removed += self.remove_client_routes(state)?;
+            }
+        }
         Ok(removed)
     }
 

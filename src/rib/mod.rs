@@ -66,7 +66,8 @@ use crate::sync::{Arc, Mutex, lock};
 use destination::Destination;
 pub(crate) use route_set::MAX_ROUTES_PER_NETWORK;
 use route_set::{
-    Attrs, Entries, Entry, Lifetime, NewSet, RouteSet, Routes, Stored, Working, select_best,
+    Attrs, Entries, Entry, Freshness, Lifetime, NewSet, RouteSet, Routes, Stored, Working,
+    select_best,
 };
 use smallvec::SmallVec;
 pub(crate) use stripes::DEFAULT_STRIPES as DEFAULT_WRITER_STRIPES;

@@ -3,6 +3,7 @@
 //! guarantee).
 
 use super::*;
+use crate::enumerate::RouteMarks;
 
 impl<F: Family> Table<F> {
     pub(crate) fn network_count(&self) -> usize {
@@ -46,14 +47,42 @@ impl<F: Family> Table<F> {
         criteria: &Criteria<F>,
         after: Option<&RouteKey<F>>,
     ) -> impl Iterator<Item = Route<F>> {
+        Self::matching_marked(set, criteria, after).map(|(r, _)| r)
+    }
+
+    /// [`Table::matching`] with each route's marks.
+    pub(crate) fn matching_marked(
+        set: &Routes<F>,
+        criteria: &Criteria<F>,
+        after: Option<&RouteKey<F>>,
+    ) -> impl Iterator<Item = (Route<F>, RouteMarks)> {
         set.entries
             .iter()
             .enumerate()
-            .filter(move |(i, e)| {
-                criteria.matches(&e.route, set.best == Some(*i), e.enabled)
+            .map(|(i, e)| (e, Self::marks(set, i)))
+            .filter(move |(e, m)| {
+                criteria.matches(&e.route, m.best, m.enabled, m.stale)
                     && after.is_none_or(|a| e.route.key() > *a)
             })
-            .map(|(_, e)| e.route)
+            .map(|(e, m)| (e.route, m))
+    }
+
+    fn marks(set: &Routes<F>, i: usize) -> RouteMarks {
+        let e = &set.entries[i];
+        RouteMarks {
+            best: set.best == Some(i),
+            enabled: e.enabled,
+            stale: e.stale.is_stale(),
+        }
+    }
+
+    /// The marks of the stored route with `key`, if there is one.
+    pub(crate) fn route_marks(&self, key: &RouteKey<F>) -> Option<RouteMarks> {
+        let guard = epoch::pin();
+        let node = self.destinations.get(&key.network, &guard)?;
+        let set = self.decode(key.network, node.value().load(&guard)?);
+        let i = set.entries.iter().position(|e| e.route.key() == *key)?;
+        Some(Self::marks(&set, i))
     }
 
     /// The first matching route whose key is after `after` (or the first

@@ -49,6 +49,36 @@ pub(crate) struct Entry<F: Family> {
     pub(crate) lifetime: Lifetime,
     /// `false` after `block_set_enable(false)`: kept, but never best.
     pub(crate) enabled: bool,
+    /// Marked stale by a graceful restart (`mark_stale`,
+    /// `deregister_graceful`) and not refreshed since.
+    pub(crate) stale: Freshness,
+}
+
+/// Whether a route was refreshed since its client was marked stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Freshness {
+    /// Added or refreshed since (or never marked).
+    Fresh,
+    /// Kept from before a restart; `yields`: it loses to any fresh route
+    /// of equal protocol priority (its protocol's
+    /// [`PriorityTable::with_stale_yielding`](crate::PriorityTable::with_stale_yielding)
+    /// when it was marked).
+    Stale {
+        /// Ranks after every fresh route of its priority.
+        yields: bool,
+    },
+}
+
+impl Freshness {
+    /// Whether the route is stale.
+    pub(crate) fn is_stale(self) -> bool {
+        matches!(self, Freshness::Stale { .. })
+    }
+
+    /// Whether it ranks after the fresh routes of its priority.
+    fn yields(self) -> bool {
+        matches!(self, Freshness::Stale { yields: true })
+    }
 }
 
 impl<F: Family> Entry<F> {
@@ -62,9 +92,12 @@ impl<F: Family> Entry<F> {
         self.expires().is_some_and(|t| t <= now)
     }
 
-    /// The selection rank: (protocol priority, metric), lower wins.
-    pub(crate) fn rank(&self) -> (u32, <F::Data as RouteData>::Metric) {
-        (self.priority, self.route.data.metric())
+    /// The selection rank: (protocol priority, yielding stale, metric),
+    /// lower wins: a stale route that yields loses to every fresh route of
+    /// its priority whatever their metrics (the RIB preference of BGP
+    /// graceful restart), and otherwise competes on its metric.
+    pub(crate) fn rank(&self) -> (u32, bool, <F::Data as RouteData>::Metric) {
+        (self.priority, self.stale.yields(), self.route.data.metric())
     }
 
     pub(crate) fn is_candidate(&self, exclude_invalid: bool) -> bool {
@@ -127,7 +160,10 @@ impl<F: Family> Attrs<F> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stored<F: Family> {
     timestamp: [u32; 2],
-    /// The interned [`Attrs`]' id (below 2^24), and [`Stored::ENABLED`].
+    /// The interned [`Attrs`]' id (below 2^24), [`Stored::ENABLED`],
+    /// [`Stored::STALE`] and [`Stored::YIELDS`]. The marks are not part
+    /// of the interned attributes, so marking a million routes stale
+    /// touches no attribute reference.
     attrs_enabled: u32,
     family: std::marker::PhantomData<F>,
 }
@@ -135,6 +171,12 @@ pub(crate) struct Stored<F: Family> {
 impl<F: Family> Stored<F> {
     /// The `enabled` flag's bit in `attrs_enabled` (ids have 24 bits).
     const ENABLED: u32 = 1 << 31;
+    /// [`Freshness::Stale`]'s bit.
+    const STALE: u32 = 1 << 30;
+    /// `yields` of [`Freshness::Stale`].
+    const YIELDS: u32 = 1 << 29;
+    /// Every mark bit.
+    const MARKS: u32 = Self::ENABLED | Self::STALE | Self::YIELDS;
 
     /// `e`, whose attributes are interned as `attrs` (below 2^24).
     pub(crate) fn of(e: &Entry<F>, attrs: u32) -> Self {
@@ -142,14 +184,20 @@ impl<F: Family> Stored<F> {
         let t = e.route.timestamp.0;
         Stored {
             timestamp: [t as u32, (t >> 32) as u32],
-            attrs_enabled: attrs | if e.enabled { Self::ENABLED } else { 0 },
+            attrs_enabled: attrs
+                | if e.enabled { Self::ENABLED } else { 0 }
+                | match e.stale {
+                    Freshness::Fresh => 0,
+                    Freshness::Stale { yields: false } => Self::STALE,
+                    Freshness::Stale { yields: true } => Self::STALE | Self::YIELDS,
+                },
             family: std::marker::PhantomData,
         }
     }
 
     /// The id of the interned attributes.
     pub(crate) fn attrs(&self) -> u32 {
-        self.attrs_enabled & !Self::ENABLED
+        self.attrs_enabled & !Self::MARKS
     }
 
     /// The entry again, given its network and attributes.
@@ -167,6 +215,13 @@ impl<F: Family> Stored<F> {
             priority: attrs.priority,
             lifetime: attrs.lifetime,
             enabled: self.attrs_enabled & Self::ENABLED != 0,
+            stale: if self.attrs_enabled & Self::STALE == 0 {
+                Freshness::Fresh
+            } else {
+                Freshness::Stale {
+                    yields: self.attrs_enabled & Self::YIELDS != 0,
+                }
+            },
         }
     }
 }
@@ -354,14 +409,26 @@ pub(crate) struct Working<F: Family> {
 }
 
 impl<F: Family> Working<F> {
-    /// Adds or updates the entry whose key is `key_of_existing` matches;
-    /// returns whether an existing entry was replaced.
+    /// Adds `entry`, or updates the first entry `existing` matches (by key
+    /// order) with it, keeping that entry's enabled state; returns whether
+    /// one was replaced. Any further entries `existing` matches go too:
+    /// a single-route client that adopted a multi-route predecessor's
+    /// routes (graceful restart) may find several of its protocol's routes
+    /// at a network, and its add leaves one there.
     pub(crate) fn upsert(&mut self, entry: Entry<F>, existing: impl Fn(&Entry<F>) -> bool) -> bool {
         self.modified = true;
-        match self.entries.iter().position(existing) {
+        match self.entries.iter().position(&existing) {
             Some(i) => {
                 let old = self.entries[i];
-                if Some(old.route.key()) == self.incumbent {
+                let mut was_best = false;
+                let mut j = 0;
+                self.entries.retain(|e| {
+                    let drop = j > i && existing(e);
+                    was_best |= drop && Some(e.route.key()) == self.incumbent;
+                    j += 1;
+                    !drop
+                });
+                if was_best || Some(old.route.key()) == self.incumbent {
                     self.incumbent = Some(entry.route.key());
                 }
                 self.entries[i] = Entry {
@@ -413,6 +480,7 @@ mod tests {
             priority: 7,
             lifetime: Lifetime::NEVER,
             enabled: true,
+            stale: Freshness::Fresh,
         }
     }
 
@@ -437,6 +505,13 @@ mod tests {
                 .map(|i| {
                     let mut e = entry("10.0.0.0/16", i as u32);
                     e.route.interface = i as u32;
+                    // Every mark combination round-trips with the id.
+                    e.enabled = i % 2 == 0;
+                    e.stale = [
+                        Freshness::Fresh,
+                        Freshness::Stale { yields: false },
+                        Freshness::Stale { yields: true },
+                    ][i % 3];
                     e
                 })
                 .collect();

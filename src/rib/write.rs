@@ -113,6 +113,16 @@ impl<F: Family> Table<F> {
         // attributes keeps its reference (see `encode`).
         let before_protocols: SmallVec<[ProtocolId; 2]> =
             before.entries.iter().map(|e| e.route.protocol).collect();
+        // Whether the caller had a stale route here: its refresh may end
+        // that (see `ClientIndex::stale_cleared`).
+        let stale_of = |entries: &[Entry<F>], c: &ClientState<F>| {
+            entries
+                .iter()
+                .any(|e| e.route.protocol == c.protocol && e.stale.is_stale())
+        };
+        let caller_had_stale = ctx
+            .caller
+            .is_some_and(|c| !ctx.caller_leaving && stale_of(&before.entries, c));
         let mut old_refs: OldRefs<F> = match current {
             Some(set) => set
                 .stored()
@@ -158,6 +168,12 @@ impl<F: Family> Table<F> {
         let change = Change::between(before_best.as_ref(), after_best.as_ref());
 
         self.update_indexes(network, &before_protocols, &work.entries, ctx);
+        if caller_had_stale
+            && let Some(c) = ctx.caller
+            && !stale_of(&work.entries, c)
+        {
+            c.index.stale_cleared(network);
+        }
         match (before_protocols.is_empty(), work.entries.is_empty()) {
             // Relaxed: a statistic read on its own; no data hangs off it.
             (true, false) => {
@@ -422,6 +438,7 @@ impl<F: Family> Table<F> {
             priority: stamp.priority,
             lifetime,
             enabled: true,
+            stale: Freshness::Fresh,
         };
         let key = stored.key();
         let single = state.single_route;
