@@ -81,6 +81,16 @@ impl<F: Family> Change<F> {
         }
     }
 
+    /// Whether this is the message an ECMP client gets when its network's
+    /// set of best paths changed while the best route stayed
+    /// ([`PriorityTable::with_multipath`](crate::PriorityTable::with_multipath)):
+    /// a [`Change::Changed`] whose two images are the same route. RTMv1
+    /// never sends one (its `Changed` always differs in a significant
+    /// field), and clients of protocols that did not opt in never get one.
+    pub fn is_paths_change(&self) -> bool {
+        matches!(self, Change::Changed { previous, current } if previous == current)
+    }
+
     /// Whether this is [`Change::NoChange`].
     pub fn is_no_change(&self) -> bool {
         matches!(self, Change::NoChange)

@@ -43,6 +43,8 @@ pub(crate) struct InternIds<T> {
     /// deferred closures that refill it.
     free: Arc<Mutex<Vec<u32>>>,
     next_fresh: u32,
+    /// Ids handed out stay below this (at most [`MAX_IDS`]).
+    limit: u32,
 }
 
 // SAFETY: the UnsafeCells in segments are written only by the unique
@@ -131,15 +133,22 @@ impl<T: Copy + Eq + Hash + Send + Sync + 'static> Default for InternIds<T> {
 
 impl<T: Copy + Eq + Hash + Send + Sync + 'static> InternIds<T> {
     pub(crate) fn new() -> Self {
+        Self::with_limit(MAX_IDS)
+    }
+
+    /// Ids below `limit` only (the FIB keeps the ids from 2^23 on for its
+    /// ECMP groups).
+    pub(crate) fn with_limit(limit: u32) -> Self {
         InternIds {
             ids: HashMap::default(),
             free: Arc::new(Mutex::new(Vec::new())),
             next_fresh: 1,
+            limit: limit.min(MAX_IDS),
         }
     }
 
     /// Takes a reference on the value's id, interning it if new. `None` if
-    /// all 2^24 - 1 ids are in use.
+    /// every id below the limit (2^24 by default) is in use.
     pub(crate) fn acquire(&mut self, table: &InternTable<T>, value: T) -> Option<u32> {
         if let Some((id, refs)) = self.ids.get_mut(&value) {
             *refs += 1;
@@ -152,7 +161,7 @@ impl<T: Copy + Eq + Hash + Send + Sync + 'static> InternIds<T> {
             .pop();
         let id = match reused {
             Some(id) => id,
-            None if self.next_fresh < MAX_IDS => {
+            None if self.next_fresh < self.limit => {
                 self.next_fresh += 1;
                 self.next_fresh - 1
             }

@@ -149,8 +149,8 @@ pub use enumerate::{Enumeration, RouteMarks};
 pub use error::{ERROR_MORE_MESSAGES, NO_ERROR, Result, RtmError};
 pub use family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
 pub use fib::{
-    FibEntry, FibMemory, FibNextHop, FibReader, ForwardingTable, LpmFib, NextHopId, NoFib,
-    OfflineFibReader,
+    FibEntry, FibMemory, FibNextHop, FibPath, FibReader, ForwardingTable, LpmFib, MAX_PATHS,
+    NextHopId, NoFib, OfflineFibReader,
 };
 pub use notify::{ChangeQueue, DequeueStatus, Dequeued};
 pub use prefix::{IpAddress, Ipv4Prefix, Ipv6Prefix, IpxNetwork, MacAddr, Prefix};

@@ -20,6 +20,10 @@
 //!   their networks first changed. The backlog is bounded by the number of
 //!   networks, not of events, and draining it at any moment yields exactly
 //!   the net change of every network since its last dequeued message.
+//!   For an ECMP client an ECMP paths change ([`Change::is_paths_change`])
+//!   folded into a message keeps it alive while the network has a best
+//!   route: if the best route folds to no change, the message is a paths
+//!   change, which says "read the best paths again".
 //!
 //! [`RegisterOptions::coalescing`]: crate::RegisterOptions::coalescing
 
@@ -93,6 +97,26 @@ struct Folded<F: Family> {
     network: F::Network,
     previous: Option<Route<F>>,
     current: Option<Route<F>>,
+    /// An ECMP paths change ([`Change::is_paths_change`]) folded in: the
+    /// message stays while the network has a best route, even if the best
+    /// route itself folds to no change.
+    paths: bool,
+}
+
+impl<F: Family> Folded<F> {
+    /// The message this folds to, if any.
+    fn message(&self) -> Option<Change<F>> {
+        match Change::between(self.previous.as_ref(), self.current.as_ref()) {
+            Change::NoChange => self
+                .current
+                .filter(|_| self.paths)
+                .map(|r| Change::Changed {
+                    previous: r,
+                    current: r,
+                }),
+            change => Some(change),
+        }
+    }
 }
 
 impl<F: Family> Coalesced<F> {
@@ -122,7 +146,8 @@ impl<F: Family> Coalesced<F> {
         if let Some(slot) = known.and_then(|seq| self.slot(network, seq)) {
             let f = slot.as_mut().expect("slot() returns live slots");
             f.current = change.current().copied();
-            if Change::between(f.previous.as_ref(), f.current.as_ref()).is_no_change() {
+            f.paths |= change.is_paths_change();
+            if f.message().is_none() {
                 // Folded away: the slot empties; the index entry is stale.
                 *slot = None;
                 self.live -= 1;
@@ -135,6 +160,7 @@ impl<F: Family> Coalesced<F> {
             network,
             previous: change.previous().copied(),
             current: change.current().copied(),
+            paths: change.is_paths_change(),
         }));
         self.live += 1;
         self.index.insert(network, seq);
@@ -154,7 +180,8 @@ impl<F: Family> Coalesced<F> {
             self.head += 1;
             if let Some(f) = slot {
                 self.live -= 1;
-                return Some(Change::between(f.previous.as_ref(), f.current.as_ref()));
+                // Live slots never fold to no message (`push` empties them).
+                return f.message();
             }
         }
         None

@@ -15,6 +15,8 @@ pub struct PriorityTable {
     default: u32,
     /// Protocols whose stale routes lose to fresh routes of equal priority.
     stale_yielding: HashSet<ProtocolId>,
+    /// Protocols whose equal-cost routes all forward (ECMP).
+    multipath: HashSet<ProtocolId>,
 }
 
 impl Default for PriorityTable {
@@ -23,6 +25,7 @@ impl Default for PriorityTable {
             priorities: HashMap::new(),
             default: DEFAULT_PRIORITY,
             stale_yielding: HashSet::new(),
+            multipath: HashSet::new(),
         }
     }
 }
@@ -78,5 +81,32 @@ impl PriorityTable {
     /// Whether `protocol`'s stale routes yield to fresh ones of equal priority.
     pub fn stale_yields(&self, protocol: ProtocolId) -> bool {
         self.stale_yielding.contains(&protocol)
+    }
+
+    /// Opts `protocol` in to ECMP (off by default: RTMv1's single best
+    /// route). A network whose best route is such a protocol's has as its
+    /// *best paths* every candidate route of equal rank (protocol priority,
+    /// stale preference, metric) whose protocol opted in too, at most
+    /// [`MAX_PATHS`](crate::MAX_PATHS) in key order with the best route
+    /// always among them: the FIB forwards on all of them as one interned
+    /// next-hop group ([`LpmFib::lookup_flow`](crate::LpmFib::lookup_flow)),
+    /// each by its [`IpRouteData::weight`](crate::IpRouteData::weight),
+    /// and the protocol's client is told when that set changes while the
+    /// best route stays (a change message whose two images are equal:
+    /// [`Change::is_paths_change`](crate::Change::is_paths_change)). The
+    /// single best route and every RTMv1 message and answer stay exactly
+    /// as without ECMP. Routes take the setting when they are written.
+    pub fn with_multipath(mut self, protocol: ProtocolId, on: bool) -> Self {
+        if on {
+            self.multipath.insert(protocol);
+        } else {
+            self.multipath.remove(&protocol);
+        }
+        self
+    }
+
+    /// Whether `protocol` opted in to ECMP.
+    pub fn multipath(&self, protocol: ProtocolId) -> bool {
+        self.multipath.contains(&protocol)
     }
 }

@@ -67,6 +67,11 @@ pub trait RouteData: Copy + Eq + Hash + fmt::Debug + Default + Send + Sync + 'st
     fn stamp_priority(&mut self, priority: u32);
     /// Rejects field values the RTM cannot accept.
     fn validate(&self) -> Result<(), RtmError>;
+    /// The route's ECMP weight (IP: [`IpRouteData::weight`]); 1 where a
+    /// family has none.
+    fn weight(&self) -> u16 {
+        1
+    }
 }
 
 /// `IP_VALID_ROUTE`: the route may be used by others.
@@ -92,6 +97,11 @@ pub struct IpRouteData {
     pub display_metrics: [u32; 5],
     /// `FSD_Flags`: only [`IP_VALID_ROUTE`] is defined.
     pub flags: u32,
+    /// Not in RTMv1: the route's share of the flows when it is one of
+    /// several equal-cost best routes (weighted ECMP, see
+    /// [`PriorityTable::with_multipath`](crate::PriorityTable::with_multipath)),
+    /// 1 to 65,535; 1 by default. Unused otherwise.
+    pub weight: u16,
 }
 
 impl Default for IpRouteData {
@@ -105,6 +115,7 @@ impl Default for IpRouteData {
             metric: 0,
             display_metrics: [0; 5],
             flags: IP_VALID_ROUTE,
+            weight: 1,
         }
     }
 }
@@ -130,6 +141,9 @@ impl RouteData for IpRouteData {
     fn stamp_priority(&mut self, priority: u32) {
         self.priority = priority;
     }
+    fn weight(&self) -> u16 {
+        self.weight
+    }
     fn validate(&self) -> Result<(), RtmError> {
         if !(1..=4).contains(&self.route_type) {
             return Err(RtmError::invalid(format!(
@@ -142,6 +156,11 @@ impl RouteData for IpRouteData {
                 "route flags {:#x} have undefined bits (only IP_VALID_ROUTE = 0x1 exists)",
                 self.flags
             )));
+        }
+        if self.weight == 0 {
+            return Err(RtmError::invalid(
+                "ECMP weight 0: a route's weight is 1 to 65535 (1 by default)",
+            ));
         }
         Ok(())
     }

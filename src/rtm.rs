@@ -222,6 +222,46 @@ impl Rtm {
             .rcu(|t| PriorityTable::clone(t).with_stale_yielding(protocol, yields));
     }
 
+    /// Opts `protocol` in to or out of ECMP (see
+    /// [`PriorityTable::with_multipath`]); routes take it when they are
+    /// next written.
+    ///
+    /// ```
+    /// use rtm::{IpRouteData, Ipv4, ProtocolId, RegisterOptions, Route, Rtm, Ttl};
+    /// let rtm = Rtm::new();
+    /// let bgp = ProtocolId(14);
+    /// rtm.set_multipath(bgp, true);
+    /// let c = rtm.register::<Ipv4>(bgp, RegisterOptions::default())?;
+    /// let net = "203.0.113.0/24".parse()?;
+    /// for (hop, weight) in [("192.0.2.1", 1), ("192.0.2.2", 3)] {
+    ///     let data = IpRouteData { weight, ..IpRouteData::with_metric(10) };
+    ///     rtm.add_route(&c, &Route::new(net, hop.parse()?, 1, data), Ttl::Infinite)?;
+    /// }
+    /// assert_eq!(rtm.best_paths::<Ipv4>(&net).len(), 2);
+    /// // One lookup per packet, the path picked by the flow's hash: a
+    /// // quarter of the hash space to the first, three quarters to the second.
+    /// let addr = "203.0.113.9".parse()?;
+    /// let via = |hash| rtm.lookup_flow::<Ipv4>(addr, hash).unwrap().next_hop.to_string();
+    /// assert_eq!((via(0), via(u32::MAX)), ("192.0.2.1".into(), "192.0.2.2".into()));
+    /// // A next hop goes down: one call, every prefix through the group moves.
+    /// assert_eq!(rtm.fib::<Ipv4>().next_hop_down("192.0.2.2".parse()?, 1), 1);
+    /// assert_eq!(via(u32::MAX), "192.0.2.1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_multipath(&self, protocol: ProtocolId, on: bool) {
+        self.inner
+            .shared
+            .priorities
+            .rcu(|t| PriorityTable::clone(t).with_multipath(protocol, on));
+    }
+
+    /// The best paths of `network`, in key order: its best route alone,
+    /// or with every equal-cost route of a multipath protocol (see
+    /// [`PriorityTable::with_multipath`]); empty without a best route.
+    pub fn best_paths<F: Family>(&self, network: &F::Network) -> Vec<Route<F>> {
+        self.table::<F>().best_paths(network)
+    }
+
     /// The clock's current time.
     pub fn now(&self) -> crate::clock::Timestamp {
         self.inner.shared.clock.now()
@@ -545,6 +585,12 @@ impl Rtm {
         self.table::<F>().fib.lookup(addr)
     }
 
+    /// As [`Rtm::lookup`], an ECMP group's path picked by the flow's `hash`
+    /// (see [`LpmFib::lookup_flow`]).
+    pub fn lookup_flow<F: IpFamily>(&self, addr: F::Addr, hash: u32) -> Option<FibEntry<F>> {
+        self.table::<F>().fib.lookup_flow(addr, hash)
+    }
+
     /// The family's FIB itself: forwarding threads register readers on it
     /// ([`LpmFib::reader`]) or look up in batches ([`LpmFib::lookup_batch`]).
     pub fn fib<F: IpFamily>(&self) -> &LpmFib<F> {
@@ -641,11 +687,39 @@ impl Rtm {
     fn verify_fib<F: IpFamily>(&self) -> Result<(), String> {
         let table = self.table::<F>();
         let mut bests = 0;
+        let exclude_invalid = table.shared.exclude_invalid;
         let mismatch = table.scan(Bound::Unbounded, |network, set| {
             let best = set.best_route()?;
             bests += 1;
+            let paths = set.best_paths(exclude_invalid);
+            if paths.len() > 1 {
+                let mut want: Vec<_> = paths
+                    .iter()
+                    .map(|&i| {
+                        let r = &set.entries[i].route;
+                        (r.next_hop, r.interface, r.protocol, r.data.weight)
+                    })
+                    .collect();
+                want.sort_unstable();
+                let got: Vec<_> = table
+                    .fib
+                    .paths(&network)
+                    .iter()
+                    .map(|p| {
+                        let h = p.next_hop;
+                        (h.next_hop, h.interface, h.protocol, p.weight)
+                    })
+                    .collect();
+                if got != want {
+                    return Some(format!(
+                        "{}: FIB paths of {network} are {got:?}, the RIB's {want:?}",
+                        F::ID
+                    ));
+                }
+            }
             let e = table.fib.get(&network);
-            (e != Some(FibEntry::of(best))).then(|| {
+            let expected = expected_entry(&table.fib, network, best, paths.len());
+            (e != Some(expected)).then(|| {
                 format!(
                     "{}: FIB has {e:?} for {network}, RIB best is {best:?}",
                     F::ID
@@ -674,9 +748,11 @@ impl Rtm {
     fn verify_lookups<F: IpFamily>(&self) -> Result<(), String> {
         let table = self.table::<F>();
         let mut bests = Vec::new();
-        table.scan(Bound::Unbounded, |_network: Prefix<F::Addr>, set| {
+        let exclude_invalid = table.shared.exclude_invalid;
+        table.scan(Bound::Unbounded, |network: Prefix<F::Addr>, set| {
             if let Some(best) = set.best_route() {
-                bests.push(FibEntry::of(best));
+                let paths = set.best_paths(exclude_invalid).len();
+                bests.push(expected_entry(&table.fib, network, best, paths));
             }
             None::<()>
         });
@@ -705,6 +781,30 @@ impl Rtm {
         });
         failure.map_or(Ok(()), Err)
     }
+}
+
+/// What a lookup of `network` must answer given its best route and its
+/// number of best paths: the best route's forwarding, or for an ECMP group
+/// the first of its paths (in the group's order) that is up, as
+/// [`LpmFib::lookup`] answers groups (the members themselves are checked
+/// against the RIB by `verify_fib`).
+fn expected_entry<F: IpFamily>(
+    fib: &LpmFib<F>,
+    network: Prefix<F::Addr>,
+    best: &Route<F>,
+    paths: usize,
+) -> FibEntry<F> {
+    if paths < 2 {
+        return FibEntry::of(best);
+    }
+    let group = fib.paths(&network);
+    let first = group.iter().find(|p| !p.down).or(group.first());
+    first.map_or(FibEntry::of(best), |p| FibEntry {
+        prefix: network,
+        next_hop: p.next_hop.next_hop,
+        interface: p.next_hop.interface,
+        protocol: p.next_hop.protocol,
+    })
 }
 
 /// The longest-prefix partition of the address space by `entries` (one

@@ -676,3 +676,80 @@ count ipv4
     ];
     assert_eq!(lines, want, "{out}");
 }
+
+/// The ECMP commands end to end: `multipath` opts protocols in, a second
+/// equal-cost route (with a weight) joins the best paths, `lookup-flow`
+/// splits flows by weight, `next-hop-down` moves them at once and
+/// `next-hop-up` back, a client of a multipath protocol dequeues a
+/// `paths-changed` message while an RTMv1 client's queue stays as
+/// without ECMP, and a weight of 0 is refused by line. Would catch a
+/// grammar that drops the weight, paths not shown, a next-hop-down
+/// without effect, and paths changes leaking to RTMv1 clients.
+#[test]
+fn batch_runs_an_ecmp_cycle() {
+    let script = "\
+priority bgp 20
+priority ospf 20
+multipath bgp on
+register ipv4 bgp notify
+register ipv4 ospf notify
+register ipv4 rip notify
+add bgp 10.0.0.0/8 via 192.0.2.1 dev 1 metric 5
+add bgp 10.0.0.0/8 via 192.0.2.2 dev 1 metric 5 weight 3
+paths 10.0.0.0/8
+lookup-flow 10.9.9.9 0
+lookup-flow 10.9.9.9 1073741824
+next-hop-down 192.0.2.2 dev 1
+lookup-flow 10.9.9.9 1073741824
+next-hop-up 192.0.2.2 dev 1
+lookup-flow 10.9.9.9 4294967295
+multipath ospf on
+add ospf 10.0.0.0/8 via 192.0.2.4 dev 1 metric 5
+dequeue ipv4 bgp
+dequeue ipv4 bgp
+dequeue ipv4 rip
+dequeue ipv4 rip
+paths 10.0.0.0/8
+add bgp 10.0.0.0/8 via 192.0.2.9 dev 1 metric 5 weight 0
+";
+    let o = rtm_stdin(&["batch"], script.as_bytes());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let want = [
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+        "added",
+        // The best route stays: RTMv1's answer to the caller.
+        "no-change",
+        "10.0.0.0/8 via 192.0.2.1 dev 1 proto 14 metric 5",
+        "10.0.0.0/8 via 192.0.2.2 dev 1 proto 14 metric 5 weight 3",
+        "2 paths",
+        // A quarter of the hash space to weight 1, the rest to weight 3.
+        "10.9.9.9 via 192.0.2.1 dev 1 proto 14 prefix 10.0.0.0/8",
+        "10.9.9.9 via 192.0.2.2 dev 1 proto 14 prefix 10.0.0.0/8",
+        "ok 1 groups",
+        "10.9.9.9 via 192.0.2.1 dev 1 proto 14 prefix 10.0.0.0/8",
+        "ok 1 groups",
+        "10.9.9.9 via 192.0.2.2 dev 1 proto 14 prefix 10.0.0.0/8",
+        "ok",
+        "no-change",
+        // BGP hears OSPF's path join: the best route is the same.
+        "paths-changed current 10.0.0.0/8 via 192.0.2.1 dev 1 proto 14 metric 5",
+        "no-messages",
+        // RIP (not multipath) heard of the first route only.
+        "added current 10.0.0.0/8 via 192.0.2.1 dev 1 proto 14 metric 5",
+        "no-messages",
+        "10.0.0.0/8 via 192.0.2.4 dev 1 proto 13 metric 5",
+        "10.0.0.0/8 via 192.0.2.1 dev 1 proto 14 metric 5",
+        "10.0.0.0/8 via 192.0.2.2 dev 1 proto 14 metric 5 weight 3",
+        "3 paths",
+    ];
+    assert_eq!(lines, want, "{out}");
+    let err = stderr(&o);
+    assert!(err.contains("line 23") && err.contains("weight 0"), "{err}");
+}

@@ -62,7 +62,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (p.clone(), 0u8..4).prop_map(|(proto, hold)| Op::DeregisterGraceful { proto, hold }),
         1 => (p.clone(), proptest::option::of(0u8..4)).prop_map(|(proto, hold)| Op::MarkStale { proto, hold }),
         1 => p.clone().prop_map(|proto| Op::SweepStale { proto }),
-        1 => (p, any::<bool>()).prop_map(|(proto, yields)| Op::SetStaleYielding { proto, yields }),
+        1 => (p.clone(), any::<bool>()).prop_map(|(proto, yields)| Op::SetStaleYielding { proto, yields }),
+        // ECMP: protocols opting in and out; adds' weights come from `psd`.
+        2 => (p, proptest::bool::weighted(0.7)).prop_map(|(proto, on)| Op::SetMultipath { proto, on }),
     ]
 }
 

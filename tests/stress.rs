@@ -515,3 +515,136 @@ fn hold_expiry_racing_readoption_claims_the_routes_once() {
         assert_eq!(rtm.deregister(&adopter).unwrap(), 1, "round {round}");
     }
 }
+
+/// Readers looking up per flow while ECMP groups churn (a third path
+/// joins and leaves prefixes in random order, so leaves move between
+/// groups and groups are made and freed) and one next hop goes down and
+/// up again: every lookup answers its prefix on one of its paths, and a
+/// lookup that runs wholly while the next hop is down (the writer's
+/// generation odd and unchanged around it) never takes it. Would catch a
+/// group's members freed while a reader can still load them (a torn or
+/// foreign next hop), a leaf naming a recycled group, and a next-hop-down
+/// whose rewrite readers can miss after it returned.
+#[test]
+fn readers_follow_group_churn_and_next_hops_going_down() {
+    const NETS: u32 = 5_000;
+    let rtm = Rtm::builder()
+        .priorities(
+            PriorityTable::new()
+                .with(ProtocolId(13), 20)
+                .with(ProtocolId(14), 20)
+                .with_multipath(ProtocolId(13), true)
+                .with_multipath(ProtocolId(14), true),
+        )
+        .build();
+    let hop = |i: u8| Ipv4Addr::new(192, 0, 2, i);
+    let prefix = |i: u32| Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 | (i << 8)), 24).unwrap();
+    let route =
+        |i: u32, h: u8| Route::<Ipv4>::new(prefix(i), hop(h), 1, IpRouteData::with_metric(5));
+    let isis = rtm
+        .register::<Ipv4>(ProtocolId(13), RegisterOptions::default())
+        .unwrap();
+    let bgp = rtm
+        .register::<Ipv4>(ProtocolId(14), RegisterOptions::default())
+        .unwrap();
+    let all = |h: u8| -> Vec<RouteUpdate<Ipv4>> {
+        (0..NETS)
+            .map(|i| RouteUpdate::Add {
+                route: route(i, h),
+                ttl: Ttl::Infinite,
+            })
+            .collect()
+    };
+    rtm.update_routes(&isis, &all(1), |r| {
+        r.unwrap();
+    })
+    .unwrap();
+    rtm.update_routes(&bgp, &all(2), |r| {
+        r.unwrap();
+    })
+    .unwrap();
+    // Odd while 192.0.2.2 is down.
+    let generation = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|t| {
+            let (rtm, stop, generation) = (rtm.clone(), stop.clone(), generation.clone());
+            thread::spawn(move || {
+                let mut rng = SplitMix64::new(7 + t);
+                let mut reader = rtm.fib::<Ipv4>().reader();
+                let (mut lookups, mut while_down) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let i = rng.below(NETS as u64) as u32;
+                    let hash = rng.next_u64() as u32;
+                    let addr = Ipv4Addr::from(0x0a00_0000 | (i << 8) | 9);
+                    // SeqCst: the check below reasons about the order of
+                    // these loads and the writer's stores around its calls.
+                    let g1 = generation.load(Ordering::SeqCst);
+                    let e = reader.lookup_flow(addr, hash);
+                    let g2 = generation.load(Ordering::SeqCst);
+                    let e = e.unwrap_or_else(|| panic!("{addr} not covered"));
+                    assert_eq!(e.prefix, prefix(i));
+                    assert!(
+                        (1..=6).map(hop).any(|h| h == e.next_hop),
+                        "{addr}: foreign next hop {e:?}"
+                    );
+                    if g1 == g2 && g1 % 2 == 1 {
+                        while_down += 1;
+                        assert_ne!(
+                            e.next_hop,
+                            hop(2),
+                            "{addr} hash {hash:#x} took a down next hop"
+                        );
+                    }
+                    lookups += 1;
+                    if lookups % 64 == 0 {
+                        reader.quiescent();
+                    }
+                }
+                (lookups, while_down)
+            })
+        })
+        .collect();
+    let fib = rtm.fib::<Ipv4>();
+    let mut rng = SplitMix64::new(99);
+    for cycle in 0..24 {
+        // A third path (another next hop each cycle, so groups are made
+        // and freed) joins a random half of the prefixes...
+        let third = 3 + (cycle % 4) as u8;
+        let joins: Vec<RouteUpdate<Ipv4>> = (0..NETS)
+            .filter(|_| rng.below(2) == 0)
+            .map(|i| RouteUpdate::Add {
+                route: route(i, third),
+                ttl: Ttl::Infinite,
+            })
+            .collect();
+        rtm.update_routes(&bgp, &joins, |r| {
+            r.unwrap();
+        })
+        .unwrap();
+        // ...192.0.2.2 goes down: generation odd only once it returned...
+        assert!(fib.next_hop_down(hop(2), 1) >= 1, "cycle {cycle}");
+        generation.fetch_add(1, Ordering::SeqCst);
+        thread::sleep(Duration::from_millis(5));
+        // ...the third path leaves, one route at a time, while it is down...
+        for u in &joins {
+            if let RouteUpdate::Add { route, .. } = u {
+                rtm.delete_route(&bgp, route).unwrap();
+            }
+        }
+        // ...and it comes back: generation even before the rewrite.
+        generation.fetch_add(1, Ordering::SeqCst);
+        assert!(fib.next_hop_up(hop(2), 1) >= 1);
+        thread::sleep(Duration::from_millis(2));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut down_total = 0;
+    for r in readers {
+        let (lookups, while_down) = r.join().unwrap();
+        assert!(lookups > 1000, "a reader made only {lookups} lookups");
+        down_total += while_down;
+    }
+    assert!(down_total > 0, "no lookup ran while the next hop was down");
+    rtm.verify_consistency().unwrap();
+    assert_eq!(fib.groups(), 1);
+}

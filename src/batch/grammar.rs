@@ -128,6 +128,28 @@ pub enum Command {
         /// On or off.
         yields: bool,
     },
+    /// `multipath <protocol> on|off`: whether the protocol's equal-cost
+    /// routes all forward (ECMP).
+    Multipath {
+        /// The protocol.
+        protocol: ProtocolId,
+        /// On or off.
+        on: bool,
+    },
+    /// `paths <network>`: the network's best paths (ECMP).
+    Paths(AnyNetwork),
+    /// `lookup-flow <address> <hash>`: the FIB's answer for one flow.
+    LookupFlow(IpAddr, u32),
+    /// `next-hop-down|next-hop-up <address> dev <if>`: a next hop leaves
+    /// (or rejoins) every ECMP group through it.
+    NextHop {
+        /// The next hop.
+        next_hop: IpAddr,
+        /// Its interface.
+        interface: u32,
+        /// Down (or up again).
+        down: bool,
+    },
     /// `add <protocol> <network> via <nh> dev <if> <data> [ttl <s>]`.
     Add {
         /// The route (its protocol is the client's).
@@ -281,13 +303,27 @@ impl BatchFamily for Ipv4 {
     const NEXT_HOP: &'static str = "IPv4 address";
     fn parse_data(t: &mut TokensRef<'_, '_>) -> Result<IpRouteData, String> {
         t.0.keyword("metric")?;
-        Ok(IpRouteData::with_metric(t.0.number("<metric>")?))
+        let mut data = IpRouteData::with_metric(t.0.number("<metric>")?);
+        if t.0.peek() == Some("weight") {
+            t.0.keyword("weight")?;
+            data.weight = t.0.number("<weight>")?;
+        }
+        Ok(data)
     }
+    /// `metric N`, then `weight W` where the weight is not the default 1
+    /// (so RTMv1 scripts print as they always have).
     fn format_data(d: &IpRouteData) -> String {
-        format!("metric {}", d.metric)
+        match d.weight {
+            1 => format!("metric {}", d.metric),
+            w => format!("metric {} weight {w}", d.metric),
+        }
     }
     fn data_json(d: &IpRouteData) -> Vec<(&'static str, Json)> {
-        vec![("metric", d.metric.into())]
+        let mut fields = vec![("metric", d.metric.into())];
+        if d.weight != 1 {
+            fields.push(("weight", u32::from(d.weight).into()));
+        }
+        fields
     }
 }
 
@@ -372,6 +408,18 @@ const PROTOCOL_NAMES: [(&str, u32); 14] = [
     ("ospf", 13),
     ("bgp", 14),
 ];
+
+/// `on` or `off`.
+fn on_off(t: &mut Tokens<'_>) -> Result<bool, String> {
+    match t.next("<on|off>")? {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!(
+            "{}: expected \"on\" or \"off\", got {other:?}",
+            t.command
+        )),
+    }
+}
 
 fn protocol(t: &mut Tokens<'_>) -> Result<ProtocolId, String> {
     let tok = t.next("<protocol>")?;
@@ -536,6 +584,11 @@ impl Command {
             Command::MarkStale { .. } => "mark-stale",
             Command::EndOfRib { .. } => "end-of-rib",
             Command::StaleYielding { .. } => "stale-yielding",
+            Command::Multipath { .. } => "multipath",
+            Command::Paths(_) => "paths",
+            Command::LookupFlow(..) => "lookup-flow",
+            Command::NextHop { down: true, .. } => "next-hop-down",
+            Command::NextHop { down: false, .. } => "next-hop-up",
             Command::Add { .. } => "add",
             Command::Del { .. } => "del",
             Command::Lookup(_) => "lookup",
@@ -636,16 +689,24 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
         },
         "stale-yielding" => {
             let protocol = protocol(t)?;
-            let yields = match t.next("<on|off>")? {
-                "on" => true,
-                "off" => false,
-                other => {
-                    return Err(format!(
-                        "stale-yielding: expected \"on\" or \"off\", got {other:?}"
-                    ));
-                }
-            };
+            let yields = on_off(t)?;
             Command::StaleYielding { protocol, yields }
+        }
+        "multipath" => {
+            let protocol = protocol(t)?;
+            let on = on_off(t)?;
+            Command::Multipath { protocol, on }
+        }
+        "paths" => Command::Paths(network(t)?),
+        "lookup-flow" => Command::LookupFlow(t.parsed("<address>")?, t.number("<hash>")?),
+        "next-hop-down" | "next-hop-up" => {
+            let next_hop = t.parsed("<address>")?;
+            t.keyword("dev")?;
+            Command::NextHop {
+                next_hop,
+                interface: t.number("<interface>")?,
+                down: command == "next-hop-down",
+            }
         }
         "add" => {
             let p = protocol(t)?;
@@ -704,7 +765,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
             }
             None => {
                 return Err(format!(
-                    "unknown command {other:?} (priority, register, deregister, deregister-graceful, mark-stale, end-of-rib, stale-yielding, add, del, lookup, best, count, routes, first, next, block-delete, block-disable, block-enable, convert-static, dequeue, age, advance, enum-open, enum-next, enum-close)"
+                    "unknown command {other:?} (priority, register, deregister, deregister-graceful, mark-stale, end-of-rib, stale-yielding, multipath, add, del, lookup, lookup-flow, best, paths, next-hop-down, next-hop-up, count, routes, first, next, block-delete, block-disable, block-enable, convert-static, dequeue, age, advance, enum-open, enum-next, enum-close)"
                 ));
             }
         },

@@ -144,6 +144,8 @@ fn change_word<F: BatchFamily>(c: &Change<F>) -> &'static str {
     match c {
         Change::NoChange => "no-change",
         Change::Added { .. } => "added",
+        // ECMP: the best route stayed, its set of paths changed.
+        c if c.is_paths_change() => "paths-changed",
         Change::Changed { .. } => "changed",
         Change::Deleted { .. } => "deleted",
     }
@@ -250,6 +252,29 @@ impl Session {
             Command::StaleYielding { protocol, yields } => {
                 self.rtm.set_stale_yielding(*protocol, *yields);
                 Reply::word("ok")
+            }
+            Command::Multipath { protocol, on } => {
+                self.rtm.set_multipath(*protocol, *on);
+                Reply::word("ok")
+            }
+            Command::Paths(net) => per_family!(net, |n, F| self.paths::<F>(n)),
+            Command::LookupFlow(addr, hash) => match *addr {
+                IpAddr::V4(a) => flow_reply::<Ipv4>(&self.rtm, a, *hash),
+                IpAddr::V6(a) => flow_reply::<Ipv6>(&self.rtm, a, *hash),
+            },
+            Command::NextHop {
+                next_hop,
+                interface,
+                down,
+            } => {
+                let n = match *next_hop {
+                    IpAddr::V4(a) => next_hop_state(self.rtm.fib::<Ipv4>(), a, *interface, *down),
+                    IpAddr::V6(a) => next_hop_state(self.rtm.fib::<Ipv6>(), a, *interface, *down),
+                };
+                Reply {
+                    text: vec![format!("ok {n} groups")],
+                    json: vec![("groups", (n as u64).into())],
+                }
             }
             Command::Add { route, ttl } => per_family!(route, |r, F| self.add::<F>(r, *ttl)?),
             Command::Del { route } => per_family!(route, |r, F| self.del::<F>(r)?),
@@ -408,6 +433,20 @@ impl Session {
         })
     }
 
+    /// The network's best paths, one route line each (ECMP).
+    fn paths<F: SessionFamily>(&self, n: &F::Network) -> Reply {
+        let paths = self.rtm.best_paths::<F>(n);
+        let mut text: Vec<String> = paths.iter().map(route_line).collect();
+        text.push(format!("{} paths", paths.len()));
+        Reply {
+            text,
+            json: vec![
+                ("paths", Json::Arr(paths.iter().map(route_json).collect())),
+                ("count", (paths.len() as u64).into()),
+            ],
+        }
+    }
+
     fn next<F: SessionFamily>(&self, after: &Route<F>, c: &Criteria<F>) -> Result<Reply, Failure> {
         none_if_no_routes(
             self.rtm
@@ -452,7 +491,7 @@ impl Session {
         };
         let more = d.status == DequeueStatus::MoreMessages;
         let mut text = change_word(&d.change).to_string();
-        if let Some(r) = d.change.previous() {
+        if let Some(r) = d.change.previous().filter(|_| !d.change.is_paths_change()) {
             text += &format!(" previous {}", route_line(r));
         }
         if let Some(r) = d.change.current() {
@@ -546,6 +585,44 @@ fn lookup_reply<F: IpFamily + BatchFamily>(rtm: &Rtm, a: F::Addr) -> Reply {
             ("address", a.to_string().into()),
             ("route", r.as_ref().map_or(Json::Null, route_json)),
         ],
+    }
+}
+
+/// `lookup-flow`: the FIB's answer for one flow hash.
+fn flow_reply<F: IpFamily + BatchFamily>(rtm: &Rtm, a: F::Addr, hash: u32) -> Reply {
+    let e = rtm.lookup_flow::<F>(a, hash);
+    let text = match &e {
+        Some(e) => format!(
+            "{a} via {} dev {} proto {} prefix {}",
+            e.next_hop, e.interface, e.protocol, e.prefix
+        ),
+        None => format!("{a} unreachable"),
+    };
+    let json = e.map_or(Json::Null, |e| {
+        Json::Obj(vec![
+            ("network", e.prefix.to_string().into()),
+            ("next_hop", e.next_hop.to_string().into()),
+            ("interface", e.interface.into()),
+            ("protocol", e.protocol.0.into()),
+        ])
+    });
+    Reply {
+        text: vec![text],
+        json: vec![("address", a.to_string().into()), ("entry", json)],
+    }
+}
+
+/// `next-hop-down` / `next-hop-up`: the groups rewritten.
+fn next_hop_state<F: IpFamily>(
+    fib: &crate::LpmFib<F>,
+    a: F::Addr,
+    interface: u32,
+    down: bool,
+) -> usize {
+    if down {
+        fib.next_hop_down(a, interface)
+    } else {
+        fib.next_hop_up(a, interface)
     }
 }
 

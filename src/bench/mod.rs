@@ -9,6 +9,7 @@
 pub mod churn;
 pub mod competitors;
 pub mod dir24;
+pub mod ecmp;
 pub mod input;
 pub mod lpm;
 pub mod reader;

@@ -29,7 +29,12 @@
 //! - **U1r** register client A and load the table in a random order
 //!   (batches of 1,024, as U1);
 //! - **U2s** replay the day of updates as A with one `add_route` /
-//!   `delete_route` call per update.
+//!   `delete_route` call per update;
+//!
+//! and last the ECMP steps **E1** (FIB memory with 30% of prefixes on 2-4
+//! equal-cost paths against the single-path FIB) and **E2** (one next hop
+//! of a group every prefix uses going down), on tables of their own (see
+//! [`super::ecmp`]).
 //!
 //! Memory comes from the live-bytes counter the caller passes (the `rtm`
 //! binary's counting global allocator).
@@ -39,6 +44,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::ecmp::{self, EcmpFigures};
 use super::input::{self, Traffic};
 use super::reader::{self, ReaderProbe, ReaderStats};
 use super::workload::Workload;
@@ -112,6 +118,8 @@ pub struct TableChurnReport {
     pub subscribers: Vec<Subscriber>,
     /// The graceful-restart steps G1-G5.
     pub graceful: GracefulFigures,
+    /// The ECMP steps E1-E2.
+    pub ecmp: EcmpFigures,
 }
 
 /// What the graceful-restart steps measured.
@@ -362,6 +370,10 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
     probe.end_phase("U2s replay, one per call", work.updates.len());
     probe.idle(1000);
     phases.extend(probe.finish()?);
+    drop(a);
+    drop(rtm);
+
+    let ecmp = ecmp::run(&work.table, opts.seed)?;
 
     let per = |bytes: usize| bytes as f64 / n as f64;
     Ok(TableChurnReport {
@@ -382,6 +394,7 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
         m1_rib_bytes_per_route: per(live1.saturating_sub(live0).saturating_sub(fib1)),
         subscribers,
         graceful: g,
+        ecmp,
     })
 }
 
@@ -446,6 +459,21 @@ impl TableChurnReport {
             rate(g.swept, g.sweep_secs),
             g.swept,
         );
+        let e = &self.ecmp;
+        s += &format!(
+            "E1 ECMP FIB memory     {:>12.3} x the single-path FIB ({} of {} prefixes on 2-4 paths, {} groups; {:.1} MB against {:.1} MB)\n\
+             E2 next hop down       {:>12.1} us for {} prefixes over one group ({} lookups checked after); withdrawing them: {:.3} s\n",
+            e.memory_ratio(),
+            e.multipath_prefixes,
+            self.routes,
+            e.groups,
+            e.ecmp_fib_bytes as f64 / 1e6,
+            e.single_fib_bytes as f64 / 1e6,
+            e.pic_secs * 1e6,
+            e.pic_prefixes,
+            e.pic_checked,
+            e.withdraw_secs,
+        );
         s += &format!(
             "reader: worst {:.2} of idle over the steps; deferred frees it ran: {}\n",
             reader::worst_fraction(&self.phases),
@@ -471,7 +499,7 @@ impl TableChurnReport {
             })
             .collect();
         format!(
-            "{{\"source\":{:?},\"routes\":{},\"u1_routes_per_sec\":{:.0},\"u2_ops_per_sec\":{:.0},\"u3_routes_per_sec\":{:.0},\"u1r_routes_per_sec\":{:.0},\"u2s_ops_per_sec\":{:.0},\"u3_bytes_per_route\":{:.2},\"w1_secs\":{:.4},\"w1_not_on_b\":{},\"w3_live_ratio\":{:.3},\"w3_max_pause_ns\":{},\"m1_total_bytes_per_route\":{:.2},\"m1_rib_bytes_per_route\":{:.2},\"reader_worst_of_idle\":{:.3},\"reader_frees\":{},\"subscribers\":[{}],\"gr_mark_routes_per_sec\":{:.0},\"gr_adopt_routes_per_sec\":{:.0},\"gr_eor_secs\":{:.5},\"gr_eor_swept\":{},\"gr_eor_of_w1\":{:.4},\"gr_remark_routes_per_sec\":{:.0},\"gr_sweep_routes_per_sec\":{:.0},\"phases\":{}}}",
+            "{{\"source\":{:?},\"routes\":{},\"u1_routes_per_sec\":{:.0},\"u2_ops_per_sec\":{:.0},\"u3_routes_per_sec\":{:.0},\"u1r_routes_per_sec\":{:.0},\"u2s_ops_per_sec\":{:.0},\"u3_bytes_per_route\":{:.2},\"w1_secs\":{:.4},\"w1_not_on_b\":{},\"w3_live_ratio\":{:.3},\"w3_max_pause_ns\":{},\"m1_total_bytes_per_route\":{:.2},\"m1_rib_bytes_per_route\":{:.2},\"reader_worst_of_idle\":{:.3},\"reader_frees\":{},\"subscribers\":[{}],\"gr_mark_routes_per_sec\":{:.0},\"gr_adopt_routes_per_sec\":{:.0},\"gr_eor_secs\":{:.5},\"gr_eor_swept\":{},\"gr_eor_of_w1\":{:.4},\"gr_remark_routes_per_sec\":{:.0},\"gr_sweep_routes_per_sec\":{:.0},\"ecmp_memory_ratio\":{:.4},\"ecmp_groups\":{},\"ecmp_multipath_prefixes\":{},\"pic_next_hop_down_secs\":{:.7},\"pic_prefixes\":{},\"pic_lookups_checked\":{},\"pic_withdraw_secs\":{:.4},\"phases\":{}}}",
             self.source,
             self.routes,
             self.u1_per_sec,
@@ -496,6 +524,13 @@ impl TableChurnReport {
             self.graceful.eor_secs / self.w1_secs,
             GracefulFigures::rate(self.graceful.remarked, self.graceful.remark_secs),
             GracefulFigures::rate(self.graceful.swept, self.graceful.sweep_secs),
+            self.ecmp.memory_ratio(),
+            self.ecmp.groups,
+            self.ecmp.multipath_prefixes,
+            self.ecmp.pic_secs,
+            self.ecmp.pic_prefixes,
+            self.ecmp.pic_checked,
+            self.ecmp.withdraw_secs,
             reader::phase_json(&self.phases)
         )
     }

@@ -33,11 +33,13 @@
 mod arena;
 mod core;
 mod direct;
+mod group;
 mod next_hop_id;
 mod nexthop;
 pub(crate) mod pages;
 mod trie;
 
+pub use group::MAX_PATHS;
 pub use next_hop_id::{FibNextHop, NextHopId};
 // For the benchmark's DIR-24-8 (only built with the `cli` feature).
 #[cfg(feature = "cli")]
@@ -47,8 +49,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use smallvec::SmallVec;
+
 use self::arena::Block;
 use self::core::{Core, Stages};
+use self::group::{GROUP_BIT, GroupIds, GroupTable, Path};
 use crate::family::{Family, IpFamily};
 use crate::prefix::{IpAddress, Prefix};
 use crate::qsbr::{self, Domain, Limbo};
@@ -75,6 +80,17 @@ pub trait ForwardingTable<F: Family>: Send + Sync + 'static {
     /// Publishes every change [`apply_deferred`](Self::apply_deferred)
     /// held back.
     fn publish(&self) {}
+    /// Sets `network`'s equal-cost best routes (ECMP: two or more, see
+    /// [`PriorityTable::with_multipath`](crate::PriorityTable::with_multipath)),
+    /// deferred as [`apply_deferred`](Self::apply_deferred) with
+    /// `deferred`. By default only the first is kept.
+    fn apply_paths(&self, network: F::Network, paths: &[Route<F>], deferred: bool) {
+        if deferred {
+            self.apply_deferred(network, paths.first());
+        } else {
+            self.apply(network, paths.first());
+        }
+    }
 }
 
 /// The FIB of a family without longest-prefix matching (IPX).
@@ -132,8 +148,11 @@ impl FibMemory {
 pub(crate) enum Garbage {
     /// A replaced node's arena block.
     Node(Block),
-    /// A next-hop id no leaf names any more.
+    /// A next-hop id (or, with `GROUP_BIT`, a group id) no leaf names any
+    /// more.
     Nexthop(u32),
+    /// An ECMP group's members, replaced by a rewrite of the group.
+    Members(#[allow(dead_code)] Box<group::Members>),
 }
 
 /// The FIB writer's limbo (see `crate::qsbr`).
@@ -158,6 +177,8 @@ struct Writer<A: IpAddress> {
     /// by every other use of the writer (see [`LpmFib::writer`]).
     deferred: direct::Deferred,
     ids: NexthopIds<A>,
+    /// ECMP groups: interning, reference counts, the next-hop index.
+    groups: GroupIds<A>,
     /// Replaced nodes and released next-hop ids waiting for a grace period.
     limbo: FibLimbo,
     /// Next-hop ids released by deferred changes: the pending node's
@@ -185,6 +206,8 @@ struct Writer<A: IpAddress> {
 pub struct LpmFib<F: IpFamily> {
     core: Core<<F::Addr as IpAddress>::Bits>,
     nexthops: NexthopTable<F::Addr>,
+    /// ECMP groups' published members, by group id.
+    groups: GroupTable,
     domain: Arc<Domain>,
     writer: Mutex<Writer<F::Addr>>,
     prefixes: AtomicUsize,
@@ -216,10 +239,13 @@ impl<F: IpFamily> LpmFib<F> {
             nexthops: NexthopTable::new(nexthop::placeholder(<F::Addr as IpAddress>::from_native(
                 Default::default(),
             ))),
+            groups: GroupTable::new(),
             writer: Mutex::new(Writer {
                 shadow,
                 deferred: direct::Deferred::default(),
-                ids: NexthopIds::new(),
+                // Ids from GROUP_BIT on name groups.
+                ids: NexthopIds::with_limit(GROUP_BIT),
+                groups: GroupIds::new(),
                 limbo: FibLimbo::default(),
                 held: Vec::new(),
                 dropped: 0,
@@ -247,7 +273,9 @@ impl<F: IpFamily> LpmFib<F> {
 
     /// Frees what the limbo holds past its grace period (bounded).
     fn reclaim_locked(&self, w: &mut Writer<F::Addr>) -> usize {
-        let Writer { limbo, ids, .. } = w;
+        let Writer {
+            limbo, ids, groups, ..
+        } = w;
         limbo.reclaim(&self.domain, FREE_LIMIT, |g| {
             qsbr::count_free();
             match g {
@@ -255,7 +283,9 @@ impl<F: IpFamily> LpmFib<F> {
                 // unlinked, and the limbo hands it out only once every
                 // reader online since has passed a quiescent state.
                 Garbage::Node(b) => unsafe { self.core.free(b) },
+                Garbage::Nexthop(id) if id & GROUP_BIT != 0 => groups.recycle(&self.groups, id),
                 Garbage::Nexthop(id) => ids.recycle(id),
+                Garbage::Members(m) => drop(m),
             }
         })
     }
@@ -292,7 +322,7 @@ impl<F: IpFamily> LpmFib<F> {
     ) {
         self.set(
             prefix,
-            Some(Nexthop {
+            Target::One(Nexthop {
                 next_hop,
                 interface,
                 protocol,
@@ -301,45 +331,75 @@ impl<F: IpFamily> LpmFib<F> {
         );
     }
 
+    /// Sets `prefix`'s entry to an ECMP group of `paths` (next hop,
+    /// interface, protocol and weight each; any order, at most
+    /// [`MAX_PATHS`] are kept), replacing any: lookups of one flow hash
+    /// always take the same path ([`LpmFib::lookup_flow`]), and each path
+    /// carries its weight's share of the hashes. One path is a plain
+    /// entry. Every prefix with the same paths shares one group.
+    pub fn insert_paths(&self, prefix: Prefix<F::Addr>, paths: &[(FibNextHop<F>, u16)]) {
+        let key: Vec<Path<F::Addr>> = paths
+            .iter()
+            .map(|(h, w)| Path {
+                hop: Nexthop {
+                    next_hop: h.next_hop,
+                    interface: h.interface,
+                    protocol: h.protocol,
+                },
+                weight: (*w).max(1),
+            })
+            .collect();
+        self.set_paths(prefix, key, false);
+    }
+
     /// Removes the entry of `prefix`, if any.
     pub fn remove(&self, prefix: Prefix<F::Addr>) {
-        self.set(prefix, None, false);
+        self.set(prefix, Target::Remove, false);
+    }
+
+    /// Sets `prefix` to the group of `key` (or its one path).
+    fn set_paths(&self, prefix: Prefix<F::Addr>, mut key: Vec<Path<F::Addr>>, defer: bool) {
+        key.sort_unstable();
+        key.truncate(MAX_PATHS);
+        match key.as_slice() {
+            [] => self.set(prefix, Target::Remove, defer),
+            [one] => self.set(prefix, Target::One(one.hop), defer),
+            _ => self.set(prefix, Target::Group(&key), defer),
+        }
     }
 
     /// Sets or removes `prefix`'s entry; with `defer`, possibly held back
     /// from readers (see [`ForwardingTable::apply_deferred`]).
-    fn set(&self, prefix: Prefix<F::Addr>, nh: Option<Nexthop<F::Addr>>, defer: bool) {
+    fn set(&self, prefix: Prefix<F::Addr>, target: Target<'_, F::Addr>, defer: bool) {
         let mut w = if defer {
             self.writer_as_is()
         } else {
             self.writer()
         };
         let w = &mut *w;
-        let leaf = match nh {
-            Some(nh) => match w.ids.acquire(&self.nexthops, nh) {
-                Some(id) => id << 8 | prefix.len() as u32,
-                None => {
-                    w.dropped += 1;
-                    return;
-                }
-            },
-            None => 0,
+        let id = match target {
+            Target::Remove => Some(0),
+            Target::One(nh) => w.ids.acquire(&self.nexthops, nh),
+            Target::Group(key) => w
+                .groups
+                .acquire(&self.groups, &self.nexthops, &mut w.ids, key),
+        };
+        let Some(id) = id else {
+            w.dropped += 1;
+            return;
+        };
+        let leaf = if id == 0 {
+            0
+        } else {
+            id << 8 | prefix.len() as u32
         };
         let (a, len) = (prefix.addr().to_native(), prefix.len() as u32);
         let pending = defer.then_some(&mut w.deferred);
         let old = self
             .core
             .update(&mut w.shadow, pending, a, len, leaf, &mut w.limbo);
-        if old != 0
-            && let Some(id) = w.ids.unreference(&self.nexthops, old >> 8)
-        {
-            if defer {
-                // The pending node's predecessor, still published, may
-                // name it: see `Writer::held`.
-                w.held.push(id);
-            } else {
-                w.limbo.retire(Garbage::Nexthop(id));
-            }
+        if old != 0 {
+            self.release_id(w, old >> 8, defer);
         }
         if w.limbo.open_len() >= RECLAIM_EVERY {
             self.reclaim_locked(w);
@@ -356,12 +416,117 @@ impl<F: IpFamily> LpmFib<F> {
         }
     }
 
+    /// Drops an unlinked leaf's reference on its id (a next hop's or a
+    /// group's), retiring what loses its last one.
+    fn release_id(&self, w: &mut Writer<F::Addr>, id: u32, defer: bool) {
+        let mut freed: SmallVec<[u32; 4]> = SmallVec::new();
+        if id & GROUP_BIT != 0 {
+            if let Some(r) = w.groups.release(&self.nexthops, &mut w.ids, id) {
+                freed.push(r.group);
+                freed.extend(r.next_hops);
+            }
+        } else if let Some(id) = w.ids.unreference(&self.nexthops, id) {
+            freed.push(id);
+        }
+        for id in freed {
+            if defer {
+                // The pending node's predecessor, still published, may
+                // name it: see `Writer::held`.
+                w.held.push(id);
+            } else {
+                w.limbo.retire(Garbage::Nexthop(id));
+            }
+        }
+    }
+
+    /// Marks the next hop `next_hop` on `interface` down (prefix-independent
+    /// convergence): every ECMP group with a path through it is rewritten
+    /// at once to forward on its other paths, and so is every prefix using
+    /// those groups, without touching one prefix. Returns how many groups
+    /// were rewritten. Lookups that start after the call returns never
+    /// answer the next hop for those groups; a group whose every path is
+    /// down keeps forwarding on all of them until its routes are withdrawn
+    /// (a FIB cannot fall back to a shorter prefix without touching the
+    /// prefix). Prefixes whose only path is this next hop are left as they
+    /// are: they have no other path to take. Routes added later through
+    /// it are installed with it down.
+    pub fn next_hop_down(&self, next_hop: F::Addr, interface: u32) -> usize {
+        self.set_down(Some(next_hop), interface, true)
+    }
+
+    /// Undoes [`LpmFib::next_hop_down`]: the groups through the next hop
+    /// forward on it again. Returns how many groups were rewritten.
+    pub fn next_hop_up(&self, next_hop: F::Addr, interface: u32) -> usize {
+        self.set_down(Some(next_hop), interface, false)
+    }
+
+    /// As [`LpmFib::next_hop_down`] for every next hop on `interface`.
+    pub fn interface_down(&self, interface: u32) -> usize {
+        self.set_down(None, interface, true)
+    }
+
+    /// Undoes [`LpmFib::interface_down`].
+    pub fn interface_up(&self, interface: u32) -> usize {
+        self.set_down(None, interface, false)
+    }
+
+    fn set_down(&self, next_hop: Option<F::Addr>, interface: u32, down: bool) -> usize {
+        let mut w = self.writer();
+        let w = &mut *w;
+        let limbo = &mut w.limbo;
+        let n = w
+            .groups
+            .set_down(&self.groups, next_hop, interface, down, |old| {
+                limbo.retire(Garbage::Members(old))
+            });
+        if w.limbo.open_len() >= RECLAIM_EVERY {
+            self.reclaim_locked(w);
+        }
+        n
+    }
+
+    /// The next hop a lookup answers for leaf id `id` and flow `hash`: the
+    /// id's own next hop, or the path of its group that `hash` picks. The
+    /// caller is an online reader that loaded the id from a published leaf
+    /// and has not reported since, or holds the writer lock.
+    #[inline(always)]
+    fn hop_of(&self, id: u32, hash: u32) -> Nexthop<F::Addr> {
+        if id & GROUP_BIT == 0 {
+            return self.nexthops.get(id);
+        }
+        self.group_hop(id, hash)
+    }
+
+    /// [`LpmFib::hop_of`] for a group: out of line, so single-path lookups
+    /// carry only the test of one bit.
+    #[inline(never)]
+    fn group_hop(&self, id: u32, hash: u32) -> Nexthop<F::Addr> {
+        // SAFETY: the caller's contract (see `hop_of`): online since it
+        // loaded the id, or the writer, which alone retires members.
+        match unsafe { self.groups.get(id & !GROUP_BIT) } {
+            Some(m) => self.nexthops.get(m.pick(hash)),
+            None => self.nexthops.get(0),
+        }
+    }
+
     #[inline(always)]
     fn entry(&self, addr: <F::Addr as IpAddress>::Bits, leaf: u32) -> Option<FibEntry<F>> {
+        self.entry_flow(addr, leaf, 0)
+    }
+
+    /// The answer for `leaf`, an ECMP group's path picked by `hash`; the
+    /// caller is online (see `hop_of`).
+    #[inline(always)]
+    fn entry_flow(
+        &self,
+        addr: <F::Addr as IpAddress>::Bits,
+        leaf: u32,
+        hash: u32,
+    ) -> Option<FibEntry<F>> {
         if leaf == 0 {
             return None;
         }
-        let nh = self.nexthops.get(leaf >> 8);
+        let nh = self.hop_of(leaf >> 8, hash);
         Some(FibEntry {
             prefix: Prefix::of_native(addr, leaf as u8),
             next_hop: nh.next_hop,
@@ -381,6 +546,21 @@ impl<F: IpFamily> LpmFib<F> {
     pub fn lookup(&self, addr: F::Addr) -> Option<FibEntry<F>> {
         // SAFETY (of the reads inside): online for the closure's duration.
         qsbr::read_locally(&self.domain, || self.lookup_online(addr))
+    }
+
+    /// The longest-prefix match for `addr`, an ECMP group's path picked by
+    /// the flow's `hash` (any 32-bit hash of the flow's 5-tuple: one hash,
+    /// one path; each path gets its weight's share of the hash space).
+    /// Without a group, the same answer as [`LpmFib::lookup`], which
+    /// answers a group's first path that is up (in next hop, interface,
+    /// protocol order). Online as [`LpmFib::lookup`].
+    #[inline]
+    pub fn lookup_flow(&self, addr: F::Addr, hash: u32) -> Option<FibEntry<F>> {
+        // SAFETY (of the reads inside): online for the closure's duration.
+        qsbr::read_locally(&self.domain, || {
+            let a = addr.to_native();
+            self.entry_flow(a, self.core.lookup(a), hash)
+        })
     }
 
     /// The lookup proper. The caller must be an online reader of this
@@ -576,15 +756,54 @@ impl<F: IpFamily> LpmFib<F> {
     /// Memory held, split into what lookups read and what only writers read.
     pub fn memory(&self) -> FibMemory {
         let w = self.writer();
+        let (group_lookup, group_writer) = w.groups.memory_bytes(&self.groups);
         FibMemory {
-            lookup_bytes: self.core.memory_bytes() + self.nexthops.memory_bytes(),
-            writer_bytes: w.shadow.memory_bytes() + w.ids.memory_bytes(),
+            lookup_bytes: self.core.memory_bytes() + self.nexthops.memory_bytes() + group_lookup,
+            writer_bytes: w.shadow.memory_bytes() + w.ids.memory_bytes() + group_writer,
         }
     }
 
     /// Number of distinct (next hop, interface, protocol) tuples in use.
     pub fn next_hops(&self) -> usize {
         self.writer().ids.len()
+    }
+
+    /// Number of ECMP groups in use.
+    pub fn groups(&self) -> usize {
+        self.writer().groups.len()
+    }
+
+    /// The paths of exactly `prefix`'s entry (writer side), each with its
+    /// weight and whether it is down ([`LpmFib::next_hop_down`]), in the
+    /// group's order: one path without weight for a plain entry.
+    pub fn paths(&self, prefix: &Prefix<F::Addr>) -> Vec<FibPath<F>> {
+        let w = self.writer();
+        let leaf = self
+            .core
+            .exact(&w.shadow, prefix.addr().to_native(), prefix.len() as u32);
+        let id = leaf >> 8;
+        let of = |hop: &Nexthop<F::Addr>, weight: u16| FibPath {
+            next_hop: FibNextHop {
+                next_hop: hop.next_hop,
+                interface: hop.interface,
+                protocol: hop.protocol,
+            },
+            weight,
+            down: w.groups.is_down(hop),
+        };
+        if leaf == 0 {
+            Vec::new()
+        } else if id & GROUP_BIT == 0 {
+            // The writer lock keeps the id from being recycled.
+            vec![of(&self.nexthops.get(id), 1)]
+        } else {
+            w.groups
+                .key(id)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| of(&p.hop, p.weight))
+                .collect()
+        }
     }
 
     /// Routes that could not be installed (see [`FibMemory`]): always 0
@@ -600,16 +819,53 @@ impl<F: IpFamily> ForwardingTable<F> for LpmFib<F> {
     }
 
     fn apply(&self, network: Prefix<F::Addr>, best: Option<&Route<F>>) {
-        self.set(network, best.map(forwarding_of), false);
+        self.set(network, Target::of(best), false);
     }
 
     fn apply_deferred(&self, network: Prefix<F::Addr>, best: Option<&Route<F>>) {
-        self.set(network, best.map(forwarding_of), true);
+        self.set(network, Target::of(best), true);
     }
 
     fn publish(&self) {
         drop(self.writer());
     }
+
+    fn apply_paths(&self, network: Prefix<F::Addr>, paths: &[Route<F>], deferred: bool) {
+        let key = paths
+            .iter()
+            .map(|r| Path {
+                hop: forwarding_of(r),
+                weight: r.data.weight,
+            })
+            .collect();
+        self.set_paths(network, key, deferred);
+    }
+}
+
+/// What [`LpmFib::set`] installs.
+enum Target<'k, A> {
+    Remove,
+    One(Nexthop<A>),
+    /// A group of these paths (sorted, two or more).
+    Group(&'k [Path<A>]),
+}
+
+impl<A: IpAddress> Target<'_, A> {
+    /// A single best route's entry, or none.
+    fn of<F: IpFamily<Addr = A>>(best: Option<&Route<F>>) -> Self {
+        best.map_or(Target::Remove, |r| Target::One(forwarding_of(r)))
+    }
+}
+
+/// One path of a FIB entry ([`LpmFib::paths`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FibPath<F: IpFamily> {
+    /// Where it forwards.
+    pub next_hop: FibNextHop<F>,
+    /// Its share of the flows (1 for a plain entry).
+    pub weight: u16,
+    /// Whether its next hop or interface is down, so lookups skip it.
+    pub down: bool,
 }
 
 /// What the FIB keeps of a best route.
@@ -665,6 +921,15 @@ impl<'a, F: IpFamily> FibReader<'a, F> {
         // Online since registration or the last `online`/`quiescent`, and
         // neither can run while `&self` is borrowed.
         self.reg.fib.lookup_online(addr)
+    }
+
+    /// As [`LpmFib::lookup_flow`], through this reader.
+    #[inline]
+    pub fn lookup_flow(&self, addr: F::Addr, hash: u32) -> Option<FibEntry<F>> {
+        // Online: as `lookup`.
+        let fib = self.reg.fib;
+        let a = addr.to_native();
+        fib.entry_flow(a, fib.core.lookup(a), hash)
     }
 
     /// As [`LpmFib::lookup_batch`], through this reader.

@@ -59,8 +59,10 @@ impl<F: IpFamily> fmt::Debug for NextHopId<'_, F> {
 
 impl<'r, F: IpFamily> NextHopId<'r, F> {
     /// The id as a number: equal for every prefix whose best route has the
-    /// same (next hop, interface, protocol), below 2^24. It may name
-    /// another tuple once the reader reports a quiescent state.
+    /// same (next hop, interface, protocol), or the same ECMP group of
+    /// them, below 2^24; ids of groups are 2^23 and above
+    /// ([`NextHopId::is_group`]). It may name another tuple or group once
+    /// the reader reports a quiescent state.
     #[inline]
     pub fn raw(self) -> u32 {
         self.leaf.get() >> 8
@@ -72,14 +74,30 @@ impl<'r, F: IpFamily> NextHopId<'r, F> {
         self.leaf.get() as u8
     }
 
+    /// Whether the id names an ECMP group of paths
+    /// ([`PriorityTable::with_multipath`](crate::PriorityTable::with_multipath)).
+    #[inline]
+    pub fn is_group(self) -> bool {
+        self.raw() & super::GROUP_BIT != 0
+    }
+
     /// The next hop, interface and protocol the id stands for: one read of
-    /// the FIB's next-hop table.
+    /// the FIB's next-hop table; for a group, its first path that is up
+    /// (as [`LpmFib::lookup`]).
     #[inline]
     pub fn resolve(self) -> FibNextHop<F> {
+        self.resolve_flow(0)
+    }
+
+    /// As [`NextHopId::resolve`], a group's path picked by the flow's
+    /// `hash` (as [`LpmFib::lookup_flow`]).
+    #[inline]
+    pub fn resolve_flow(self, hash: u32) -> FibNextHop<F> {
         // The reader that returned the id is online and has not reported
-        // since (it is borrowed for 'r), so the id's entry cannot have been
-        // recycled: see `crate::intern`.
-        let nh = self.fib.nexthops.get(self.raw());
+        // since (it is borrowed for 'r), so neither the id's entry nor its
+        // group's members can have been recycled: see `crate::intern` and
+        // the FIB's `group` module.
+        let nh = self.fib.hop_of(self.raw(), hash);
         FibNextHop {
             next_hop: nh.next_hop,
             interface: nh.interface,

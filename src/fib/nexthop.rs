@@ -9,7 +9,9 @@ use crate::intern::{InternIds, InternTable};
 use crate::route::ProtocolId;
 
 /// What a leaf's id stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Ordered by next hop, then interface, then protocol: an ECMP group's
+/// paths are kept in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct Nexthop<A> {
     pub(crate) next_hop: A,
     pub(crate) interface: u32,

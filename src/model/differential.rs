@@ -35,6 +35,8 @@ pub trait DiffFamily: Family {
     fn check_lookups(_rtm: &Rtm, _model: &ModelRtm) -> Result<(), String> {
         Ok(())
     }
+    /// Sets the ECMP weight, where the family has one.
+    fn set_weight(_data: &mut Self::Data, _weight: u8) {}
 }
 
 /// 10.1.0.0/22 and 10.1.2.0/24 share a node of the direct FIB (one /20
@@ -93,6 +95,18 @@ fn check_ip_lookups<F: IpFamily>(
         if e != m {
             return Err(format!("lookup_route {p}: engine {e:?}, model {m:?}"));
         }
+        // ECMP: each flow's path, across the hash space.
+        for hash in [0x1000_0000, 0x5555_5555, 0x9000_0000, 0xAAAA_AAAB, u32::MAX] {
+            let (e, m) = (
+                rtm.lookup_flow::<F>(a, hash),
+                model.lookup_flow::<F>(a, hash),
+            );
+            if e != m {
+                return Err(format!(
+                    "lookup_flow {p} hash {hash:#x}: engine {e:?}, model {m:?}"
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -121,6 +135,9 @@ impl DiffFamily for Ipv4 {
     fn check_lookups(rtm: &Rtm, model: &ModelRtm) -> Result<(), String> {
         check_ip_lookups::<Ipv4>(rtm, model, &V4_PROBES)
     }
+    fn set_weight(data: &mut IpRouteData, weight: u8) {
+        data.weight = weight as u16;
+    }
 }
 
 impl DiffFamily for Ipv6 {
@@ -138,6 +155,9 @@ impl DiffFamily for Ipv6 {
     }
     fn check_lookups(rtm: &Rtm, model: &ModelRtm) -> Result<(), String> {
         check_ip_lookups::<Ipv6>(rtm, model, &V6_PROBES)
+    }
+    fn set_weight(data: &mut IpRouteData, weight: u8) {
+        data.weight = weight as u16;
     }
 }
 
@@ -267,6 +287,11 @@ pub enum Op {
         proto: u8,
         yields: bool,
     },
+    /// Whether the protocol's equal-cost routes all forward (ECMP).
+    SetMultipath {
+        proto: u8,
+        on: bool,
+    },
     /// `update_routes` on the engine, the same adds and deletes one by one
     /// on the model.
     Batch {
@@ -312,6 +337,7 @@ fn add_route_of<F: DiffFamily>(
         F::data(metric, valid),
     );
     r.protocol_data = [psd as u32; 4];
+    F::set_weight(&mut r.data, 1 + psd % 3);
     r
 }
 
@@ -438,6 +464,10 @@ fn check_state<F: DiffFamily>(rtm: &Rtm, model: &ModelRtm, walk_fib: bool) -> Re
         if e != m {
             return Err(format!("is_route {n}: engine {e:?}, model {m:?}"));
         }
+        let (e, m) = (rtm.best_paths::<F>(&n), model.best_paths::<F>(&n));
+        if e != m {
+            return Err(format!("best_paths {n}: engine {e:?}, model {m:?}"));
+        }
     }
     if rtm.network_count::<F>() != model.network_count::<F>() {
         return Err(format!(
@@ -515,6 +545,10 @@ pub fn run<F: DiffFamily>(ops: &[Op]) -> Result<(), String> {
             Op::SetStaleYielding { proto, yields } => {
                 rtm.set_stale_yielding(ProtocolId((proto % 3) as u32), yields);
                 model.set_stale_yielding(ProtocolId((proto % 3) as u32), yields);
+            }
+            Op::SetMultipath { proto, on } => {
+                rtm.set_multipath(ProtocolId((proto % 3) as u32), on);
+                model.set_multipath(ProtocolId((proto % 3) as u32), on);
             }
             Op::Deregister { proto }
             | Op::Add { proto, .. }

@@ -51,26 +51,40 @@ impl<F: Family> ModelHandle<F> {
 struct ModelClient<F: Family> {
     generation: u64,
     single_route: bool,
-    queue: Option<VecDeque<Change<F>>>,
+    /// Pending messages, each with whether an ECMP paths change was folded
+    /// into it (coalescing queues; always the message's own kind in FIFO).
+    queue: Option<VecDeque<(Change<F>, bool)>>,
     /// The queue coalesces per network (see `fold_into`).
     coalesce: bool,
 }
 
 /// A coalescing queue's push, written the plain way: the network's pending
 /// message, if any, becomes the change from its previous route to the new
-/// current one (and leaves the queue if that is no change); otherwise the
-/// change joins the back.
-fn fold_into<F: Family>(q: &mut VecDeque<Change<F>>, change: Change<F>) {
-    match q.iter().position(|m| m.network() == change.network()) {
+/// current one (and leaves the queue if that is no change, unless an ECMP
+/// paths change was ever folded in and a best route remains: then it is a
+/// paths change); otherwise the change joins the back.
+fn fold_into<F: Family>(q: &mut VecDeque<(Change<F>, bool)>, change: Change<F>) {
+    match q.iter().position(|m| m.0.network() == change.network()) {
         Some(i) => {
-            let folded = Change::between(q[i].previous(), change.current());
-            if folded.is_no_change() {
-                q.remove(i);
-            } else {
-                q[i] = folded;
+            let paths = q[i].1 || change.is_paths_change();
+            let folded = Change::between(q[i].0.previous(), change.current());
+            match (folded, change.current()) {
+                (Change::NoChange, Some(r)) if paths => {
+                    q[i] = (
+                        Change::Changed {
+                            previous: *r,
+                            current: *r,
+                        },
+                        true,
+                    );
+                }
+                (Change::NoChange, _) => {
+                    q.remove(i);
+                }
+                (folded, _) => q[i] = (folded, paths),
             }
         }
-        None => q.push_back(change),
+        None => q.push_back((change, change.is_paths_change())),
     }
 }
 
@@ -83,6 +97,18 @@ struct ModelEntry<F: Family> {
     /// Stale since a mark, not refreshed: `Some(yields)`, where `yields`
     /// is whether it loses to fresh routes of its priority.
     stale: Option<bool>,
+    /// Written while its protocol had ECMP on.
+    multipath: bool,
+}
+
+/// What forwarding sees of a best path: next hop, interface, protocol,
+/// weight.
+type PathKey<F> = (<F as Family>::NextHop, u32, ProtocolId, u16);
+
+/// A network's state before an operation: its best route and best paths.
+struct Before<F: Family> {
+    best: Option<Route<F>>,
+    paths: Vec<PathKey<F>>,
 }
 
 /// One family's table in the model.
@@ -99,6 +125,10 @@ struct ModelTable<F: Family> {
     /// Gracefully deregistered protocols nobody has registered again, and
     /// when their hold ends.
     orphans: BTreeMap<ProtocolId, Timestamp>,
+    /// Protocols with ECMP on (their clients hear of paths changes).
+    multipath: BTreeSet<ProtocolId>,
+    /// Spec A6 (as the model's).
+    exclude_invalid: bool,
 }
 
 impl<F: Family> Default for ModelTable<F> {
@@ -109,6 +139,8 @@ impl<F: Family> Default for ModelTable<F> {
             best: BTreeMap::new(),
             marks: BTreeMap::new(),
             orphans: BTreeMap::new(),
+            multipath: BTreeSet::new(),
+            exclude_invalid: true,
         }
     }
 }
@@ -158,19 +190,110 @@ impl<F: Family> ModelTable<F> {
         };
     }
 
-    fn notify(&mut self, change: Change<F>, who: Notify) {
-        if change.is_no_change() {
-            return;
+    /// The best paths of `n`, in key order: the best route, and when it is
+    /// a multipath route every other enabled, selectable multipath route of
+    /// its rank; past 128, the first in key order, the best kept.
+    fn paths(&self, n: F::Network) -> Vec<Route<F>> {
+        let Some(best) = self.best.get(&n) else {
+            return Vec::new();
+        };
+        let lead = &self.routes[best];
+        if !lead.multipath {
+            return vec![lead.route];
         }
+        let rank = |e: &ModelEntry<F>| (e.priority, e.stale == Some(true), e.route.data.metric());
+        let peers: Vec<(RouteKey<F>, Route<F>)> = self
+            .network_routes(n)
+            .filter(|(k, e)| {
+                *k == best
+                    || (e.multipath
+                        && e.enabled
+                        && (!self.exclude_invalid || e.route.data.is_valid())
+                        && rank(e) == rank(lead))
+            })
+            .map(|(k, e)| (*k, e.route))
+            .collect();
+        if peers.len() <= 128 {
+            return peers.into_iter().map(|p| p.1).collect();
+        }
+        let others: Vec<RouteKey<F>> = peers
+            .iter()
+            .map(|p| p.0)
+            .filter(|k| k != best)
+            .take(127)
+            .collect();
+        peers
+            .into_iter()
+            .filter(|(k, _)| k == best || others.contains(k))
+            .map(|p| p.1)
+            .collect()
+    }
+
+    /// The forwarding of `n`'s best paths, sorted.
+    fn path_keys(&self, n: F::Network) -> Vec<PathKey<F>> {
+        let mut keys: Vec<PathKey<F>> = self
+            .paths(n)
+            .iter()
+            .map(|r| (r.next_hop, r.interface, r.protocol, r.data.weight()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn before(&self, n: F::Network) -> Before<F> {
+        Before {
+            best: self.best_image(n),
+            paths: self.path_keys(n),
+        }
+    }
+
+    /// After an operation changed `n`: its change message to everyone per
+    /// `who`, and where only the best paths changed (ECMP), a paths change
+    /// to the clients of multipath protocols. Returns the change.
+    fn settle(&mut self, n: F::Network, before: Before<F>, who: Notify) -> Change<F> {
+        let after = self.best_image(n);
+        let change = Change::between(before.best.as_ref(), after.as_ref());
+        if change.is_no_change()
+            && let Some(r) = after
+            && before.paths != self.path_keys(n)
+        {
+            self.notify_paths(
+                Change::Changed {
+                    previous: r,
+                    current: r,
+                },
+                who,
+            );
+        } else {
+            self.notify(change, who);
+        }
+        change
+    }
+
+    /// A paths change: only to the clients of multipath protocols.
+    fn notify_paths(&mut self, change: Change<F>, who: Notify) {
+        let multipath = self.multipath.clone();
+        self.deliver(change, who, |p| multipath.contains(p));
+    }
+
+    fn notify(&mut self, change: Change<F>, who: Notify) {
+        if !change.is_no_change() {
+            self.deliver(change, who, |_| true);
+        }
+    }
+
+    /// Queues `change` for every client per `who` whose protocol `to`
+    /// accepts.
+    fn deliver(&mut self, change: Change<F>, who: Notify, to: impl Fn(&ProtocolId) -> bool) {
         for (p, c) in self.clients.iter_mut() {
-            if matches!(who, Notify::AllBut(caller) if caller == *p) {
+            if matches!(who, Notify::AllBut(caller) if caller == *p) || !to(p) {
                 continue;
             }
             if let Some(q) = &mut c.queue {
                 if c.coalesce {
                     fold_into(q, change);
                 } else {
-                    q.push_back(change);
+                    q.push_back((change, change.is_paths_change()));
                 }
             }
         }
@@ -331,15 +454,14 @@ impl ModelRtm {
             if doomed.is_empty() {
                 continue;
             }
-            let before = t.best_image(n);
+            let before = t.before(n);
             let incumbent = t.best.get(&n).copied();
             for k in &doomed {
                 t.routes.remove(k);
             }
             removed += doomed.len();
             t.reselect(n, incumbent, exclude);
-            let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
-            t.notify(change, who());
+            t.settle(n, before, who());
         }
         removed
     }
@@ -368,7 +490,7 @@ impl ModelRtm {
             if mine.is_empty() {
                 continue;
             }
-            let before = t.best_image(n);
+            let before = t.before(n);
             let incumbent = t.best.get(&n).copied();
             for k in &mine {
                 if let Some(e) = t.routes.get_mut(k) {
@@ -377,8 +499,7 @@ impl ModelRtm {
             }
             marked += mine.len();
             t.reselect(n, incumbent, exclude);
-            let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
-            t.notify(change, Notify::All);
+            t.settle(n, before, Notify::All);
         }
         marked
     }
@@ -466,6 +587,28 @@ impl ModelRtm {
             .with_stale_yielding(protocol, yields);
     }
 
+    /// Opts a protocol in to or out of ECMP (taken when routes are
+    /// written; its clients hear of paths changes while it is on).
+    pub fn set_multipath(&mut self, protocol: ProtocolId, on: bool) {
+        self.priorities = self.priorities.clone().with_multipath(protocol, on);
+        for set in [
+            &mut self.ipv4.multipath,
+            &mut self.ipv6.multipath,
+            &mut self.ipx.multipath,
+        ] {
+            if on {
+                set.insert(protocol);
+            } else {
+                set.remove(&protocol);
+            }
+        }
+    }
+
+    /// The best paths of a network, in key order.
+    pub fn best_paths<F: Family>(&self, network: &F::Network) -> Vec<Route<F>> {
+        self.table_ref::<F>().paths(*network)
+    }
+
     /// RtmAddRoute.
     pub fn add_route<F: Family>(
         &mut self,
@@ -477,6 +620,7 @@ impl ModelRtm {
         route.data.validate()?;
         let single = self.live(h)?.single_route;
         let priority = self.priorities.get(h.protocol);
+        let multipath = self.priorities.multipath(h.protocol);
         let now = self.now;
         let exclude = self.exclude_invalid;
         let mut stored = *route;
@@ -489,7 +633,7 @@ impl ModelRtm {
         };
         let t = self.table::<F>();
         let n = route.network;
-        let before = t.best_image(n);
+        let before = t.before(n);
         let mut incumbent = t.best.get(&n).copied();
         // The routes this add replaces: the one with its key, or for a
         // single-route client every route of its protocol here (several
@@ -524,12 +668,11 @@ impl ModelRtm {
                 expires,
                 enabled,
                 stale: None,
+                multipath,
             },
         );
         t.reselect(n, incumbent, exclude);
-        let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
-        t.notify(change, Notify::AllBut(h.protocol));
-        Ok(change)
+        Ok(t.settle(n, before, Notify::AllBut(h.protocol)))
     }
 
     /// RtmDeleteRoute.
@@ -558,15 +701,13 @@ impl ModelRtm {
                 h.protocol
             )));
         }
-        let before = t.best_image(n);
+        let before = t.before(n);
         let incumbent = t.best.get(&n).copied();
         for k in &keys {
             t.routes.remove(k);
         }
         t.reselect(n, incumbent, exclude);
-        let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
-        t.notify(change, Notify::AllBut(h.protocol));
-        Ok(change)
+        Ok(t.settle(n, before, Notify::AllBut(h.protocol)))
     }
 
     /// RtmBlockDeleteRoutes.
@@ -613,7 +754,7 @@ impl ModelRtm {
             if hits.is_empty() {
                 continue;
             }
-            let before = t.best_image(n);
+            let before = t.before(n);
             for k in &hits {
                 if let Some(e) = t.routes.get_mut(k)
                     && e.enabled != enable
@@ -624,8 +765,7 @@ impl ModelRtm {
             }
             matched += hits.len();
             t.reselect(n, incumbent, exclude);
-            let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
-            t.notify(change, Notify::All);
+            t.settle(n, before, Notify::All);
         }
         if matched == 0 {
             return Err(RtmError::NoRoutes(criteria.to_string()));
@@ -644,6 +784,7 @@ impl ModelRtm {
         let exclude = self.exclude_invalid;
         let p = h.protocol;
         let priority = self.priorities.get(p);
+        let multipath = self.priorities.multipath(p);
         let now = self.now;
         let t = self.table::<F>();
         let mut converted = 0;
@@ -665,7 +806,7 @@ impl ModelRtm {
             if take.is_empty() {
                 continue;
             }
-            let before = t.best_image(n);
+            let before = t.before(n);
             for old in &take {
                 t.routes.remove(&old.route.key());
             }
@@ -701,13 +842,13 @@ impl ModelRtm {
                         expires: None,
                         enabled,
                         stale: None,
+                        multipath,
                     },
                 );
             }
             converted += take.len();
             t.reselect(n, incumbent, exclude);
-            let change = Change::between(before.as_ref(), t.best_image(n).as_ref());
-            t.notify(change, Notify::All);
+            t.settle(n, before, Notify::All);
         }
         if converted == 0 {
             return Err(RtmError::NoRoutes(criteria.to_string()));
@@ -727,7 +868,7 @@ impl ModelRtm {
             .queue
             .as_mut()
             .ok_or_else(|| RtmError::InvalidHandle("registered without notifications".into()))?;
-        let change = q.pop_front().ok_or(RtmError::NoMessages)?;
+        let (change, _) = q.pop_front().ok_or(RtmError::NoMessages)?;
         let status = if q.is_empty() {
             DequeueStatus::Last
         } else {
@@ -739,7 +880,7 @@ impl ModelRtm {
     /// Pending messages of a client, oldest first (without dequeueing).
     pub fn pending<F: Family>(&self, h: &ModelHandle<F>) -> Result<Vec<Change<F>>, RtmError> {
         let c = self.live(h)?;
-        Ok(c.queue.iter().flatten().copied().collect())
+        Ok(c.queue.iter().flatten().map(|m| m.0).collect())
     }
 
     /// Removes expired routes, then ends the holds that have passed, per
@@ -810,13 +951,34 @@ impl ModelRtm {
     }
 
     /// The forwarding lookup by brute force: the best route of the longest
-    /// network containing `addr`.
+    /// network containing `addr`; with several best paths (ECMP), the
+    /// lowest (next hop, interface, protocol, weight).
     pub fn lookup<F: IpFamily>(&self, addr: F::Addr) -> Option<FibEntry<F>> {
-        self.lookup_route::<F>(addr).map(|r| FibEntry {
-            prefix: r.network,
-            next_hop: r.next_hop,
-            interface: r.interface,
-            protocol: r.protocol,
+        self.lookup_flow::<F>(addr, 0)
+    }
+
+    /// As [`ModelRtm::lookup`], a flow of `hash` over several best paths:
+    /// with the paths sorted by (next hop, interface, protocol, weight),
+    /// the one whose running sum of weights first exceeds
+    /// `hash * total weight / 2^32`.
+    pub fn lookup_flow<F: IpFamily>(&self, addr: F::Addr, hash: u32) -> Option<FibEntry<F>> {
+        let best = self.lookup_route::<F>(addr)?;
+        let paths = self.table_ref::<F>().path_keys(best.network);
+        let total: u64 = paths.iter().map(|p| p.3 as u64).sum();
+        let point = (hash as u64 * total) >> 32;
+        let mut sum = 0u64;
+        let pick = paths
+            .iter()
+            .find(|p| {
+                sum += p.3 as u64;
+                sum > point
+            })
+            .or(paths.last())?;
+        Some(FibEntry {
+            prefix: best.network,
+            next_hop: pick.0,
+            interface: pick.1,
+            protocol: pick.2,
         })
     }
 

@@ -181,7 +181,8 @@ impl<F: Family> Table<F> {
                 .map(|c| c.value().clone())
                 .collect();
             let now = self.shared.clock.now();
-            let priority = self.shared.priorities.load().get(protocol);
+            let table = self.shared.priorities.load();
+            let (priority, multipath) = (table.get(protocol), table.multipath(protocol));
             let mut ctx = WriteCtx::block(state);
             let networks = Self::block_networks(criteria, &owners);
             let converted = self.bulk(&networks, &mut ctx, |w| {
@@ -217,6 +218,7 @@ impl<F: Family> Table<F> {
                             enabled: old.enabled,
                             // The caller's own route now, vouched for by it.
                             stale: Freshness::Fresh,
+                            multipath,
                         },
                         |e| {
                             if single {

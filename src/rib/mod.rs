@@ -67,7 +67,7 @@ use destination::Destination;
 pub(crate) use route_set::MAX_ROUTES_PER_NETWORK;
 use route_set::{
     Attrs, Entries, Entry, Freshness, Lifetime, NewSet, RouteSet, Routes, Stored, Working,
-    select_best,
+    best_paths, select_best,
 };
 use smallvec::SmallVec;
 pub(crate) use stripes::DEFAULT_STRIPES as DEFAULT_WRITER_STRIPES;
@@ -309,6 +309,8 @@ impl<F: Family> Drop for PublishFib<'_, F> {
 struct Stamp {
     now: Timestamp,
     priority: u32,
+    /// The protocol opted in to ECMP.
+    multipath: bool,
 }
 
 /// One family's routing table.

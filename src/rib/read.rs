@@ -19,6 +19,26 @@ impl<F: Family> Table<F> {
         Some(s.entry(*network, self.attrs.get(s.attrs())).route)
     }
 
+    /// The best paths of `network` (ECMP; see
+    /// [`PriorityTable::with_multipath`](crate::PriorityTable::with_multipath)),
+    /// in key order: the best route alone unless it is a multipath route.
+    pub(crate) fn best_paths(&self, network: &F::Network) -> Vec<Route<F>> {
+        let guard = epoch::pin();
+        let Some(set) = self
+            .destinations
+            .get(network, &guard)
+            .and_then(|node| node.value().load(&guard))
+        else {
+            return Vec::new();
+        };
+        let routes = self.decode(*network, set);
+        routes
+            .best_paths(self.shared.exclude_invalid)
+            .into_iter()
+            .map(|i| routes.entries[i].route)
+            .collect()
+    }
+
     /// Calls `f` with each destination's routes, in network order, from
     /// `start`, until it returns `Some`.
     pub(crate) fn scan<R>(

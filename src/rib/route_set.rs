@@ -52,6 +52,10 @@ pub(crate) struct Entry<F: Family> {
     /// Marked stale by a graceful restart (`mark_stale`,
     /// `deregister_graceful`) and not refreshed since.
     pub(crate) stale: Freshness,
+    /// Its protocol had opted in to ECMP when the route was written
+    /// ([`PriorityTable::with_multipath`](crate::PriorityTable::with_multipath)):
+    /// it shares forwarding with equal-cost routes of such protocols.
+    pub(crate) multipath: bool,
 }
 
 /// Whether a route was refreshed since its client was marked stale.
@@ -122,6 +126,7 @@ pub(crate) struct Attrs<F: Family> {
     pub(crate) interface: u32,
     pub(crate) protocol: ProtocolId,
     pub(crate) next_hop: F::NextHop,
+    pub(crate) multipath: bool,
 }
 
 impl<F: Family> Attrs<F> {
@@ -134,6 +139,7 @@ impl<F: Family> Attrs<F> {
             interface: e.route.interface,
             protocol: e.route.protocol,
             next_hop: e.route.next_hop,
+            multipath: e.multipath,
         }
     }
 
@@ -148,6 +154,7 @@ impl<F: Family> Attrs<F> {
             interface: 0,
             protocol: ProtocolId(0),
             next_hop: F::UNSPECIFIED_NEXT_HOP,
+            multipath: false,
         }
     }
 }
@@ -214,6 +221,7 @@ impl<F: Family> Stored<F> {
             },
             priority: attrs.priority,
             lifetime: attrs.lifetime,
+            multipath: attrs.multipath,
             enabled: self.attrs_enabled & Self::ENABLED != 0,
             stale: if self.attrs_enabled & Self::STALE == 0 {
                 Freshness::Fresh
@@ -236,6 +244,45 @@ impl<F: Family> Routes<F> {
     pub(crate) fn best_route(&self) -> Option<&Route<F>> {
         self.best.map(|i| &self.entries[i].route)
     }
+
+    /// The best paths (see [`best_paths`]).
+    pub(crate) fn best_paths(&self, exclude_invalid: bool) -> SmallVec<[usize; 4]> {
+        best_paths(&self.entries, self.best, exclude_invalid)
+    }
+}
+
+/// The most paths one network forwards on.
+pub(crate) const MAX_PATHS: usize = crate::fib::MAX_PATHS;
+
+/// The indexes of a network's best paths, in key order: the best route
+/// alone, or, when it is a multipath route, with every other multipath
+/// candidate of the same rank ([`PriorityTable::with_multipath`]), at
+/// most [`MAX_PATHS`] (the first in key order, the best always kept).
+///
+/// [`PriorityTable::with_multipath`]: crate::PriorityTable::with_multipath
+pub(crate) fn best_paths<F: Family>(
+    entries: &[Entry<F>],
+    best: Option<usize>,
+    exclude_invalid: bool,
+) -> SmallVec<[usize; 4]> {
+    let Some(b) = best else {
+        return SmallVec::new();
+    };
+    let lead = &entries[b];
+    if !lead.multipath {
+        return smallvec::smallvec![b];
+    }
+    let rank = lead.rank();
+    let mut out: SmallVec<[usize; 4]> = SmallVec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let peer = i == b || (e.multipath && e.is_candidate(exclude_invalid) && e.rank() == rank);
+        // Room is kept for the best route until it is reached.
+        let room = if i < b { MAX_PATHS - 1 } else { MAX_PATHS };
+        if peer && out.len() < room {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// The routes to one network, sorted by key, with the best one marked.
@@ -481,6 +528,7 @@ mod tests {
             lifetime: Lifetime::NEVER,
             enabled: true,
             stale: Freshness::Fresh,
+            multipath: false,
         }
     }
 

@@ -107,6 +107,13 @@ impl<F: Family> Table<F> {
             },
         };
         let before_best = before.best_route().copied();
+        let exclude_invalid = self.shared.exclude_invalid;
+        // ECMP: the best paths' forwarding, only where the best route is a
+        // multipath one (RTMv1 tables never compute this).
+        let before_paths = before
+            .best
+            .filter(|&b| before.entries[b].multipath)
+            .map(|_| paths_of(&before.entries, before.best, exclude_invalid));
         // What the rest needs of the old set once its entries move into the
         // working copy: its protocols (for the indexes) and each entry's
         // interned attributes with their id, so an entry that keeps its
@@ -163,9 +170,31 @@ impl<F: Family> Table<F> {
             }
         };
         let r = result?;
-        let best = select_best(&work.entries, work.incumbent, self.shared.exclude_invalid);
+        let best = select_best(&work.entries, work.incumbent, exclude_invalid);
         let after_best = best.map(|i| work.entries[i].route);
         let change = Change::between(before_best.as_ref(), after_best.as_ref());
+        let after_paths = best
+            .filter(|&b| work.entries[b].multipath)
+            .map(|_| paths_of(&work.entries, best, exclude_invalid));
+        // Whether the best paths forward differently, where either side is
+        // multipath (a side that is not has its best route as its one path).
+        let paths_changed = (before_paths.is_some() || after_paths.is_some()) && {
+            let keys = |paths: &Option<(_, PathKeys<F>)>, best: Option<&Route<F>>| match paths {
+                Some((_, keys)) => keys.clone(),
+                None => best.iter().map(|r| path_key(r)).collect(),
+            };
+            keys(&before_paths, before_best.as_ref()) != keys(&after_paths, after_best.as_ref())
+        };
+        // The set of best paths changed while the best route stayed: only
+        // clients of multipath protocols hear of it (below).
+        let paths_change = (change.is_no_change() && paths_changed)
+            .then(|| {
+                after_best.map(|r| Change::Changed {
+                    previous: r,
+                    current: r,
+                })
+            })
+            .flatten();
 
         self.update_indexes(network, &before_protocols, &work.entries, ctx);
         if caller_had_stale
@@ -189,7 +218,20 @@ impl<F: Family> Table<F> {
             entries: stored,
             best,
         });
-        if change.is_no_change() {
+        if let Some(paths_change) = paths_change {
+            let subscribers = lock(&self.subscribers);
+            dest.publish(new_set, guard);
+            let table = self.shared.priorities.load();
+            for s in subscribers.iter() {
+                if let Some(q) = &s.queue
+                    && ctx.tells(s)
+                    && table.multipath(s.protocol)
+                    && q.push_deferred(paths_change)
+                {
+                    ctx.wakes.owe(s);
+                }
+            }
+        } else if change.is_no_change() {
             // No message: the change's place in the family's order is
             // unobservable, so publish without the sequencer.
             dest.publish(new_set, guard);
@@ -213,7 +255,13 @@ impl<F: Family> Table<F> {
         // entry as it is, so it is not rewritten (a BGP day of updates is
         // mostly such changes).
         let forwarding = |r: &Route<F>| (r.next_hop, r.interface, r.protocol);
-        if before_best.as_ref().map(forwarding) != after_best.as_ref().map(forwarding) {
+        if let Some((routes, _)) = after_paths.as_ref().filter(|p| p.0.len() > 1) {
+            if paths_changed {
+                self.fib.apply_paths(network, routes, ctx.defer_fib);
+            }
+        } else if paths_changed
+            || before_best.as_ref().map(forwarding) != after_best.as_ref().map(forwarding)
+        {
             if ctx.defer_fib {
                 self.fib.apply_deferred(network, after_best.as_ref());
             } else {
@@ -380,9 +428,11 @@ impl<F: Family> Table<F> {
     /// The timestamp and priority an add stamps on its route, read once
     /// per call (once per batch for `update_routes`).
     pub(super) fn stamp(&self, state: &ClientState<F>) -> Stamp {
+        let table = self.shared.priorities.load();
         Stamp {
             now: self.shared.clock.now(),
-            priority: self.shared.priorities.load().get(state.protocol),
+            priority: table.get(state.protocol),
+            multipath: table.multipath(state.protocol),
         }
     }
 
@@ -439,6 +489,7 @@ impl<F: Family> Table<F> {
             lifetime,
             enabled: true,
             stale: Freshness::Fresh,
+            multipath: stamp.multipath,
         };
         let key = stored.key();
         let single = state.single_route;
@@ -591,4 +642,32 @@ impl<F: Family> Table<F> {
             }
         }
     }
+}
+
+/// What forwarding sees of one best path: next hop, interface, protocol
+/// and ECMP weight.
+type PathKey<F> = (<F as Family>::NextHop, u32, ProtocolId, u16);
+
+/// Sorted path keys: a set of best paths' identity (two sets forward
+/// alike exactly when these are equal).
+type PathKeys<F> = SmallVec<[PathKey<F>; 4]>;
+
+fn path_key<F: Family>(r: &Route<F>) -> PathKey<F> {
+    (r.next_hop, r.interface, r.protocol, r.data.weight())
+}
+
+/// The best paths of `entries` (see [`best_paths`]): the routes, in key
+/// order, and their keys, sorted.
+fn paths_of<F: Family>(
+    entries: &[Entry<F>],
+    best: Option<usize>,
+    exclude_invalid: bool,
+) -> (SmallVec<[Route<F>; 4]>, PathKeys<F>) {
+    let routes: SmallVec<[Route<F>; 4]> = best_paths(entries, best, exclude_invalid)
+        .into_iter()
+        .map(|i| entries[i].route)
+        .collect();
+    let mut keys: PathKeys<F> = routes.iter().map(path_key).collect();
+    keys.sort_unstable();
+    (routes, keys)
 }
