@@ -311,3 +311,41 @@ fn bad_graceful_calls_are_refused() {
     let c = Criteria::<Ipv4>::from_flags(RTM_ONLY_STALE_ROUTES, None).unwrap();
     assert_eq!(c.flags(), RTM_ONLY_STALE_ROUTES);
 }
+
+/// Re-marking routes that yield, with yielding now off, re-ranks them: a
+/// mark that does not yield takes a fast path that rewrites mark bits in
+/// place and changes no best route, which is only sound for routes whose
+/// rank it cannot change. Would catch that path taken for a route that
+/// yields now (it would stay yielding, or lose its yield without the best
+/// route, the FIB and the messages following).
+#[test]
+fn re_marking_yielding_routes_without_yield_re_ranks_them() {
+    let f = fx();
+    f.rtm.set_priority(P2, 10); // equal to P1's
+    f.rtm
+        .add_route(&f.a, &route("10.0.0.0/8", "192.0.2.1", 1, 1), Ttl::Infinite)
+        .unwrap();
+    f.rtm
+        .add_route(&f.b, &route("10.0.0.0/8", "192.0.2.2", 2, 9), Ttl::Infinite)
+        .unwrap();
+    let best = || f.rtm.is_route::<Ipv4>(&net("10.0.0.0/8")).unwrap().protocol;
+    f.rtm.set_stale_yielding(P1, true);
+    f.rtm.mark_stale(&f.a, None).unwrap();
+    assert_eq!(best(), P2);
+    drain(&f.rtm, &f.b);
+    f.rtm.set_stale_yielding(P1, false);
+    assert_eq!(f.rtm.mark_stale(&f.a, None).unwrap(), 1);
+    assert_eq!(best(), P1, "no longer yielding, it wins on its metric");
+    assert_eq!(
+        f.rtm.lookup::<Ipv4>(addr("10.1.1.1")).unwrap().protocol,
+        P1,
+        "the FIB follows"
+    );
+    assert_eq!(
+        drain(&f.rtm, &f.b).len(),
+        1,
+        "B is told the best route changed"
+    );
+    assert_eq!(stale_routes(&f.rtm).len(), 1, "still stale");
+    f.rtm.verify_consistency().unwrap();
+}

@@ -196,13 +196,13 @@ impl<F: Family> Table<F> {
         let networks = state.index.networks();
         state.index.begin_stale(networks.clone(), deadline);
         let mut ctx = WriteCtx::block(state);
-        self.bulk(&networks, &mut ctx, |w| {
+        // The general path: any rank may change (a yielding mark, or a
+        // route that yields now and is marked without).
+        let general = |w: &mut Working<F>| {
             let mut marked = 0;
-            let mut at = None;
             for e in w.entries.iter_mut() {
                 if e.route.protocol == protocol {
                     marked += 1;
-                    at = Some(e.route.network);
                     let stale = Freshness::Stale { yields };
                     if e.stale != stale {
                         e.stale = stale;
@@ -210,11 +210,26 @@ impl<F: Family> Table<F> {
                     }
                 }
             }
-            if let Some(n) = at {
-                state.index.stale_marked(n);
-            }
             Ok(marked)
-        })
+        };
+        let mut total = 0;
+        self.in_chunks(&networks, &mut ctx, |cursor, ctx, &network| {
+            let fast = (!yields)
+                .then(|| self.mark_in_place(network, protocol, cursor))
+                .flatten();
+            let marked = match fast {
+                Some(n) => n,
+                None => self
+                    .mutate(network, false, cursor, ctx, general)?
+                    .map_or(0, |(n, _)| n),
+            };
+            if marked > 0 {
+                state.index.stale_marked(network);
+            }
+            total += marked;
+            Ok::<(), RtmError>(())
+        })?;
+        Ok(total)
     }
 
     /// Removes the client's routes still stale from its last mark, and

@@ -207,6 +207,25 @@ impl<F: Family> Stored<F> {
         self.attrs_enabled & !Self::MARKS
     }
 
+    /// This route marked stale, not yielding: only its mark bits change
+    /// (its attributes, and the reference on them, stay).
+    pub(crate) fn marked_stale(self) -> Self {
+        Stored {
+            attrs_enabled: (self.attrs_enabled & !Self::YIELDS) | Self::STALE,
+            ..self
+        }
+    }
+
+    /// Whether it is stale and yields to fresh routes of its priority.
+    pub(crate) fn yields(&self) -> bool {
+        self.attrs_enabled & Self::YIELDS != 0
+    }
+
+    /// Whether two stored routes are the same, marks included.
+    pub(crate) fn same(&self, other: &Self) -> bool {
+        self.timestamp == other.timestamp && self.attrs_enabled == other.attrs_enabled
+    }
+
     /// The entry again, given its network and attributes.
     pub(crate) fn entry(&self, network: F::Network, attrs: Attrs<F>) -> Entry<F> {
         Entry {

@@ -275,6 +275,61 @@ impl<F: Family> Table<F> {
         Ok(Some((r, change)))
     }
 
+    /// The mark's fast path (`mark_walk` with yielding off): marks
+    /// `protocol`'s routes at `network` stale by rewriting their mark bits
+    /// in a copy of the stored set, with no decode, no attribute lookup
+    /// but the protocol's, and no reference taken or dropped. A mark that
+    /// does not yield changes no rank, so no best route, path, FIB entry,
+    /// index entry or message changes: only the set is published. Returns
+    /// how many routes of the protocol are here, or `None` when one of them
+    /// yields now (re-marking it changes its rank): the caller takes the
+    /// general path (`mutate`).
+    pub(super) fn mark_in_place<'a: 'g, 'g>(
+        &'a self,
+        network: F::Network,
+        protocol: ProtocolId,
+        cursor: &mut Cursor<'a, 'g, F>,
+    ) -> Option<usize> {
+        let guard = cursor.guard;
+        let mut locked = self.writers.lock(&network);
+        let located = self.locate(&mut locked, network, cursor);
+        let dest = match &located {
+            Located::Node(e) => e.value(),
+            Located::Cached(d) => *d,
+            Located::Absent => return Some(0),
+        };
+        let Some(set) = dest.load(guard) else {
+            return Some(0);
+        };
+        let mut entries: SmallVec<[Stored<F>; 2]> = SmallVec::from_slice(set.stored());
+        let (mut marked, mut changed) = (0, false);
+        for s in entries.iter_mut() {
+            if self.attrs.get(s.attrs()).protocol != protocol {
+                continue;
+            }
+            if s.yields() {
+                return None;
+            }
+            marked += 1;
+            let m = s.marked_stale();
+            if !m.same(s) {
+                *s = m;
+                changed = true;
+            }
+        }
+        if changed {
+            // No message: nothing any client is told about changed.
+            dest.publish(
+                Some(NewSet {
+                    entries,
+                    best: set.best(),
+                }),
+                guard,
+            );
+        }
+        Some(marked)
+    }
+
     /// Unlinks `network`'s node, which its writer (holding `locked`)
     /// emptied or created for nothing: out of the stripe's cache first, so
     /// no slot ever names an unlinked node.
