@@ -63,6 +63,12 @@
 //!   DPDK's and Linux's FIBs answer), which [`NextHopId::resolve`] turns
 //!   into a [`FibNextHop`].
 //! - [`model::ModelRtm`]: a sequential reference implementation for tests.
+//! - Beyond RTMv1: graceful restart ([`Rtm::deregister_graceful`],
+//!   [`Rtm::mark_stale`], [`Rtm::end_of_rib`]: routes kept forwarding,
+//!   stale, through a protocol's restart) and ECMP
+//!   ([`PriorityTable::with_multipath`], [`Rtm::best_paths`],
+//!   [`LpmFib::lookup_flow`]; [`LpmFib::next_hop_down`] moves every prefix
+//!   off a next hop with one call).
 //!
 //! ## Guarantees
 //! - **Forwarding lookups never wait, never retry, never reclaim.** A
