@@ -151,7 +151,9 @@ pub(crate) enum Garbage {
     /// A next-hop id (or, with `GROUP_BIT`, a group id) no leaf names any
     /// more.
     Nexthop(u32),
-    /// An ECMP group's members, replaced by a rewrite of the group.
+    /// An ECMP group's members, replaced by a rewrite of the group: held
+    /// only to be dropped once the grace period has passed (never read,
+    /// hence the allowance).
     Members(#[allow(dead_code)] Box<group::Members>),
 }
 
