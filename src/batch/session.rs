@@ -13,6 +13,7 @@ use crate::criteria::Criteria;
 use crate::enumerate::{Enumeration, RouteMarks};
 use crate::error::RtmError;
 use crate::family::{IpFamily, Ipv4, Ipv6, Ipx, for_family_id};
+use crate::fib::FibEntry;
 use crate::notify::DequeueStatus;
 use crate::route::{ProtocolId, Route, Ttl};
 use crate::rtm::Rtm;
@@ -568,10 +569,15 @@ pub fn lookup_line<F: IpFamily + BatchFamily>(rtm: &Rtm, addr: F::Addr) -> Strin
 }
 
 fn lookup_text<F: IpFamily + BatchFamily>(a: F::Addr, r: Option<&Route<F>>) -> String {
-    match r {
-        Some(r) => format!(
+    answer_line::<F>(a, r.map(FibEntry::of))
+}
+
+/// A lookup's answer as `lookup` and `lookup-flow` print it.
+fn answer_line<F: IpFamily>(a: F::Addr, e: Option<FibEntry<F>>) -> String {
+    match e {
+        Some(e) => format!(
             "{a} via {} dev {} proto {} prefix {}",
-            r.next_hop, r.interface, r.protocol, r.network
+            e.next_hop, e.interface, e.protocol, e.prefix
         ),
         None => format!("{a} unreachable"),
     }
@@ -591,13 +597,7 @@ fn lookup_reply<F: IpFamily + BatchFamily>(rtm: &Rtm, a: F::Addr) -> Reply {
 /// `lookup-flow`: the FIB's answer for one flow hash.
 fn flow_reply<F: IpFamily + BatchFamily>(rtm: &Rtm, a: F::Addr, hash: u32) -> Reply {
     let e = rtm.lookup_flow::<F>(a, hash);
-    let text = match &e {
-        Some(e) => format!(
-            "{a} via {} dev {} proto {} prefix {}",
-            e.next_hop, e.interface, e.protocol, e.prefix
-        ),
-        None => format!("{a} unreachable"),
-    };
+    let text = answer_line(a, e);
     let json = e.map_or(Json::Null, |e| {
         Json::Obj(vec![
             ("network", e.prefix.to_string().into()),

@@ -285,24 +285,16 @@ impl<A: IpAddress> GroupIds<A> {
     /// them when none is live (a group never forwards nowhere: the owner
     /// of its routes withdraws them, or the next hop comes back).
     fn members_of(&self, g: &Group<A>) -> Members {
-        let live: Vec<(u32, u16)> = g
-            .key
-            .iter()
-            .zip(g.ids.iter())
-            .filter(|(p, _)| self.is_up(&p.hop))
-            .map(|(p, &id)| (id, p.weight))
-            .collect();
-        if live.is_empty() {
-            let all: Vec<(u32, u16)> = g
-                .key
+        let paths = |up_only: bool| -> Vec<(u32, u16)> {
+            g.key
                 .iter()
                 .zip(g.ids.iter())
+                .filter(|(p, _)| !up_only || self.is_up(&p.hop))
                 .map(|(p, &id)| (id, p.weight))
-                .collect();
-            Members::build(&all)
-        } else {
-            Members::build(&live)
-        }
+                .collect()
+        };
+        let live = paths(true);
+        Members::build(&if live.is_empty() { paths(false) } else { live })
     }
 
     /// Takes a reference on the group of `key` (sorted, at least two
@@ -328,13 +320,7 @@ impl<A: IpAddress> GroupIds<A> {
             match nh_ids.acquire(nexthops, p.hop) {
                 Some(id) => ids.push(id),
                 None => {
-                    // Ids taken here for the first time were never
-                    // published: they can be reused at once.
-                    for id in ids {
-                        if let Some(id) = nh_ids.unreference(nexthops, id) {
-                            nh_ids.recycle(id);
-                        }
-                    }
+                    Self::give_back(nexthops, nh_ids, ids);
                     return None;
                 }
             }
@@ -346,11 +332,7 @@ impl<A: IpAddress> GroupIds<A> {
                 self.groups.len() as u32 - 1
             }
             None => {
-                for id in ids {
-                    if let Some(id) = nh_ids.unreference(nexthops, id) {
-                        nh_ids.recycle(id);
-                    }
-                }
+                Self::give_back(nexthops, nh_ids, ids);
                 return None;
             }
         };
@@ -372,6 +354,17 @@ impl<A: IpAddress> GroupIds<A> {
         self.by_key.insert(group.key.clone(), gid);
         self.groups[gid as usize] = Some(group);
         Some(GROUP_BIT | gid)
+    }
+
+    /// Drops the references a failed [`GroupIds::acquire`] took. Ids taken
+    /// there for the first time were never published: they can be reused
+    /// at once.
+    fn give_back(nexthops: &NexthopTable<A>, nh_ids: &mut NexthopIds<A>, ids: Vec<u32>) {
+        for id in ids {
+            if let Some(id) = nh_ids.unreference(nexthops, id) {
+                nh_ids.recycle(id);
+            }
+        }
     }
 
     /// Drops a leaf's reference on group `id` (with [`GROUP_BIT`]); the

@@ -333,27 +333,6 @@ impl<F: IpFamily> LpmFib<F> {
         );
     }
 
-    /// Sets `prefix`'s entry to an ECMP group of `paths` (next hop,
-    /// interface, protocol and weight each; any order, at most
-    /// [`MAX_PATHS`] are kept), replacing any: lookups of one flow hash
-    /// always take the same path ([`LpmFib::lookup_flow`]), and each path
-    /// carries its weight's share of the hashes. One path is a plain
-    /// entry. Every prefix with the same paths shares one group.
-    pub fn insert_paths(&self, prefix: Prefix<F::Addr>, paths: &[(FibNextHop<F>, u16)]) {
-        let key: Vec<Path<F::Addr>> = paths
-            .iter()
-            .map(|(h, w)| Path {
-                hop: Nexthop {
-                    next_hop: h.next_hop,
-                    interface: h.interface,
-                    protocol: h.protocol,
-                },
-                weight: (*w).max(1),
-            })
-            .collect();
-        self.set_paths(prefix, key, false);
-    }
-
     /// Removes the entry of `prefix`, if any.
     pub fn remove(&self, prefix: Prefix<F::Addr>) {
         self.set(prefix, Target::Remove, false);
@@ -559,10 +538,7 @@ impl<F: IpFamily> LpmFib<F> {
     #[inline]
     pub fn lookup_flow(&self, addr: F::Addr, hash: u32) -> Option<FibEntry<F>> {
         // SAFETY (of the reads inside): online for the closure's duration.
-        qsbr::read_locally(&self.domain, || {
-            let a = addr.to_native();
-            self.entry_flow(a, self.core.lookup(a), hash)
-        })
+        qsbr::read_locally(&self.domain, || self.lookup_flow_online(addr, hash))
     }
 
     /// The lookup proper. The caller must be an online reader of this
@@ -570,8 +546,14 @@ impl<F: IpFamily> LpmFib<F> {
     /// done with the result (which it copies out of the table).
     #[inline(always)]
     fn lookup_online(&self, addr: F::Addr) -> Option<FibEntry<F>> {
+        self.lookup_flow_online(addr, 0)
+    }
+
+    /// [`LpmFib::lookup_online`], a group's path picked by `hash`.
+    #[inline(always)]
+    fn lookup_flow_online(&self, addr: F::Addr, hash: u32) -> Option<FibEntry<F>> {
         let a = addr.to_native();
-        self.entry(a, self.core.lookup(a))
+        self.entry_flow(a, self.core.lookup(a), hash)
     }
 
     /// A registered reader of this FIB, online: its lookups are plain
@@ -929,9 +911,7 @@ impl<'a, F: IpFamily> FibReader<'a, F> {
     #[inline]
     pub fn lookup_flow(&self, addr: F::Addr, hash: u32) -> Option<FibEntry<F>> {
         // Online: as `lookup`.
-        let fib = self.reg.fib;
-        let a = addr.to_native();
-        fib.entry_flow(a, fib.core.lookup(a), hash)
+        self.reg.fib.lookup_flow_online(addr, hash)
     }
 
     /// As [`LpmFib::lookup_batch`], through this reader.

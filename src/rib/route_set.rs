@@ -221,9 +221,9 @@ impl<F: Family> Stored<F> {
         self.attrs_enabled & Self::YIELDS != 0
     }
 
-    /// Whether two stored routes are the same, marks included.
-    pub(crate) fn same(&self, other: &Self) -> bool {
-        self.timestamp == other.timestamp && self.attrs_enabled == other.attrs_enabled
+    /// Whether it is stale.
+    pub(crate) fn is_stale(&self) -> bool {
+        self.attrs_enabled & Self::STALE != 0
     }
 
     /// The entry again, given its network and attributes.
@@ -270,13 +270,11 @@ impl<F: Family> Routes<F> {
     }
 }
 
-/// The most paths one network forwards on.
-pub(crate) const MAX_PATHS: usize = crate::fib::MAX_PATHS;
-
 /// The indexes of a network's best paths, in key order: the best route
 /// alone, or, when it is a multipath route, with every other multipath
 /// candidate of the same rank ([`PriorityTable::with_multipath`]), at
-/// most [`MAX_PATHS`] (the first in key order, the best always kept).
+/// most [`MAX_PATHS`](crate::MAX_PATHS) (the first in key order, the
+/// best always kept).
 ///
 /// [`PriorityTable::with_multipath`]: crate::PriorityTable::with_multipath
 pub(crate) fn best_paths<F: Family>(
@@ -291,6 +289,7 @@ pub(crate) fn best_paths<F: Family>(
     if !lead.multipath {
         return smallvec::smallvec![b];
     }
+    const MAX_PATHS: usize = crate::fib::MAX_PATHS;
     let rank = lead.rank();
     let mut out: SmallVec<[usize; 4]> = SmallVec::new();
     for (i, e) in entries.iter().enumerate() {

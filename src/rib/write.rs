@@ -187,14 +187,12 @@ impl<F: Family> Table<F> {
         };
         // The set of best paths changed while the best route stayed: only
         // clients of multipath protocols hear of it (below).
-        let paths_change = (change.is_no_change() && paths_changed)
-            .then(|| {
-                after_best.map(|r| Change::Changed {
-                    previous: r,
-                    current: r,
-                })
-            })
-            .flatten();
+        let paths_change = after_best
+            .filter(|_| change.is_no_change() && paths_changed)
+            .map(|r| Change::Changed {
+                previous: r,
+                current: r,
+            });
 
         self.update_indexes(network, &before_protocols, &work.entries, ctx);
         if caller_had_stale
@@ -218,32 +216,34 @@ impl<F: Family> Table<F> {
             entries: stored,
             best,
         });
-        if let Some(paths_change) = paths_change {
-            let subscribers = lock(&self.subscribers);
-            dest.publish(new_set, guard);
-            let table = self.shared.priorities.load();
-            for s in subscribers.iter() {
-                if let Some(q) = &s.queue
-                    && ctx.tells(s)
-                    && table.multipath(s.protocol)
-                    && q.push_deferred(paths_change)
-                {
-                    ctx.wakes.owe(s);
-                }
-            }
-        } else if change.is_no_change() {
+        // The message, if any: the best-route change, told to every
+        // subscriber, or else a paths change, told only to the clients of
+        // multipath protocols.
+        let message = if change.is_no_change() {
+            paths_change
+        } else {
+            Some(change)
+        };
+        match message {
             // No message: the change's place in the family's order is
             // unobservable, so publish without the sequencer.
-            dest.publish(new_set, guard);
-        } else {
-            let subscribers = lock(&self.subscribers);
-            dest.publish(new_set, guard);
-            for s in subscribers.iter() {
-                if let Some(q) = &s.queue
-                    && ctx.tells(s)
-                    && q.push_deferred(change)
-                {
-                    ctx.wakes.owe(s);
+            None => dest.publish(new_set, guard),
+            Some(message) => {
+                let subscribers = lock(&self.subscribers);
+                dest.publish(new_set, guard);
+                let multipath_only = paths_change
+                    .is_some()
+                    .then(|| self.shared.priorities.load());
+                for s in subscribers.iter() {
+                    if let Some(q) = &s.queue
+                        && ctx.tells(s)
+                        && multipath_only
+                            .as_ref()
+                            .is_none_or(|t| t.multipath(s.protocol))
+                        && q.push_deferred(message)
+                    {
+                        ctx.wakes.owe(s);
+                    }
                 }
             }
         }
@@ -311,9 +311,9 @@ impl<F: Family> Table<F> {
                 return None;
             }
             marked += 1;
-            let m = s.marked_stale();
-            if !m.same(s) {
-                *s = m;
+            // Not yielding (checked above): only an unmarked route changes.
+            if !s.is_stale() {
+                *s = s.marked_stale();
                 changed = true;
             }
         }
