@@ -137,6 +137,18 @@ impl<F: Family> ClientHandle<F> {
         Ok(self.queue()?.is_signalled())
     }
 
+    /// Attaches an outside event that mirrors this client's queue (set
+    /// while messages are pending; see [`Notifier`](crate::Notifier)):
+    /// RTMv1's change event, as the C API's eventfd. `InvalidHandle` for a
+    /// client registered without notifications.
+    pub fn set_notifier(
+        &self,
+        notifier: std::sync::Arc<dyn crate::Notifier>,
+    ) -> Result<(), RtmError> {
+        self.queue()?.set_notifier(notifier);
+        Ok(())
+    }
+
     /// Number of pending change messages.
     pub fn pending(&self) -> Result<usize, RtmError> {
         Ok(self.queue()?.len())

@@ -69,6 +69,11 @@
 //!   ([`PriorityTable::with_multipath`], [`Rtm::best_paths`],
 //!   [`LpmFib::lookup_flow`]; [`LpmFib::next_hop_down`] moves every prefix
 //!   off a next hop with one call).
+//! - Beyond the process: `rtm::netlink::KernelSync` (feature `netlink`,
+//!   Linux; in `cli`) programs a kernel routing table from the best
+//!   routes; [`Notifier`] mirrors a client's queue into an outside event;
+//!   the `capi/` crate (`librtm`, `rtm.h`) serves RTMv1's C API over the
+//!   same engine.
 //!
 //! ## Guarantees
 //! - **Forwarding lookups never wait, never retry, never reclaim.** A
@@ -132,6 +137,8 @@ mod fib;
 pub mod files;
 mod intern;
 pub mod model;
+#[cfg(all(feature = "netlink", target_os = "linux"))]
+pub mod netlink;
 mod notify;
 mod prefix;
 mod priority;
@@ -158,7 +165,7 @@ pub use fib::{
     FibEntry, FibMemory, FibNextHop, FibPath, FibReader, ForwardingTable, LpmFib, MAX_PATHS,
     NextHopId, NoFib, OfflineFibReader,
 };
-pub use notify::{ChangeQueue, DequeueStatus, Dequeued};
+pub use notify::{ChangeQueue, DequeueStatus, Dequeued, Notifier};
 pub use prefix::{IpAddress, Ipv4Prefix, Ipv6Prefix, IpxNetwork, MacAddr, Prefix};
 pub use priority::{DEFAULT_PRIORITY, PriorityTable};
 pub use raw::{AnyClient, AnyEnumeration, AnyRoute};

@@ -35,6 +35,9 @@ use crate::error::{ERROR_MORE_MESSAGES, NO_ERROR, RtmError};
 use crate::family::Family;
 use crate::route::Route;
 use crate::sync::{Condvar, Mutex, lock};
+// The notifier is the caller's object, outside the modelled state: std's
+// Arc (loom's cannot hold a `dyn`).
+use std::sync::Arc;
 
 /// Whether more messages remain after a successful dequeue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +254,39 @@ struct QueueState<F: Family> {
     /// subscriber that keeps up empties the queue after every message, and
     /// a futex wake per message would cost the writer more than the change.
     waiters: usize,
+    /// An outside event mirroring "the queue is non-empty" (an eventfd for
+    /// the C API). Set and reset only under this lock, on the edges, so its
+    /// state follows the queue's exactly: a set and a reset racing outside
+    /// the lock could leave it reset over a non-empty queue.
+    notifier: Option<Arc<dyn Notifier>>,
+}
+
+impl<F: Family> QueueState<F> {
+    /// Tells the notifier about the edge a change of the queue made.
+    fn mirror(&self, was_empty: bool) {
+        if let Some(n) = &self.notifier {
+            match (was_empty, self.messages.is_empty()) {
+                (true, false) => n.set(),
+                (false, true) => n.reset(),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// An outside event that mirrors a client's queue: RTMv1's change event,
+/// which the RTM sets when the queue becomes non-empty and resets when a
+/// dequeue empties it or finds it empty (spec 3.4, A21). Attach one with
+/// [`ClientHandle::set_notifier`](crate::ClientHandle::set_notifier); the C
+/// API's eventfd is one.
+///
+/// Both calls run under the queue's lock, on a writer's thread: they must
+/// be short and must not call back into the table.
+pub trait Notifier: Send + Sync {
+    /// The queue became non-empty.
+    fn set(&self);
+    /// The queue is empty.
+    fn reset(&self);
 }
 
 /// A client's queue of change messages with its notifier.
@@ -282,6 +318,7 @@ impl<F: Family> ChangeQueue<F> {
                 messages,
                 closed: false,
                 waiters: 0,
+                notifier: None,
             }),
             signal: Condvar::new(),
         }
@@ -307,6 +344,9 @@ impl<F: Family> ChangeQueue<F> {
         }
         let was_empty = s.messages.is_empty();
         s.messages.push(change);
+        // A coalescing push can also empty the queue (a change folded
+        // into its reversal): both edges are mirrored.
+        s.mirror(was_empty);
         // Only the empty -> non-empty edge can have waiters, and only if a
         // thread is in `wait`: it registered under this lock before it
         // released it to sleep, so none is missed. A waiter that registers
@@ -330,13 +370,32 @@ impl<F: Family> ChangeQueue<F> {
                 "the client was deregistered; its change queue is gone".into(),
             ));
         }
-        let change = s.messages.pop().ok_or(RtmError::NoMessages)?;
+        let Some(change) = s.messages.pop() else {
+            // An unsolicited dequeue resets the event too (spec 2.6).
+            if let Some(n) = &s.notifier {
+                n.reset();
+            }
+            return Err(RtmError::NoMessages);
+        };
+        s.mirror(false);
         let status = if s.messages.is_empty() {
             DequeueStatus::Last
         } else {
             DequeueStatus::MoreMessages
         };
         Ok(Dequeued { change, status })
+    }
+
+    /// Attaches an outside notifier, replacing any earlier one, and brings
+    /// it to the queue's state at once (set if messages are pending).
+    pub fn set_notifier(&self, notifier: Arc<dyn Notifier>) {
+        let mut s = lock(&self.state);
+        if s.messages.is_empty() {
+            notifier.reset();
+        } else {
+            notifier.set();
+        }
+        s.notifier = Some(notifier);
     }
 
     /// Whether the notifier is signalled (the queue is non-empty).
@@ -391,6 +450,11 @@ impl<F: Family> ChangeQueue<F> {
         let mut s = lock(&self.state);
         s.closed = true;
         s.messages.clear();
+        // The client is gone: its event is reset and then dropped (the
+        // eventfd's copy is closed with it).
+        if let Some(n) = s.notifier.take() {
+            n.reset();
+        }
         self.signal.notify_all();
     }
 }
@@ -536,5 +600,63 @@ mod tests {
             q.push(Change::Deleted { previous: r });
         }
         assert_eq!(q.len(), 20);
+    }
+
+    /// A notifier that records its state, as an eventfd would hold it.
+    #[derive(Default)]
+    struct Flag(std::sync::atomic::AtomicBool);
+
+    impl Notifier for Flag {
+        fn set(&self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        fn reset(&self) {
+            self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl Flag {
+        fn is_set(&self) -> bool {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// Catches an outside event (the C API's eventfd) that drifts from the
+    /// queue: left set after the last message was taken (a C client's
+    /// poll loop would spin), never set by a push (it would sleep through
+    /// messages), or left set when a coalesced change folds to nothing.
+    #[test]
+    fn an_outside_notifier_mirrors_the_queue_on_every_edge() {
+        let r = route("10.0.0.0/8", 1);
+        let q = ChangeQueue::<Ipv4>::new();
+        q.push(Change::Added { current: r });
+        let flag = Arc::new(Flag::default());
+        q.set_notifier(flag.clone());
+        assert!(flag.is_set(), "attached over a pending message");
+        q.push(Change::Deleted { previous: r });
+        assert_eq!(q.pop().unwrap().status, DequeueStatus::MoreMessages);
+        assert!(flag.is_set());
+        assert_eq!(q.pop().unwrap().status, DequeueStatus::Last);
+        assert!(!flag.is_set(), "the last message was taken");
+        q.push(Change::Added { current: r });
+        assert!(flag.is_set(), "a push to an empty queue");
+        q.pop().unwrap();
+        flag.set(); // set behind the queue's back: an unsolicited dequeue resets it
+        assert!(q.pop().is_err());
+        assert!(!flag.is_set());
+
+        let c = ChangeQueue::<Ipv4>::coalescing();
+        let flag = Arc::new(Flag::default());
+        c.set_notifier(flag.clone());
+        c.push(Change::Added { current: r });
+        assert!(flag.is_set());
+        c.push(Change::Deleted { previous: r });
+        assert!(
+            c.is_empty() && !flag.is_set(),
+            "an add and its delete fold to nothing"
+        );
+        c.push(Change::Added { current: r });
+        c.close();
+        assert!(!flag.is_set(), "a closed queue's event is reset");
     }
 }

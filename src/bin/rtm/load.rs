@@ -43,7 +43,7 @@ pub struct LookupArgs {
     addresses: Vec<String>,
 }
 
-fn parse_format(s: &str) -> Result<Format, String> {
+pub(crate) fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
 }
 
@@ -56,10 +56,10 @@ const NH_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 
 /// The loading client of each IP family: single-route, so a withdrawal
 /// names only the prefix and a re-announcement replaces the route.
-struct Loader {
-    rtm: Rtm,
-    v4: ClientHandle<Ipv4>,
-    v6: ClientHandle<Ipv6>,
+pub(crate) struct Loader {
+    pub(crate) rtm: Rtm,
+    pub(crate) v4: ClientHandle<Ipv4>,
+    pub(crate) v6: ClientHandle<Ipv6>,
 }
 
 /// What applying one family's items did.
@@ -71,7 +71,7 @@ struct Applied {
 }
 
 impl Loader {
-    fn new() -> Result<Loader, RtmError> {
+    pub(crate) fn new() -> Result<Loader, RtmError> {
         let rtm = Rtm::new();
         let single = RegisterOptions {
             single_route: true,
@@ -154,9 +154,20 @@ fn histogram<F: IpFamily>(rtm: &Rtm) -> Vec<(u8, u64)> {
         .collect()
 }
 
-/// Loads every file into one table; per file: format, counts, timings.
+/// Loads every file into a new table; per file: format, counts, timings.
 fn load_all(paths: &[PathBuf], format: Option<Format>) -> Result<(Loader, Vec<Json>), String> {
     let loader = Loader::new().map_err(|e| e.to_string())?;
+    let reports = load_files(&loader, paths, format)?;
+    Ok((loader, reports))
+}
+
+/// Loads every file into `loader`'s table; per file: format, counts,
+/// timings.
+pub(crate) fn load_files(
+    loader: &Loader,
+    paths: &[PathBuf],
+    format: Option<Format>,
+) -> Result<Vec<Json>, String> {
     let mut reports = Vec::new();
     for path in paths {
         let t = Instant::now();
@@ -182,7 +193,7 @@ fn load_all(paths: &[PathBuf], format: Option<Format>) -> Result<(Loader, Vec<Js
             ),
         ]));
     }
-    Ok((loader, reports))
+    Ok(reports)
 }
 
 fn field(obj: &Json, key: &str) -> String {

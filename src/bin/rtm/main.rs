@@ -3,6 +3,8 @@
 mod batch;
 mod demo;
 mod load;
+#[cfg(all(feature = "netlink", target_os = "linux"))]
+mod sync;
 
 use std::path::PathBuf;
 
@@ -40,6 +42,10 @@ enum Command {
     /// Benchmarks, side by side with competitors.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Loads table files while a kernel routing table follows over
+    /// rtnetlink (Linux, CAP_NET_ADMIN); reports routes/s into the kernel.
+    #[cfg(all(feature = "netlink", target_os = "linux"))]
+    Sync(sync::SyncArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,6 +177,8 @@ fn main() {
         },
         Command::Bench(BenchCommand::Lpm(args)) => bench_lpm(&args),
         Command::Bench(BenchCommand::Churn(args)) => bench_churn(&args),
+        #[cfg(all(feature = "netlink", target_os = "linux"))]
+        Command::Sync(args) => sync::run(&args),
     };
     if let Err(e) = result {
         eprintln!("rtm: {e}");

@@ -1,0 +1,429 @@
+//! The sync's worker thread: drain the change queues in batches, program
+//! the kernel, resynchronise when the kernel's state is unknown.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::diff::repair;
+use super::kernel::{BatchResult, Kernel};
+use super::{Interfaces, KernelFamily, KernelRoute, Op, SyncConfig, SyncError};
+use crate::client::{ClientHandle, RegisterOptions};
+use crate::criteria::Criteria;
+use crate::family::{Ipv4, Ipv6};
+use crate::notify::Notifier;
+use crate::route::Route;
+use crate::rtm::Rtm;
+
+/// What the sync has done so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncStats {
+    /// Change messages taken from rtm's queues.
+    pub changes: u64,
+    /// Routes created or replaced in the kernel.
+    pub replaced: u64,
+    /// Routes deleted from the kernel.
+    pub deleted: u64,
+    /// Deletes of routes the kernel no longer had (already as wanted).
+    pub already_gone: u64,
+    /// Operations the kernel refused (a device that does not exist, say);
+    /// `last_refusal` says which and why. They are not retried until the
+    /// network changes again or a resynchronisation.
+    pub refused: u64,
+    /// The last refused operation and the kernel's error.
+    pub last_refusal: Option<String>,
+    /// Batches sent.
+    pub batches: u64,
+    /// Full resynchronisations (dump, diff, repair): one at start, one per
+    /// `ENOBUFS`, one per [`KernelSync::resync`].
+    pub resyncs: u64,
+    /// `ENOBUFS` answers (acknowledgements lost).
+    pub enobufs: u64,
+    /// Seconds spent in the kernel's calls (send and acknowledgements).
+    pub kernel_secs: f64,
+    /// Why the worker stopped, if it failed.
+    pub failure: Option<String>,
+}
+
+impl SyncStats {
+    /// Kernel operations per second of kernel time: the rate rtm programs
+    /// routes at when it has work.
+    pub fn ops_per_sec(&self) -> f64 {
+        (self.replaced + self.deleted + self.already_gone + self.refused) as f64
+            / self.kernel_secs.max(1e-9)
+    }
+}
+
+/// The worker's state as others see it.
+#[derive(Debug, Default)]
+struct Bell {
+    /// A queue became non-empty since the worker last looked.
+    rung: bool,
+    /// The worker found both queues empty with nothing in flight.
+    idle: bool,
+    /// The worker ended.
+    ended: bool,
+}
+
+struct Shared {
+    stop: AtomicBool,
+    resync: AtomicBool,
+    bell: Mutex<Bell>,
+    changed: Condvar,
+    stats: Mutex<SyncStats>,
+}
+
+impl Shared {
+    fn bell(&self) -> std::sync::MutexGuard<'_, Bell> {
+        self.bell.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn stats(&self) -> std::sync::MutexGuard<'_, SyncStats> {
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Rings the worker's bell when a queue becomes non-empty. Runs on a
+/// writer's thread under the queue's lock: one uncontended lock and a
+/// wake, no system call unless the worker sleeps.
+struct Doorbell(Arc<Shared>);
+
+impl Notifier for Doorbell {
+    fn set(&self) {
+        self.0.bell().rung = true;
+        self.0.changed.notify_all();
+    }
+    fn reset(&self) {}
+}
+
+/// A running kernel FIB sync (see the [module docs](super)). Stop it with
+/// [`KernelSync::stop`]; dropping it stops it too. Stopping leaves the
+/// kernel table as it is (its routes keep forwarding); the next sync's
+/// start repairs it.
+pub struct KernelSync {
+    rtm: Rtm,
+    v4: ClientHandle<Ipv4>,
+    v6: ClientHandle<Ipv6>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<Result<(), SyncError>>>,
+}
+
+impl KernelSync {
+    /// Registers the sync's clients, opens the rtnetlink socket and starts
+    /// the worker, which first resynchronises the whole table. Fails if the
+    /// table id is 0, the client protocol is taken or the socket cannot be
+    /// opened; nothing is left registered then.
+    pub fn start(rtm: &Rtm, config: SyncConfig) -> Result<KernelSync, SyncError> {
+        if config.table == 0 {
+            return Err(SyncError::Config(
+                "table 0 is RT_TABLE_UNSPEC, not a routing table (254 is main)".into(),
+            ));
+        }
+        let kernel = Kernel::open(config.receive_buffer).map_err(SyncError::Netlink)?;
+        let v4 = rtm
+            .register::<Ipv4>(config.client_protocol, RegisterOptions::coalescing())
+            .map_err(SyncError::Register)?;
+        let v6 = match rtm.register::<Ipv6>(config.client_protocol, RegisterOptions::coalescing()) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = rtm.deregister(&v4);
+                return Err(SyncError::Register(e));
+            }
+        };
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            resync: AtomicBool::new(true),
+            bell: Mutex::new(Bell::default()),
+            changed: Condvar::new(),
+            stats: Mutex::new(SyncStats::default()),
+        });
+        // Registered just now, so the queues exist: these cannot fail.
+        let _ = v4.set_notifier(Arc::new(Doorbell(shared.clone())));
+        let _ = v6.set_notifier(Arc::new(Doorbell(shared.clone())));
+        let mut worker = Worker {
+            rtm: rtm.clone(),
+            v4: v4.clone(),
+            v6: v6.clone(),
+            shared: shared.clone(),
+            config: SyncConfig {
+                batch: config.batch.max(1),
+                ..config
+            },
+            kernel,
+        };
+        let thread = std::thread::Builder::new()
+            .name("rtm-kernel-sync".into())
+            .spawn(move || {
+                let result = worker.run();
+                if let Err(e) = &result {
+                    worker.shared.stats().failure = Some(e.to_string());
+                }
+                worker.shared.bell().ended = true;
+                worker.shared.changed.notify_all();
+                result
+            })
+            .map_err(SyncError::Netlink)?;
+        Ok(KernelSync {
+            rtm: rtm.clone(),
+            v4,
+            v6,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// What the sync has done so far.
+    pub fn stats(&self) -> SyncStats {
+        self.shared.stats().clone()
+    }
+
+    /// Asks for a full resynchronisation (dump, diff, repair), for a kernel
+    /// table someone else may have changed.
+    pub fn resync(&self) {
+        self.shared.resync.store(true, Ordering::SeqCst);
+        self.shared.bell().rung = true;
+        self.shared.changed.notify_all();
+    }
+
+    /// Waits until every change made before the call is in the kernel
+    /// (`true`), or `timeout` passes or the worker has failed (`false`).
+    pub fn wait_synced(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // The queues first, outside the bell's lock (the doorbell takes
+            // the bell under a queue's lock). A change made before the call
+            // is then still queued (seen here) or taken by the worker, which
+            // cleared `idle` before taking it.
+            let queued = self.v4.pending().unwrap_or(0) + self.v6.pending().unwrap_or(0);
+            let bell = self.shared.bell();
+            if bell.ended {
+                return false;
+            }
+            if queued == 0 && bell.idle && !self.shared.resync.load(Ordering::SeqCst) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Short waits: a push rings the bell, but a worker going idle
+            // is what this waits for, and it is announced too.
+            let _ = self
+                .shared
+                .changed
+                .wait_timeout(bell, (deadline - now).min(Duration::from_millis(20)));
+        }
+    }
+
+    /// Stops the worker, deregisters the sync's clients and returns its
+    /// statistics, or the error that ended the worker.
+    pub fn stop(mut self) -> Result<SyncStats, SyncError> {
+        self.halt()?;
+        Ok(self.stats())
+    }
+
+    fn halt(&mut self) -> Result<(), SyncError> {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.bell().rung = true;
+        self.shared.changed.notify_all();
+        let result = match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(SyncError::Netlink(io::Error::other(
+                    "the kernel sync's worker panicked",
+                )))
+            }),
+            None => Ok(()),
+        };
+        let _ = self.rtm.deregister(&self.v4);
+        let _ = self.rtm.deregister(&self.v6);
+        result
+    }
+}
+
+impl Drop for KernelSync {
+    fn drop(&mut self) {
+        let _ = self.halt();
+    }
+}
+
+impl std::fmt::Debug for KernelSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelSync")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+struct Worker {
+    rtm: Rtm,
+    v4: ClientHandle<Ipv4>,
+    v6: ClientHandle<Ipv6>,
+    shared: Arc<Shared>,
+    config: SyncConfig,
+    kernel: Kernel,
+}
+
+/// The receive buffer of a dump's socket.
+const DUMP_BUFFER: usize = 8 << 20;
+
+/// Transient answers after which the kernel's state is unknown: resync.
+fn lost_track(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)
+    )
+}
+
+impl Worker {
+    fn run(&mut self) -> Result<(), SyncError> {
+        while !self.shared.stop.load(Ordering::SeqCst) {
+            {
+                let mut b = self.shared.bell();
+                b.rung = false;
+                b.idle = false;
+            }
+            let mut worked = false;
+            if self.shared.resync.swap(false, Ordering::SeqCst) {
+                self.resync::<Ipv4>()?;
+                self.resync::<Ipv6>()?;
+                self.shared.stats().resyncs += 1;
+                worked = true;
+            }
+            let v4 = self.v4.clone();
+            let v6 = self.v6.clone();
+            worked |= self.drain::<Ipv4>(&v4)? > 0;
+            worked |= self.drain::<Ipv6>(&v6)? > 0;
+            if worked || self.shared.resync.load(Ordering::SeqCst) {
+                continue;
+            }
+            let mut b = self.shared.bell();
+            b.idle = true;
+            self.shared.changed.notify_all();
+            if !b.rung && !self.shared.stop.load(Ordering::SeqCst) {
+                let _ = self
+                    .shared
+                    .changed
+                    .wait_timeout(b, Duration::from_millis(200));
+            }
+        }
+        Ok(())
+    }
+
+    fn kernel_route<F: KernelFamily>(&self, r: &Route<F>) -> KernelRoute<F> {
+        KernelRoute {
+            prefix: r.network,
+            gateway: (r.next_hop != F::UNSPECIFIED).then_some(r.next_hop),
+            oif: match self.config.interfaces {
+                Interfaces::SameIndex => r.interface,
+                Interfaces::Device(ifindex) => ifindex,
+            },
+        }
+    }
+
+    /// Sends `ops` in batches; `ENOBUFS` and the like ask for a resync.
+    fn apply<F: KernelFamily>(&mut self, ops: &[Op<F>]) -> Result<(), SyncError> {
+        for chunk in ops.chunks(self.config.batch) {
+            let t = Instant::now();
+            let result = self.kernel.apply(chunk, &self.config);
+            let secs = t.elapsed().as_secs_f64();
+            let mut s = self.shared.stats();
+            s.kernel_secs += secs;
+            s.batches += 1;
+            match result {
+                Ok(BatchResult {
+                    replaced,
+                    deleted,
+                    already_gone,
+                    refused,
+                    last_refusal,
+                }) => {
+                    s.replaced += replaced as u64;
+                    s.deleted += deleted as u64;
+                    s.already_gone += already_gone as u64;
+                    s.refused += refused as u64;
+                    if last_refusal.is_some() {
+                        s.last_refusal = last_refusal;
+                    }
+                }
+                Err(e) if lost_track(&e) => {
+                    if e.raw_os_error() == Some(libc::ENOBUFS) {
+                        s.enobufs += 1;
+                    }
+                    drop(s);
+                    // A fresh socket: the old one may still hold the rest
+                    // of the lost batch's acknowledgements, which would
+                    // fill its buffer again.
+                    self.kernel =
+                        Kernel::open(self.config.receive_buffer).map_err(SyncError::Netlink)?;
+                    self.shared.resync.store(true, Ordering::SeqCst);
+                    return Ok(());
+                }
+                Err(e) => return Err(SyncError::Netlink(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the queued changes of `F` in batches and programs each
+    /// changed network's best route as it is now. Returns how many
+    /// changes it took.
+    fn drain<F: KernelFamily>(&mut self, client: &ClientHandle<F>) -> Result<usize, SyncError> {
+        let mut taken = 0;
+        loop {
+            let mut networks = Vec::with_capacity(self.config.batch);
+            while networks.len() < self.config.batch {
+                match self.rtm.dequeue(client) {
+                    Ok(d) => networks.extend(d.change.network()),
+                    Err(_) => break,
+                }
+            }
+            if networks.is_empty() {
+                return Ok(taken);
+            }
+            taken += networks.len();
+            self.shared.stats().changes += networks.len() as u64;
+            networks.sort_unstable();
+            networks.dedup();
+            let ops: Vec<Op<F>> = networks
+                .iter()
+                .map(|n| match self.rtm.is_route::<F>(n) {
+                    Some(r) => Op::Replace(self.kernel_route(&r)),
+                    None => Op::Delete(*n),
+                })
+                .collect();
+            self.apply(&ops)?;
+            if self.shared.resync.load(Ordering::SeqCst) {
+                // The resync reads everything afresh.
+                return Ok(taken);
+            }
+        }
+    }
+
+    /// Dumps the kernel table of `F`, diffs it against rtm's best routes
+    /// and sends the difference.
+    fn resync<F: KernelFamily>(&mut self) -> Result<(), SyncError> {
+        let wanted: HashMap<_, _> = match self.rtm.enumerate(&Criteria::<F>::all().best_only()) {
+            Ok(e) => e.map(|r| (r.network, self.kernel_route(&r))).collect(),
+            Err(_) => HashMap::new(), // NoRoutes: an empty table
+        };
+        // Dumps read through a socket of their own with a large buffer:
+        // the request socket's may be small, and a dump must not start
+        // behind a lost batch's acknowledgements.
+        let dumped = Kernel::open(DUMP_BUFFER).and_then(|mut k| k.dump::<F>(&self.config));
+        let kernel = match dumped {
+            Ok(k) => k,
+            Err(e) if lost_track(&e) => {
+                self.shared.stats().enobufs += u64::from(e.raw_os_error() == Some(libc::ENOBUFS));
+                self.shared.resync.store(true, Ordering::SeqCst);
+                // A kernel short of buffers gets a moment before the retry.
+                std::thread::sleep(Duration::from_millis(10));
+                return Ok(());
+            }
+            Err(e) => return Err(SyncError::Netlink(e)),
+        };
+        let ops = repair(&wanted, &kernel);
+        self.apply(&ops)
+    }
+}
