@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REPLACE, NLM_F_REQUEST,
@@ -45,6 +46,9 @@ pub(crate) struct BatchResult {
 /// A connected rtnetlink request socket.
 pub(crate) struct Kernel {
     socket: Socket,
+    /// The socket's netlink port: the kernel's notifications of rtm's own
+    /// changes carry it.
+    port: u32,
     seq: u32,
     buf: Vec<u8>,
 }
@@ -54,15 +58,14 @@ impl Kernel {
     /// dumps and acknowledgements without the echoed request.
     pub(crate) fn open(receive_buffer: usize) -> io::Result<Kernel> {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
-        socket.bind_auto()?;
+        let port = socket.bind_auto()?.port_number();
         socket.connect(&SocketAddr::new(0, 0))?;
-        // Best effort: a smaller buffer only makes ENOBUFS (and with it a
-        // resynchronisation) likelier.
-        let _ = socket.set_rx_buf_sz(receive_buffer);
+        set_receive_buffer(&socket, receive_buffer);
         let _ = socket.set_cap_ack(true);
         let _ = socket.set_ext_ack(true);
         Ok(Kernel {
             socket,
+            port,
             seq: 1,
             buf: Vec::with_capacity(64 << 10),
         })
@@ -186,6 +189,145 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// The port the kernel's notifications of this socket's changes carry.
+    pub(crate) fn port(&self) -> u32 {
+        self.port
+    }
+}
+
+/// A prefix of rtm's table someone else changed: the kernel's route
+/// notification named it, and it came from another socket than rtm's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Foreign {
+    /// An IPv4 prefix.
+    V4(Prefix<std::net::Ipv4Addr>),
+    /// An IPv6 prefix.
+    V6(Prefix<std::net::Ipv6Addr>),
+}
+
+/// A socket subscribed to the kernel's IPv4 and IPv6 route notifications
+/// (`RTNLGRP_IPV4_ROUTE`, `RTNLGRP_IPV6_ROUTE`), read without blocking: how
+/// the sync notices `ip route del` of its routes while it runs. Its
+/// `ENOBUFS` (notifications lost: the classic netlink listener's overflow)
+/// asks for a full resynchronisation.
+pub(crate) struct Monitor {
+    socket: Socket,
+}
+
+impl Monitor {
+    pub(crate) fn open() -> io::Result<Monitor> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.add_membership(libc::RTNLGRP_IPV4_ROUTE)?;
+        socket.add_membership(libc::RTNLGRP_IPV6_ROUTE)?;
+        socket.set_non_blocking(true)?;
+        set_receive_buffer(&socket, DUMP_BUFFER);
+        Ok(Monitor { socket })
+    }
+
+    /// Has the kernel drop the notifications of `port`'s own changes
+    /// before they reach this socket (a socket filter, as FRR's zebra
+    /// installs): a full table's load would otherwise send a million
+    /// echoes, overflow the buffer and force resyncs for nothing.
+    pub(crate) fn ignore(&self, port: u32) -> io::Result<()> {
+        let insn = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
+        let program = [
+            // A = nlmsg_pid, at offset 12 of the header. BPF loads words
+            // big-endian, so `port` is compared as its bytes read that way.
+            insn(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 12),
+            insn(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                0,
+                1,
+                u32::from_be_bytes(port.to_ne_bytes()),
+            ),
+            insn(libc::BPF_RET | libc::BPF_K, 0, 0, 0), // ours: drop
+            insn(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX), // keep whole
+        ];
+        let fprog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_ptr().cast_mut(),
+        };
+        // SAFETY: `fprog` points at `program`, both alive across the call,
+        // which copies the program into the kernel and keeps no pointer.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                (&fprog as *const libc::sock_fprog).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// The prefixes of `config.table` that sockets other than `own_port`
+    /// changed since the last call (routes of any protocol: a replace by
+    /// another protocol's route removes rtm's). `Err(ENOBUFS)` when
+    /// notifications were lost.
+    pub(crate) fn changed(&self, config: &SyncConfig, own_port: u32) -> io::Result<Vec<Foreign>> {
+        let mut out = Vec::new();
+        loop {
+            let data = match self.socket.recv_from_full() {
+                Ok((data, _)) => data,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(out),
+                Err(e) => return Err(e),
+            };
+            for msg in messages(&data)? {
+                if msg.header.port_number == own_port {
+                    continue;
+                }
+                let (NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m))
+                | NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(m))) = &msg.payload
+                else {
+                    continue;
+                };
+                if let Some(p) = table_prefix::<crate::family::Ipv4>(m, config.table) {
+                    out.push(Foreign::V4(p));
+                } else if let Some(p) = table_prefix::<crate::family::Ipv6>(m, config.table) {
+                    out.push(Foreign::V6(p));
+                }
+            }
+        }
+    }
+}
+
+/// The receive buffer of a dump's or the monitor's socket.
+pub(crate) const DUMP_BUFFER: usize = 8 << 20;
+
+/// Sets a socket's receive buffer: past `net.core.rmem_max` where the
+/// process may (`SO_RCVBUFFORCE`, `CAP_NET_ADMIN`, which programming
+/// routes needs anyway), else as far as the limit allows. Best effort: a
+/// smaller buffer only makes `ENOBUFS`, and with it a resync, likelier.
+fn set_receive_buffer(socket: &Socket, bytes: usize) {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: passes a pointer to `value`, alive across the call, with its
+    // size; the kernel copies it.
+    let forced = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        let _ = socket.set_rx_buf_sz(bytes);
+    }
+}
+
 /// The messages in one datagram.
 fn messages(data: &[u8]) -> io::Result<Vec<NetlinkMessage<RouteNetlinkMessage>>> {
     let mut out = Vec::new();
@@ -248,33 +390,46 @@ fn route_message<F: KernelFamily>(
     NetlinkMessage::from(kind(m))
 }
 
-/// A dumped route, if it is one of rtm's (its table and protocol).
-fn parse_route<F: KernelFamily>(m: &RouteMessage, config: &SyncConfig) -> Option<KernelRoute<F>> {
-    if m.header.address_family != F::AF || u8::from(m.header.protocol) != config.protocol {
+/// The route's prefix if it is of family `F` and in table `table`.
+fn table_prefix<F: KernelFamily>(m: &RouteMessage, table: u32) -> Option<Prefix<F::Addr>> {
+    if m.header.address_family != F::AF {
         return None;
     }
-    let mut table = u32::from(m.header.table);
+    let mut in_table = u32::from(m.header.table);
     let mut dst = None;
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Table(t) => in_table = *t,
+            RouteAttribute::Destination(d) => dst = F::from_address(d),
+            _ => {}
+        }
+    }
+    if in_table != table {
+        return None;
+    }
+    let len = m.header.destination_prefix_length;
+    match dst {
+        Some(a) => Prefix::new(a, len).ok(),
+        None if len == 0 => Some(Prefix::truncating(F::UNSPECIFIED, 0)),
+        None => None,
+    }
+}
+
+/// A dumped route, if it is one of rtm's (its table and protocol).
+fn parse_route<F: KernelFamily>(m: &RouteMessage, config: &SyncConfig) -> Option<KernelRoute<F>> {
+    if u8::from(m.header.protocol) != config.protocol {
+        return None;
+    }
+    let prefix = table_prefix::<F>(m, config.table)?;
     let mut gateway = None;
     let mut oif = 0;
     for a in &m.attributes {
         match a {
-            RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Destination(d) => dst = F::from_address(d),
             RouteAttribute::Gateway(g) => gateway = F::from_address(g),
             RouteAttribute::Oif(o) => oif = *o,
             _ => {}
         }
     }
-    if table != config.table {
-        return None;
-    }
-    let len = m.header.destination_prefix_length;
-    let prefix = match dst {
-        Some(a) => Prefix::new(a, len).ok()?,
-        None if len == 0 => Prefix::truncating(F::UNSPECIFIED, 0),
-        None => return None,
-    };
     Some(KernelRoute {
         prefix,
         gateway,

@@ -24,8 +24,14 @@
 //!   holds at most one message per network, so when the kernel is slower
 //!   than the churn the backlog folds instead of growing, and lookups do
 //!   not see the sync at all.
-//! - **Resynchronisation**: at start, after `ENOBUFS` (acknowledgements
-//!   were lost, so what the kernel holds is unknown), and on
+//! - **Changes behind its back**: a second socket listens to the kernel's
+//!   IPv4 and IPv6 route notifications. A socket filter in the kernel drops
+//!   the echoes of rtm's own requests (by the request socket's port, as
+//!   FRR's zebra does), so a full table's load does not flood it; any
+//!   other program's change in rtm's table (`ip route del`, a replace)
+//!   makes the worker re-program that prefix from rtm's state.
+//! - **Resynchronisation**: at start, after `ENOBUFS` (acknowledgements or
+//!   notifications were lost, so what the kernel holds is unknown), and on
 //!   [`KernelSync::resync`], the worker dumps the kernel table, diffs it
 //!   against rtm's best routes and sends only the difference: a restarted
 //!   sync repairs whatever changed behind its back without reloading what

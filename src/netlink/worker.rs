@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::diff::repair;
-use super::kernel::{BatchResult, Kernel};
+use super::kernel::{BatchResult, DUMP_BUFFER, Foreign, Kernel, Monitor};
 use super::{Interfaces, KernelFamily, KernelRoute, Op, SyncConfig, SyncError};
 use crate::client::{ClientHandle, RegisterOptions};
 use crate::criteria::Criteria;
@@ -40,8 +40,12 @@ pub struct SyncStats {
     /// Full resynchronisations (dump, diff, repair): one at start, one per
     /// `ENOBUFS`, one per [`KernelSync::resync`].
     pub resyncs: u64,
-    /// `ENOBUFS` answers (acknowledgements lost).
+    /// `ENOBUFS` answers (acknowledgements or notifications lost).
     pub enobufs: u64,
+    /// Changes to rtm's kernel table made by other programs while the sync
+    /// ran (the kernel's route notifications), each answered by
+    /// re-programming that prefix.
+    pub foreign: u64,
     /// Seconds spent in the kernel's calls (send and acknowledgements).
     pub kernel_secs: f64,
     /// Why the worker stopped, if it failed.
@@ -122,6 +126,8 @@ impl KernelSync {
             ));
         }
         let kernel = Kernel::open(config.receive_buffer).map_err(SyncError::Netlink)?;
+        let monitor = Monitor::open().map_err(SyncError::Netlink)?;
+        monitor.ignore(kernel.port()).map_err(SyncError::Netlink)?;
         let v4 = rtm
             .register::<Ipv4>(config.client_protocol, RegisterOptions::coalescing())
             .map_err(SyncError::Register)?;
@@ -152,6 +158,7 @@ impl KernelSync {
                 ..config
             },
             kernel,
+            monitor,
         };
         let thread = std::thread::Builder::new()
             .name("rtm-kernel-sync".into())
@@ -263,10 +270,8 @@ struct Worker {
     shared: Arc<Shared>,
     config: SyncConfig,
     kernel: Kernel,
+    monitor: Monitor,
 }
-
-/// The receive buffer of a dump's socket.
-const DUMP_BUFFER: usize = 8 << 20;
 
 /// Transient answers after which the kernel's state is unknown: resync.
 fn lost_track(e: &io::Error) -> bool {
@@ -295,6 +300,7 @@ impl Worker {
             let v6 = self.v6.clone();
             worked |= self.drain::<Ipv4>(&v4)? > 0;
             worked |= self.drain::<Ipv6>(&v6)? > 0;
+            worked |= self.repair_foreign()? > 0;
             if worked || self.shared.resync.load(Ordering::SeqCst) {
                 continue;
             }
@@ -357,6 +363,9 @@ impl Worker {
                     // fill its buffer again.
                     self.kernel =
                         Kernel::open(self.config.receive_buffer).map_err(SyncError::Netlink)?;
+                    self.monitor
+                        .ignore(self.kernel.port())
+                        .map_err(SyncError::Netlink)?;
                     self.shared.resync.store(true, Ordering::SeqCst);
                     return Ok(());
                 }
@@ -384,21 +393,59 @@ impl Worker {
             }
             taken += networks.len();
             self.shared.stats().changes += networks.len() as u64;
-            networks.sort_unstable();
-            networks.dedup();
-            let ops: Vec<Op<F>> = networks
-                .iter()
-                .map(|n| match self.rtm.is_route::<F>(n) {
-                    Some(r) => Op::Replace(self.kernel_route(&r)),
-                    None => Op::Delete(*n),
-                })
-                .collect();
-            self.apply(&ops)?;
+            self.program::<F>(networks)?;
             if self.shared.resync.load(Ordering::SeqCst) {
                 // The resync reads everything afresh.
                 return Ok(taken);
             }
         }
+    }
+
+    /// Programs each network's best route as it is now (a delete where it
+    /// has none), in batches.
+    fn program<F: KernelFamily>(
+        &mut self,
+        mut networks: Vec<crate::prefix::Prefix<F::Addr>>,
+    ) -> Result<(), SyncError> {
+        networks.sort_unstable();
+        networks.dedup();
+        let ops: Vec<Op<F>> = networks
+            .iter()
+            .map(|n| match self.rtm.is_route::<F>(n) {
+                Some(r) => Op::Replace(self.kernel_route(&r)),
+                None => Op::Delete(*n),
+            })
+            .collect();
+        self.apply(&ops)
+    }
+
+    /// Re-programs the prefixes of rtm's table that another program
+    /// changed (the monitor's notifications); lost notifications ask for
+    /// a resync. Returns how many prefixes it re-programmed.
+    fn repair_foreign(&mut self) -> Result<usize, SyncError> {
+        let foreign = match self.monitor.changed(&self.config, self.kernel.port()) {
+            Ok(f) => f,
+            Err(e) if lost_track(&e) => {
+                self.shared.stats().enobufs += u64::from(e.raw_os_error() == Some(libc::ENOBUFS));
+                self.shared.resync.store(true, Ordering::SeqCst);
+                return Ok(0);
+            }
+            Err(e) => return Err(SyncError::Netlink(e)),
+        };
+        if foreign.is_empty() {
+            return Ok(0);
+        }
+        self.shared.stats().foreign += foreign.len() as u64;
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for f in &foreign {
+            match *f {
+                Foreign::V4(p) => v4.push(p),
+                Foreign::V6(p) => v6.push(p),
+            }
+        }
+        self.program::<Ipv4>(v4)?;
+        self.program::<Ipv6>(v6)?;
+        Ok(foreign.len())
     }
 
     /// Dumps the kernel table of `F`, diffs it against rtm's best routes

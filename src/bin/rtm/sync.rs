@@ -86,6 +86,7 @@ fn stats_json(s: &SyncStats) -> Json {
         ("batches", s.batches.into()),
         ("resyncs", s.resyncs.into()),
         ("enobufs", s.enobufs.into()),
+        ("foreign", s.foreign.into()),
         ("kernel_ops_per_sec", (s.ops_per_sec() as u64).into()),
     ])
 }
@@ -155,12 +156,13 @@ pub fn run(args: &SyncArgs) -> Result<(), String> {
         args.table
     );
     println!(
-        "into the kernel: {} routes in {} batches, {programmed_per_sec:.0} routes/s end to end, {:.0} ops/s of kernel time; {} resyncs, {} ENOBUFS",
+        "into the kernel: {} routes in {} batches, {programmed_per_sec:.0} routes/s end to end, {:.0} ops/s of kernel time; {} resyncs, {} ENOBUFS, {} foreign changes repaired",
         loaded.replaced,
         loaded.batches,
         loaded.ops_per_sec(),
         loaded.resyncs,
-        loaded.enobufs
+        loaded.enobufs,
+        loaded.foreign
     );
     if let Some((d, k)) = withdraw {
         println!(
