@@ -344,9 +344,10 @@ pub unsafe extern "C" fn RtmBlockSetRouteEnable(
 }
 
 /// Undocumented in RTMv1 (rtm.dll exports it): the "autostatic"
-/// conversion. Every route of the family that matches the criteria, of any
-/// protocol, is re-owned by the calling client's protocol with its data
-/// unchanged (`RTM_ROUTE_CHANGED` messages follow for the best routes).
+/// conversion. Every other protocol's route of the family that matches
+/// the criteria is re-owned by the calling client's protocol, data
+/// unchanged, never expiring (`RTM_ROUTE_CHANGED` messages follow for the
+/// best routes).
 /// Criteria as `RtmBlockDeleteRoutes`.
 ///
 /// # Safety

@@ -29,7 +29,9 @@
 //!   the echoes of rtm's own requests (by the request socket's port, as
 //!   FRR's zebra does), so a full table's load does not flood it; any
 //!   other program's change in rtm's table (`ip route del`, a replace)
-//!   makes the worker re-program that prefix from rtm's state.
+//!   makes the worker re-program that prefix from rtm's state (at its
+//!   next round: at once when rtm's changes keep it busy, within 200 ms
+//!   when idle, since the monitor does not wake it).
 //! - **Resynchronisation**: at start, after `ENOBUFS` (acknowledgements or
 //!   notifications were lost, so what the kernel holds is unknown), and on
 //!   [`KernelSync::resync`], the worker dumps the kernel table, diffs it
@@ -91,7 +93,8 @@ pub struct SyncConfig {
     pub metric: u32,
     /// Interface ids to kernel devices.
     pub interfaces: Interfaces,
-    /// Messages per batch (per `send`); at least 1.
+    /// Messages per batch (per `send`), 1 to 1,024 (larger values are
+    /// taken as 1,024: a batch must fit the socket's send buffer).
     pub batch: usize,
     /// The protocol id the sync registers as in rtm (it adds no routes).
     pub client_protocol: ProtocolId,

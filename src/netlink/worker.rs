@@ -154,7 +154,7 @@ impl KernelSync {
             v6: v6.clone(),
             shared: shared.clone(),
             config: SyncConfig {
-                batch: config.batch.max(1),
+                batch: config.batch.clamp(1, MAX_BATCH),
                 ..config
             },
             kernel,
@@ -272,6 +272,12 @@ struct Worker {
     kernel: Kernel,
     monitor: Monitor,
 }
+
+/// The most messages one `send` carries: a batch must fit the socket's
+/// send buffer (`net.core.wmem_default`, 208 KiB on most systems) or the
+/// kernel refuses it whole (`EMSGSIZE`); 1,024 IPv6 routes are about
+/// 100 KiB.
+const MAX_BATCH: usize = 1024;
 
 /// Transient answers after which the kernel's state is unknown: resync.
 fn lost_track(e: &io::Error) -> bool {
