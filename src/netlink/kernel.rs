@@ -7,6 +7,8 @@
 //! system calls and a few ack reads instead of a thousand round trips.
 //! Dumps (`RTM_GETROUTE` with `NLM_F_DUMP`) read a family's whole kernel
 //! table; rtm keeps only the routes of its table id and protocol number.
+//! A [`Monitor`] socket hears the kernel's route notifications, without
+//! the echoes of rtm's own requests.
 
 use std::collections::HashMap;
 use std::io;
@@ -69,6 +71,11 @@ impl Kernel {
             seq: 1,
             buf: Vec::with_capacity(64 << 10),
         })
+    }
+
+    /// The port the kernel's notifications of this socket's changes carry.
+    pub(crate) fn port(&self) -> u32 {
+        self.port
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -186,13 +193,6 @@ impl Kernel {
                 }
             }
         }
-    }
-}
-
-impl Kernel {
-    /// The port the kernel's notifications of this socket's changes carry.
-    pub(crate) fn port(&self) -> u32 {
-        self.port
     }
 }
 
