@@ -16,12 +16,33 @@ use std::time::{Duration, Instant};
 
 use rtm::netlink::{Interfaces, KernelSync, SyncConfig};
 use rtm::{
-    Criteria, IpFamily, IpRouteData, Ipv4, Ipv6, Prefix, ProtocolId, RegisterOptions, Route, Rtm,
-    Ttl,
+    ClientHandle, Criteria, IpFamily, IpRouteData, Ipv4, Ipv6, Prefix, ProtocolId, RegisterOptions,
+    Route, Rtm, Ttl,
 };
 
 const TABLE: u32 = 100;
 const WAIT: Duration = Duration::from_secs(120);
+
+/// Runs `ip ARGS` (split on spaces); its stderr if it fails.
+fn try_ip(args: &str) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args.split_whitespace())
+        .output()
+        .map_err(|e| format!("iproute2's `ip` cannot run ({e}): install iproute2"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`ip {args}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Runs `ip ARGS`, which must succeed.
+fn ip(args: &str) {
+    try_ip(args).unwrap_or_else(|e| panic!("{e}"));
+}
 
 /// Enters a fresh network namespace with a veth pair up; returns the
 /// ifindex of `v0`, or why the test cannot run here.
@@ -34,24 +55,10 @@ fn netns() -> Result<u32, String> {
             std::io::Error::last_os_error()
         ));
     }
-    let ip = |args: &str| -> Result<(), String> {
-        let out = Command::new("ip")
-            .args(args.split_whitespace())
-            .output()
-            .map_err(|e| format!("iproute2's `ip` cannot run ({e}): install iproute2"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "`ip {args}` failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    ip("link set lo up")?;
-    ip("link add v0 type veth peer name v1")?;
-    ip("link set v0 up")?;
-    ip("link set v1 up")?;
+    try_ip("link set lo up")?;
+    try_ip("link add v0 type veth peer name v1")?;
+    try_ip("link set v0 up")?;
+    try_ip("link set v1 up")?;
     // SAFETY: a NUL-terminated name; the call reads it and nothing else.
     let ifindex = unsafe { libc::if_nametoindex(c"v0".as_ptr()) };
     if ifindex == 0 {
@@ -182,6 +189,35 @@ fn nh4(base: u8, k: u32) -> Ipv4Addr {
 
 fn nh6(base: u16, k: u32) -> Ipv6Addr {
     Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, base, k as u16 % 100 + 1)
+}
+
+/// Protocol 1 registered in both families, holding `n` IPv4 /24s and `n`
+/// IPv6 /48s.
+fn protocol_one_holding(rtm: &Rtm, n: u32) -> (ClientHandle<Ipv4>, ClientHandle<Ipv6>) {
+    let c4 = rtm
+        .register::<Ipv4>(ProtocolId(1), RegisterOptions::default())
+        .unwrap();
+    let c6 = rtm
+        .register::<Ipv6>(ProtocolId(1), RegisterOptions::default())
+        .unwrap();
+    let data = IpRouteData::with_metric(1);
+    for k in 0..n {
+        rtm.add_route(&c4, &Route::new(v4(k), nh4(1, k), 1, data), Ttl::Infinite)
+            .unwrap();
+        rtm.add_route(&c6, &Route::new(v6(k), nh6(1, k), 1, data), Ttl::Infinite)
+            .unwrap();
+    }
+    (c4, c6)
+}
+
+/// Changes rtm's kernel table as another program would: one of its IPv4
+/// routes deleted, one re-pointed, one added under its protocol number,
+/// one IPv6 route deleted (four operations to repair).
+fn change_behind_its_back() {
+    ip("route del 10.0.5.0/24 table 100 proto 201");
+    ip("route replace 10.0.6.0/24 via 192.0.2.250 dev v0 onlink table 100 proto 201 metric 20");
+    ip("route add 172.31.0.0/16 via 192.0.2.9 dev v0 onlink table 100 proto 201 metric 20");
+    ip("-6 route del 2001:db8:7::/48 table 100 proto 201");
 }
 
 fn config(dev: u32) -> SyncConfig {
@@ -341,41 +377,16 @@ fn the_kernel_table_follows_loads_churn_and_a_big_deregistration() {
 fn a_restarted_sync_repairs_a_table_changed_behind_its_back() {
     let dev = netns_or_skip!();
     let rtm = Rtm::new();
-    let c4 = rtm
-        .register::<Ipv4>(ProtocolId(1), RegisterOptions::default())
-        .unwrap();
-    let c6 = rtm
-        .register::<Ipv6>(ProtocolId(1), RegisterOptions::default())
-        .unwrap();
+    let (c4, _c6) = protocol_one_holding(&rtm, 2_000);
     let data = IpRouteData::with_metric(1);
-    for k in 0..2_000 {
-        rtm.add_route(&c4, &Route::new(v4(k), nh4(1, k), 1, data), Ttl::Infinite)
-            .unwrap();
-        rtm.add_route(&c6, &Route::new(v6(k), nh6(1, k), 1, data), Ttl::Infinite)
-            .unwrap();
-    }
     let sync = KernelSync::start(&rtm, config(dev)).unwrap();
     assert!(sync.wait_synced(WAIT));
     assert_kernel_matches(&rtm, "first sync");
     drop(sync); // "killed": the kernel keeps the routes
 
-    let ip = |args: &str| {
-        let out = Command::new("ip")
-            .args(args.split_whitespace())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ip {args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    // Behind rtm's back: one of its routes deleted, one re-pointed, one
-    // added under its protocol number, and another protocol's route.
-    ip("route del 10.0.5.0/24 table 100 proto 201");
-    ip("route replace 10.0.6.0/24 via 192.0.2.250 dev v0 onlink table 100 proto 201 metric 20");
-    ip("route add 172.31.0.0/16 via 192.0.2.9 dev v0 onlink table 100 proto 201 metric 20");
-    ip("-6 route del 2001:db8:7::/48 table 100 proto 201");
+    // Behind rtm's back (see `change_behind_its_back`), and another
+    // protocol's route in the table.
+    change_behind_its_back();
     ip("route add 172.30.0.0/16 via 192.0.2.9 dev v0 onlink table 100 proto static");
     // And rtm changed while the sync was down.
     rtm.delete_route(&c4, &Route::new(v4(8), nh4(1, 8), 1, data))
@@ -444,36 +455,10 @@ fn lost_acknowledgements_force_a_resync_that_converges() {
 fn changes_behind_its_back_while_it_runs_are_repaired() {
     let dev = netns_or_skip!();
     let rtm = Rtm::new();
-    let c4 = rtm
-        .register::<Ipv4>(ProtocolId(1), RegisterOptions::default())
-        .unwrap();
-    let c6 = rtm
-        .register::<Ipv6>(ProtocolId(1), RegisterOptions::default())
-        .unwrap();
-    let data = IpRouteData::with_metric(1);
-    for k in 0..500 {
-        rtm.add_route(&c4, &Route::new(v4(k), nh4(1, k), 1, data), Ttl::Infinite)
-            .unwrap();
-        rtm.add_route(&c6, &Route::new(v6(k), nh6(1, k), 1, data), Ttl::Infinite)
-            .unwrap();
-    }
+    let _clients = protocol_one_holding(&rtm, 500);
     let sync = KernelSync::start(&rtm, config(dev)).unwrap();
     assert!(sync.wait_synced(WAIT));
-    let ip = |args: &str| {
-        let out = Command::new("ip")
-            .args(args.split_whitespace())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ip {args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    ip("route del 10.0.5.0/24 table 100 proto 201");
-    ip("route replace 10.0.6.0/24 via 192.0.2.250 dev v0 onlink table 100 proto 201 metric 20");
-    ip("route add 172.31.0.0/16 via 192.0.2.9 dev v0 onlink table 100 proto 201 metric 20");
-    ip("-6 route del 2001:db8:7::/48 table 100 proto 201");
+    change_behind_its_back();
     let t = Instant::now();
     while let Some(difference) = kernel_difference(&rtm) {
         assert!(

@@ -61,6 +61,20 @@ fn ipx_network_c(n: IpxNetwork) -> IPX_NETWORK {
     }
 }
 
+/// `r` with the common header's fields (both structures start with it):
+/// timestamp, protocol, protocol-specific data.
+fn with_header<F: rtm::Family>(
+    mut r: Route<F>,
+    time: FILETIME,
+    protocol: DWORD,
+    psd: PROTOCOL_SPECIFIC_DATA,
+) -> Route<F> {
+    r.timestamp = timestamp(time);
+    r.protocol = ProtocolId(protocol);
+    r.protocol_data = psd.PSD_Data;
+    r
+}
+
 /// A C route structure: how to read one from C and write one back.
 pub(crate) trait CRoute: Copy {
     /// The rtm family it stands for.
@@ -98,16 +112,18 @@ impl CRoute for RTM_IP_ROUTE {
             flags: f.FSD_Flags,
             weight: 1,
         };
-        let mut r = Route::new(
+        let r = Route::new(
             network,
             addr(self.RR_NextHopAddress.N_NetNumber),
             self.RR_InterfaceID,
             data,
         );
-        r.protocol = ProtocolId(self.RR_RoutingProtocol);
-        r.timestamp = timestamp(self.RR_TimeStamp);
-        r.protocol_data = self.RR_ProtocolSpecificData.PSD_Data;
-        Ok(r)
+        Ok(with_header(
+            r,
+            self.RR_TimeStamp,
+            self.RR_RoutingProtocol,
+            self.RR_ProtocolSpecificData,
+        ))
     }
 
     fn from_route(r: &Route<Ipv4>) -> Self {
@@ -155,16 +171,18 @@ impl CRoute for RTM_IPX_ROUTE {
             ticks: f.FSD_TickCount,
             hops: f.FSD_HopCount,
         };
-        let mut r = Route::new(
+        let r = Route::new(
             network,
             MacAddr(self.RR_NextHopAddress.NHA_Mac),
             self.RR_InterfaceID,
             data,
         );
-        r.protocol = ProtocolId(self.RR_RoutingProtocol);
-        r.timestamp = timestamp(self.RR_TimeStamp);
-        r.protocol_data = self.RR_ProtocolSpecificData.PSD_Data;
-        Ok(r)
+        Ok(with_header(
+            r,
+            self.RR_TimeStamp,
+            self.RR_RoutingProtocol,
+            self.RR_ProtocolSpecificData,
+        ))
     }
 
     fn from_route(r: &Route<Ipx>) -> Self {

@@ -168,6 +168,19 @@ pub extern "C" fn RtmCloseEnumerationHandle(EnumerationHandle: HANDLE) -> DWORD 
     })
 }
 
+/// GetFirst (`next` false) or GetNext for the family `family` names.
+///
+/// # Safety
+/// As [`RtmGetFirstRoute`].
+unsafe fn walk(family: DWORD, flags: DWORD, route: PVOID, next: bool) -> DWORD {
+    status(|| match CFamily::from_raw(family)? {
+        // SAFETY: passed on.
+        CFamily::Ip => unsafe { first_or_next::<RTM_IP_ROUTE>(flags, route, next) },
+        // SAFETY: passed on.
+        CFamily::Ipx => unsafe { first_or_next::<RTM_IPX_ROUTE>(flags, route, next) },
+    })
+}
+
 /// # Safety
 /// `route` NULL or a readable and writable `C`.
 unsafe fn first_or_next<C: CRoute>(
@@ -202,12 +215,8 @@ pub unsafe extern "C" fn RtmGetFirstRoute(
     EnumerationFlags: DWORD,
     Route: PVOID,
 ) -> DWORD {
-    status(|| match CFamily::from_raw(ProtocolFamily)? {
-        // SAFETY: passed on.
-        CFamily::Ip => unsafe { first_or_next::<RTM_IP_ROUTE>(EnumerationFlags, Route, false) },
-        // SAFETY: passed on.
-        CFamily::Ipx => unsafe { first_or_next::<RTM_IPX_ROUTE>(EnumerationFlags, Route, false) },
-    })
+    // SAFETY: passed on.
+    unsafe { walk(ProtocolFamily, EnumerationFlags, Route, false) }
 }
 
 /// The first matching route whose key is strictly after `Route`'s (which
@@ -223,12 +232,8 @@ pub unsafe extern "C" fn RtmGetNextRoute(
     EnumerationFlags: DWORD,
     Route: PVOID,
 ) -> DWORD {
-    status(|| match CFamily::from_raw(ProtocolFamily)? {
-        // SAFETY: passed on.
-        CFamily::Ip => unsafe { first_or_next::<RTM_IP_ROUTE>(EnumerationFlags, Route, true) },
-        // SAFETY: passed on.
-        CFamily::Ipx => unsafe { first_or_next::<RTM_IPX_ROUTE>(EnumerationFlags, Route, true) },
-    })
+    // SAFETY: passed on.
+    unsafe { walk(ProtocolFamily, EnumerationFlags, Route, true) }
 }
 
 /// Undocumented in RTMv1 (declared in rtm.h): the longest-prefix match of

@@ -323,6 +323,13 @@ impl Worker {
         Ok(())
     }
 
+    /// The kernel's state is unknown after `e` (see [`lost_track`]): count
+    /// an `ENOBUFS` and ask for a resync.
+    fn lost_track(&self, e: &io::Error) {
+        self.shared.stats().enobufs += u64::from(e.raw_os_error() == Some(libc::ENOBUFS));
+        self.shared.resync.store(true, Ordering::SeqCst);
+    }
+
     fn kernel_route<F: KernelFamily>(&self, r: &Route<F>) -> KernelRoute<F> {
         KernelRoute {
             prefix: r.network,
@@ -360,10 +367,8 @@ impl Worker {
                     }
                 }
                 Err(e) if lost_track(&e) => {
-                    if e.raw_os_error() == Some(libc::ENOBUFS) {
-                        s.enobufs += 1;
-                    }
                     drop(s);
+                    self.lost_track(&e);
                     // A fresh socket: the old one may still hold the rest
                     // of the lost batch's acknowledgements, which would
                     // fill its buffer again.
@@ -372,7 +377,6 @@ impl Worker {
                     self.monitor
                         .ignore(self.kernel.port())
                         .map_err(SyncError::Netlink)?;
-                    self.shared.resync.store(true, Ordering::SeqCst);
                     return Ok(());
                 }
                 Err(e) => return Err(SyncError::Netlink(e)),
@@ -432,8 +436,7 @@ impl Worker {
         let foreign = match self.monitor.changed(&self.config, self.kernel.port()) {
             Ok(f) => f,
             Err(e) if lost_track(&e) => {
-                self.shared.stats().enobufs += u64::from(e.raw_os_error() == Some(libc::ENOBUFS));
-                self.shared.resync.store(true, Ordering::SeqCst);
+                self.lost_track(&e);
                 return Ok(0);
             }
             Err(e) => return Err(SyncError::Netlink(e)),
@@ -468,8 +471,7 @@ impl Worker {
         let kernel = match dumped {
             Ok(k) => k,
             Err(e) if lost_track(&e) => {
-                self.shared.stats().enobufs += u64::from(e.raw_os_error() == Some(libc::ENOBUFS));
-                self.shared.resync.store(true, Ordering::SeqCst);
+                self.lost_track(&e);
                 // A kernel short of buffers gets a moment before the retry.
                 std::thread::sleep(Duration::from_millis(10));
                 return Ok(());
