@@ -146,12 +146,19 @@ where
 /// How the kernel's table differs from rtm's best routes, both families
 /// (the first difference), or `None` when they are equal.
 fn kernel_difference(rtm: &Rtm) -> Option<String> {
+    kernel_difference_but(rtm, &[])
+}
+
+/// [`kernel_difference`] for every prefix but `except` (prefixes where
+/// another program's route holds rtm's key, so rtm's is not there).
+fn kernel_difference_but(rtm: &Rtm, except: &[&str]) -> Option<String> {
     for v6 in [false, true] {
-        let want = if v6 {
+        let mut want = if v6 {
             wanted::<Ipv6>(rtm, Ipv6Addr::UNSPECIFIED)
         } else {
             wanted::<Ipv4>(rtm, Ipv4Addr::UNSPECIFIED)
         };
+        want.retain(|k, _| !except.contains(&k.as_str()));
         let have = kernel_table(v6);
         if want != have {
             let missing = want.iter().find(|(k, v)| have.get(*k) != Some(*v));
@@ -333,6 +340,12 @@ fn the_kernel_table_follows_loads_churn_and_a_big_deregistration() {
     }
     assert!(sync.wait_synced(WAIT), "the churn reached the kernel");
     assert_kernel_matches(&rtm, "after the churn");
+    // The direct route goes: programmed `scope link`, its delete must
+    // match any scope (a universe-scoped delete answers ESRCH and the
+    // route would stay, forwarding).
+    rtm.delete_route(&b4, &direct).unwrap();
+    assert!(sync.wait_synced(WAIT), "the direct route's withdrawal");
+    assert_kernel_matches(&rtm, "after the direct route's withdrawal");
 
     // A deregisters: 95 k IPv4 and 19 k IPv6 routes go; B's backups and
     // its own remain.
@@ -347,9 +360,13 @@ fn the_kernel_table_follows_loads_churn_and_a_big_deregistration() {
     );
     let catch_up_secs = t.elapsed().as_secs_f64();
     assert_kernel_matches(&rtm, "after A deregistered");
-    assert_eq!(kernel_table(false).len(), 10_000 + 4_000 + 1);
+    assert_eq!(kernel_table(false).len(), 10_000 + 4_000);
     let stats = sync.stop().unwrap();
     assert_eq!(stats.refused, 0, "{:?}", stats.last_refusal);
+    assert_eq!(
+        stats.already_gone, 0,
+        "every delete found its route: {stats:?}"
+    );
     // Its own changes' notifications never reached its monitor (a socket
     // filter drops them in the kernel): none counted as foreign, none
     // overflowed the monitor into a resync.
@@ -362,7 +379,7 @@ fn the_kernel_table_follows_loads_churn_and_a_big_deregistration() {
         "kernel sync: load of {} routes programmed in {load_secs:.2} s ({:.0} ops/s of kernel time, {} batches); \
          deregistration of 114 k routes returned in {deregister_secs:.3} s and the kernel matched {catch_up_secs:.2} s later; \
          {stats:?}",
-        loaded.replaced,
+        loaded.written(),
         loaded.ops_per_sec(),
         loaded.batches,
     );
@@ -371,8 +388,9 @@ fn the_kernel_table_follows_loads_churn_and_a_big_deregistration() {
 /// Catches a restarted sync that trusts the kernel table it finds (routes
 /// deleted, replaced or added behind its back, or rtm changes made while
 /// it was down, would stay wrong), that reloads everything instead of
-/// repairing the difference, or that touches another protocol's routes in
-/// its table.
+/// repairing the difference, that withdraws rtm's routes it does not know
+/// yet before the RIB has converged, or that touches another protocol's
+/// routes in its table.
 #[test]
 fn a_restarted_sync_repairs_a_table_changed_behind_its_back() {
     let dev = netns_or_skip!();
@@ -398,11 +416,39 @@ fn a_restarted_sync_repairs_a_table_changed_behind_its_back() {
 
     let sync = KernelSync::start(&rtm, config(dev)).unwrap();
     assert!(sync.wait_synced(WAIT));
-    assert_kernel_matches(&rtm, "after the restart");
+    // Before the RIB has converged, rtm's routes it lacks stay: the one
+    // rtm withdrew while the sync was down, and the one added under its
+    // protocol number.
+    let stats = sync.stats();
+    assert_eq!(
+        (
+            stats.created,
+            stats.replaced,
+            stats.deleted,
+            stats.stale,
+            stats.converged
+        ),
+        (2, 2, 0, 2, false),
+        "{stats:?}"
+    );
+    assert!(kernel_table(false).contains_key("172.31.0.0/16"));
+    assert!(kernel_table(false).contains_key(&v4(8).to_string()));
+    sync.converged();
+    assert!(sync.wait_synced(WAIT));
+    assert_kernel_matches(&rtm, "after the restart and convergence");
     let stats = sync.stop().unwrap();
     // Four repairs and the two rtm changes, not a reload of 4,000 routes.
-    assert_eq!(stats.replaced, 4, "{stats:?}");
-    assert_eq!(stats.deleted, 2, "{stats:?}");
+    assert_eq!(
+        (
+            stats.created,
+            stats.replaced,
+            stats.deleted,
+            stats.stale,
+            stats.converged
+        ),
+        (2, 2, 2, 0, true),
+        "{stats:?}"
+    );
     let out = Command::new("ip")
         .args(["route", "show", "table", "100", "proto", "static"])
         .output()
@@ -411,6 +457,309 @@ fn a_restarted_sync_repairs_a_table_changed_behind_its_back() {
         String::from_utf8_lossy(&out.stdout).contains("172.30.0.0/16"),
         "another protocol's route in the table was left alone"
     );
+}
+
+/// Catches a restart that withdraws the kernel table and adds it again
+/// (a prefix rtm has not reloaded yet would stop forwarding, and a full
+/// table would be sent twice): a sync started before its RIB has loaded,
+/// against a kernel table that is already right, keeps every route and
+/// sends nothing, during the load and at convergence.
+#[test]
+fn a_restart_against_a_correct_kernel_table_sends_nothing() {
+    let dev = netns_or_skip!();
+    let before = Rtm::new();
+    let _clients = protocol_one_holding(&before, 2_000);
+    let sync = KernelSync::start(&before, config(dev)).unwrap();
+    assert!(sync.wait_synced(WAIT));
+    drop(sync);
+
+    // The daemon restarts: a new, empty RIB, and the sync starts first.
+    let rtm = Rtm::new();
+    let sync = KernelSync::start(&rtm, config(dev)).unwrap();
+    assert!(sync.wait_synced(WAIT));
+    assert_eq!(
+        kernel_table(false).len(),
+        2_000,
+        "nothing withdrawn before the load"
+    );
+    assert_eq!(kernel_table(true).len(), 2_000);
+    let _clients = protocol_one_holding(&rtm, 2_000);
+    assert!(sync.wait_synced(WAIT));
+    sync.converged();
+    assert!(sync.wait_synced(WAIT));
+    assert_kernel_matches(&rtm, "after the reload");
+    let stats = sync.stop().unwrap();
+    assert_eq!(
+        (stats.created, stats.replaced, stats.deleted, stats.stale),
+        (0, 0, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.changes, 4_000, "{stats:?}");
+}
+
+/// Catches a sync that overwrites a route another program holds at rtm's
+/// key (`NLM_F_REPLACE` matches table, prefix, tos and metric, not the
+/// protocol), that takes it back when the operator replaces rtm's route
+/// with their own, or that leaves the prefix without any route when rtm
+/// withdraws. Once the other route goes, rtm's is written.
+#[test]
+fn another_programs_route_at_rtms_metric_is_never_overwritten() {
+    let dev = netns_or_skip!();
+    let rtm = Rtm::new();
+    ip("route add 198.18.0.0/15 via 192.0.2.3 dev v0 onlink table 100 proto static metric 20");
+    ip("-6 route add 2001:db8:ff::/48 via fe80::3 dev v0 table 100 proto static metric 20");
+    let sync = KernelSync::start(&rtm, config(dev)).unwrap();
+    let c4 = rtm
+        .register::<Ipv4>(ProtocolId(1), RegisterOptions::default())
+        .unwrap();
+    let c6 = rtm
+        .register::<Ipv6>(ProtocolId(1), RegisterOptions::default())
+        .unwrap();
+    let data = IpRouteData::with_metric(1);
+    let taken4 = Route::new("198.18.0.0/15".parse().unwrap(), nh4(1, 0), 1, data);
+    let taken6 = Route::new("2001:db8:ff::/48".parse().unwrap(), nh6(1, 0), 1, data);
+    let mine = Route::new("198.51.100.0/24".parse().unwrap(), nh4(1, 1), 1, data);
+    for r in [&taken4, &mine] {
+        rtm.add_route(&c4, r, Ttl::Infinite).unwrap();
+    }
+    rtm.add_route(&c6, &taken6, Ttl::Infinite).unwrap();
+    assert!(sync.wait_synced(WAIT));
+    let static_routes = |v6: bool| {
+        let out = Command::new("ip")
+            .args([
+                if v6 { "-6" } else { "-4" },
+                "route",
+                "show",
+                "table",
+                "100",
+                "proto",
+                "static",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        static_routes(false).contains("198.18.0.0/15 via 192.0.2.3"),
+        "{}",
+        static_routes(false)
+    );
+    assert!(
+        static_routes(true).contains("2001:db8:ff::/48 via fe80::3"),
+        "{}",
+        static_routes(true)
+    );
+    let except = ["198.18.0.0/15", "2001:db8:ff::/48"];
+    assert_eq!(kernel_difference_but(&rtm, &except), None);
+    assert_eq!(sync.stats().conflicts, 2, "{:?}", sync.stats());
+
+    // The operator replaces rtm's own route with theirs: it stays theirs.
+    ip(
+        "route replace 198.51.100.0/24 via 192.0.2.4 dev v0 onlink table 100 proto static metric 20",
+    );
+    let t = Instant::now();
+    while sync.stats().conflicts < 3 {
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", sync.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(sync.wait_synced(WAIT));
+    assert!(static_routes(false).contains("198.51.100.0/24 via 192.0.2.4"));
+
+    // rtm withdraws: the other program's routes are all still there.
+    rtm.deregister(&c6).unwrap();
+    rtm.delete_route(&c4, &taken4).unwrap();
+    assert!(sync.wait_synced(WAIT));
+    assert!(static_routes(false).contains("198.18.0.0/15 via 192.0.2.3"));
+    assert!(static_routes(true).contains("2001:db8:ff::/48 via fe80::3"));
+
+    // The operator's route goes: rtm's comes back.
+    ip("route del 198.51.100.0/24 table 100 proto static");
+    let t = Instant::now();
+    while let Some(d) = kernel_difference_but(&rtm, &except) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{d}; {:?}",
+            sync.stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = sync.stop().unwrap();
+    assert_eq!(stats.refused, 0, "{stats:?}");
+}
+
+/// `ip route show table 100 proto 201` lines at `metric M`.
+fn routes_at_metric(v6: bool, metric: u32) -> usize {
+    let out = Command::new("ip")
+        .args([
+            if v6 { "-6" } else { "-4" },
+            "route",
+            "show",
+            "table",
+            "100",
+            "proto",
+            "201",
+        ])
+        .output()
+        .unwrap();
+    let tag = format!("metric {metric} ");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| format!("{l} ").contains(&tag))
+        .count()
+}
+
+/// Catches routes stranded by a metric change between runs: rtm's routes
+/// are those of its protocol, whatever their metric, so a run at metric
+/// 30 moves every route from 20 to 30 (none left at 20 to shadow it) and
+/// its withdrawal leaves none of rtm's routes at any metric.
+#[test]
+fn a_metric_change_between_runs_strands_nothing() {
+    let dev = netns_or_skip!();
+    let rtm = Rtm::new();
+    let (c4, c6) = protocol_one_holding(&rtm, 500);
+    let sync = KernelSync::start(&rtm, config(dev)).unwrap();
+    assert!(sync.wait_synced(WAIT));
+    drop(sync);
+    assert_eq!(
+        (routes_at_metric(false, 20), routes_at_metric(true, 20)),
+        (500, 500)
+    );
+
+    let at_30 = SyncConfig {
+        metric: 30,
+        ..config(dev)
+    };
+    let sync = KernelSync::start(&rtm, at_30.clone()).unwrap();
+    assert!(sync.wait_synced(WAIT));
+    assert_eq!(
+        (routes_at_metric(false, 20), routes_at_metric(true, 20)),
+        (0, 0)
+    );
+    assert_eq!(
+        (routes_at_metric(false, 30), routes_at_metric(true, 30)),
+        (500, 500)
+    );
+    rtm.deregister(&c4).unwrap();
+    rtm.deregister(&c6).unwrap();
+    assert!(sync.wait_synced(WAIT));
+    assert_eq!(
+        (kernel_table(false).len(), kernel_table(true).len()),
+        (0, 0)
+    );
+    let stats = sync.stop().unwrap();
+    assert_eq!(
+        (stats.deleted, stats.refused),
+        (1_000 + 1_000, 0),
+        "{stats:?}"
+    );
+}
+
+/// Catches a sync that stops on a route it cannot parse (one `congctl`
+/// route anywhere once ended it for good) or on any other kind of route
+/// other programs write: each kind below sits in another table and in
+/// rtm's own before it starts, and more arrive while it runs; the sync
+/// must keep programming every change.
+#[test]
+fn routes_of_every_kind_written_by_others_do_not_stop_the_sync() {
+    let dev = netns_or_skip!();
+    let kinds = [
+        "route add {P}.2.0/24 via 192.0.2.1 dev v0 onlink table {T} congctl cubic",
+        "route add {P}.3.0/24 table {T} nexthop via 192.0.2.1 dev v0 onlink weight 1 nexthop via 192.0.2.2 dev v0 onlink weight 2",
+        "route add {P}.4.0/24 via 192.0.2.1 dev v0 onlink table {T} mtu 1400 window 65535 rtt 10 advmss 1300",
+        "route add {P}.5.0/24 nhid 7 table {T}",
+        "route add {P}.6.0/24 via inet6 fe80::1 dev v0 table {T}",
+        "route add {P}.7.0/24 encap ip id 1 dst 192.0.2.9 via 192.0.2.1 dev v0 onlink table {T}",
+        "route add blackhole {P}.8.0/24 table {T}",
+        "route add unreachable {P}.9.0/24 table {T}",
+        "route add prohibit {P}.10.0/24 table {T}",
+        "route add throw {P}.11.0/24 table {T}",
+        "route add multicast 239.{Q}.0.0/16 dev v0 table {T}",
+        "-6 route add 2001:db8:{Q}::/48 via fe80::1 dev v0 table {T} pref high expires 600",
+        "-6 route add 2001:db8:{Q}:1::/64 via fe80::1 dev v0 table {T} congctl cubic",
+        "-6 route add blackhole 2001:db8:{Q}:2::/64 table {T}",
+    ];
+    let _ = try_ip("nexthop add id 7 via 192.0.2.1 dev v0 onlink");
+    let write_all = |p: &str, q: &str, t: &str| {
+        let mut written = 0;
+        for k in kinds {
+            let cmd = k.replace("{P}", p).replace("{Q}", q).replace("{T}", t);
+            match try_ip(&cmd) {
+                Ok(()) => written += 1,
+                // A kernel without a module (ip tunnels' encap, say).
+                Err(e) => eprintln!("(not written here: {e})"),
+            }
+        }
+        written
+    };
+    let elsewhere = write_all("10.99", "99", "200");
+    let beside = write_all("10.98", "98", "100");
+    assert!(
+        elsewhere >= 10 && beside >= 10,
+        "{elsewhere} and {beside} kinds written"
+    );
+    let rtm = Rtm::new();
+    let sync = KernelSync::start(&rtm, config(dev)).unwrap();
+    let (c4, _c6) = protocol_one_holding(&rtm, 300);
+    assert!(sync.wait_synced(WAIT), "{:?}", sync.stats());
+    assert_kernel_matches(&rtm, "a load among routes of every kind");
+    // The same kinds while it runs, in its table and another, then more
+    // of rtm's changes.
+    write_all("10.97", "97", "100");
+    write_all("10.96", "96", "200");
+    std::thread::sleep(Duration::from_millis(300));
+    let data = IpRouteData::with_metric(1);
+    for k in 300..600 {
+        rtm.add_route(&c4, &Route::new(v4(k), nh4(1, k), 1, data), Ttl::Infinite)
+            .unwrap();
+    }
+    assert!(sync.wait_synced(WAIT), "{:?}", sync.stats());
+    assert_kernel_matches(&rtm, "changes after routes of every kind arrived");
+    let stats = sync.stop().unwrap();
+    assert_eq!(
+        (stats.failure, stats.refused, stats.unreadable),
+        (None, 0, 0)
+    );
+}
+
+/// Catches a sync whose cost grows with other tables: another program's
+/// load of 20,000 routes into table 200 must not reach rtm's notification
+/// socket (the kernel's filter drops it, so no overflow and no resync),
+/// and a restart's dump must read rtm's table alone (strict dumps).
+#[test]
+fn another_tables_load_costs_the_sync_nothing() {
+    let dev = netns_or_skip!();
+    let rtm = Rtm::new();
+    let _clients = protocol_one_holding(&rtm, 1_000);
+    let sync = KernelSync::start(&rtm, config(dev)).unwrap();
+    assert!(sync.wait_synced(WAIT));
+    let batch = std::env::temp_dir().join(format!("rtm-netlink-{}.batch", std::process::id()));
+    let lines: String = (0..20_000u32)
+        .map(|k| {
+            format!(
+                "route add 10.{}.{}.0/24 via 192.0.2.1 dev v0 onlink table 200\n",
+                100 + k / 256,
+                k % 256
+            )
+        })
+        .collect();
+    std::fs::write(&batch, lines).unwrap();
+    let loaded = try_ip(&format!("-batch {}", batch.display()));
+    let _ = std::fs::remove_file(&batch);
+    loaded.unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sync.wait_synced(WAIT));
+    let stats = sync.stop().unwrap();
+    assert_eq!(
+        (stats.notifications, stats.enobufs, stats.resyncs),
+        (0, 0, 1),
+        "{stats:?}"
+    );
+    // A restart dumps table 100 (2,000 routes), not table 200.
+    let sync = KernelSync::start(&rtm, config(dev)).unwrap();
+    assert!(sync.wait_synced(WAIT));
+    let stats = sync.stop().unwrap();
+    assert_eq!(stats.dumped, 2_000, "{stats:?}");
+    assert_eq!((stats.created, stats.replaced, stats.deleted), (0, 0, 0));
 }
 
 /// Catches a sync that trusts a batch whose acknowledgements were lost

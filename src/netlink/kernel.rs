@@ -1,48 +1,49 @@
-//! The rtnetlink socket and the route messages rtm sends and reads.
+//! The rtnetlink sockets: the request socket rtm's changes and dumps go
+//! through, and the monitor that hears everybody else's.
 //!
-//! One request socket, connected to the kernel. Requests go out in
-//! batches: many `RTM_NEWROUTE` / `RTM_DELROUTE` messages in one `send`,
-//! each with `NLM_F_ACK`, and then one acknowledgement per message is read
-//! back (`NETLINK_CAP_ACK` keeps them 36 bytes), so a batch of 512 costs two
-//! system calls and a few ack reads instead of a thousand round trips.
-//! Dumps (`RTM_GETROUTE` with `NLM_F_DUMP`) read a family's whole kernel
-//! table; rtm keeps only the routes of its table id and protocol number.
-//! A [`Monitor`] socket hears the kernel's route notifications, without
-//! the echoes of rtm's own requests.
+//! Requests go out in batches: many `RTM_NEWROUTE` / `RTM_DELROUTE`
+//! messages in one `send`, each with `NLM_F_ACK`, and then one
+//! acknowledgement per message is read back (`NETLINK_CAP_ACK` keeps them
+//! 36 bytes), so a batch of 512 costs two system calls and a few ack reads
+//! instead of a thousand round trips. Dumps (`RTM_GETROUTE` with
+//! `NLM_F_DUMP`) are strict (`NETLINK_GET_STRICT_CHK`): the kernel sends
+//! rtm's table alone, so another table's size costs rtm nothing. Both
+//! sockets are connected to the kernel, which then refuses datagrams from
+//! any other sender. Everything read is decoded by [`wire`](super::wire),
+//! which steps over what it does not know: a route rtm cannot read is
+//! counted and skipped, never an error that ends the sync.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
 
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REPLACE, NLM_F_REQUEST,
-    NetlinkBuffer, NetlinkMessage, NetlinkPayload,
-};
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::route::{
-    RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
-};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-use super::{KernelFamily, KernelRoute, Op, SyncConfig};
+use super::view::Outcome;
+use super::wire::{self, RouteInfo};
+use super::{Held, KernelFamily, Observed, Op, SyncConfig};
 use crate::prefix::Prefix;
 
-/// `RT_TABLE_COMPAT`: the header's table byte when the id needs `RTA_TABLE`.
-const RT_TABLE_COMPAT: u8 = 252;
-
-/// What the kernel answered to one batch.
+/// What could not be read: how many messages, and the last one's fault.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct BatchResult {
-    /// Replaces the kernel accepted.
-    pub(crate) replaced: usize,
-    /// Deletes the kernel accepted.
-    pub(crate) deleted: usize,
-    /// Deletes of routes that were not there (`ESRCH`): already as wanted.
-    pub(crate) already_gone: usize,
-    /// Messages the kernel refused, with the last refusal's text.
-    pub(crate) refused: usize,
-    /// The last refusal: the operation and the kernel's error.
-    pub(crate) last_refusal: Option<String>,
+pub(crate) struct Unreadable {
+    pub(crate) count: u64,
+    pub(crate) last: Option<String>,
+}
+
+impl Unreadable {
+    fn note(&mut self, what: impl std::fmt::Display) {
+        self.count += 1;
+        self.last = Some(what.to_string());
+    }
+}
+
+/// The routes of rtm's table a dump found, with what it could not read.
+#[derive(Debug, Default)]
+pub(crate) struct Dump<F: KernelFamily> {
+    pub(crate) routes: Vec<Observed<F>>,
+    /// Route messages read, of any table (with strict dumps, rtm's alone).
+    pub(crate) read: u64,
+    pub(crate) unreadable: Unreadable,
 }
 
 /// A connected rtnetlink request socket.
@@ -65,6 +66,9 @@ impl Kernel {
         set_receive_buffer(&socket, receive_buffer);
         let _ = socket.set_cap_ack(true);
         let _ = socket.set_ext_ack(true);
+        // Best effort: a kernel before 4.20 dumps every table, which the
+        // reader filters instead.
+        let _ = socket.set_netlink_get_strict_chk(true);
         Ok(Kernel {
             socket,
             port,
@@ -83,109 +87,116 @@ impl Kernel {
         self.seq
     }
 
-    fn push(&mut self, mut msg: NetlinkMessage<RouteNetlinkMessage>, flags: u16) -> u32 {
-        let seq = self.next_seq();
-        msg.header.flags = flags;
-        msg.header.sequence_number = seq;
-        msg.finalize();
-        let at = self.buf.len();
-        self.buf.resize(at + msg.buffer_len(), 0);
-        msg.serialize(&mut self.buf[at..]);
-        seq
-    }
-
-    /// Sends `ops` as one batch and reads every acknowledgement.
-    /// `Err(ENOBUFS)` means acknowledgements were lost: what the kernel
-    /// holds is unknown, and the caller resynchronises.
+    /// Sends `ops` as one batch and reads every acknowledgement: one
+    /// outcome per operation, in order. `Err(ENOBUFS)` means
+    /// acknowledgements were lost: what the kernel holds is unknown, and
+    /// the caller resynchronises.
     pub(crate) fn apply<F: KernelFamily>(
         &mut self,
         ops: &[Op<F>],
         config: &SyncConfig,
-    ) -> io::Result<BatchResult> {
+    ) -> io::Result<Vec<Outcome>> {
         self.buf.clear();
         let first = self.seq.wrapping_add(1).max(1);
         for op in ops {
-            let (msg, flags) = match op {
-                Op::Replace(r) => (
-                    route_message::<F>(RouteNetlinkMessage::NewRoute, r.prefix, Some(r), config),
-                    NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-                ),
-                Op::Delete(p) => (
-                    route_message::<F>(RouteNetlinkMessage::DelRoute, *p, None, config),
-                    NLM_F_REQUEST | NLM_F_ACK,
-                ),
-            };
-            self.push(msg, flags);
+            let seq = self.next_seq();
+            let (kind, flags, route) = request::<F>(op, config);
+            wire::push_route(
+                &mut self.buf,
+                kind,
+                flags | wire::NLM_F_REQUEST | wire::NLM_F_ACK,
+                seq,
+                &route,
+            );
         }
         self.socket.send(&self.buf, 0)?;
-        let mut result = BatchResult::default();
+        let mut outcomes = vec![None; ops.len()];
         let mut pending = ops.len();
         while pending > 0 {
             let (data, _) = self.socket.recv_from_full()?;
-            for msg in messages(&data)? {
-                let NetlinkPayload::Error(e) = msg.payload else {
+            for (header, body) in wire::messages(&data).flatten() {
+                if header.kind != wire::NLMSG_ERROR {
                     continue;
-                };
-                let seq = msg.header.sequence_number;
-                let index = seq.wrapping_sub(first) as usize;
-                if index >= ops.len() {
+                }
+                let index = header.seq.wrapping_sub(first) as usize;
+                let Some(slot) = outcomes.get_mut(index) else {
                     continue; // a late answer to an earlier, abandoned batch
+                };
+                if slot.is_some() {
+                    continue;
                 }
+                let code = wire::error_code(body).unwrap_or(libc::EPROTO);
+                *slot = Some(match (code, &ops[index]) {
+                    (0, _) => Outcome::Done,
+                    (libc::ESRCH, Op::Delete(..)) => Outcome::Gone,
+                    (libc::EEXIST, Op::Create(_)) => Outcome::Exists,
+                    (libc::ENOENT, Op::Replace(_)) => Outcome::Missing,
+                    (code, _) => Outcome::Refused(code),
+                });
                 pending -= 1;
-                match e.code {
-                    None if matches!(ops[index], Op::Replace(_)) => result.replaced += 1,
-                    None => result.deleted += 1,
-                    Some(code)
-                        if -code.get() == libc::ESRCH && matches!(ops[index], Op::Delete(_)) =>
-                    {
-                        result.already_gone += 1
-                    }
-                    Some(code) => {
-                        result.refused += 1;
-                        result.last_refusal = Some(format!(
-                            "{}: {}",
-                            ops[index],
-                            io::Error::from_raw_os_error(-code.get())
-                        ));
-                    }
-                }
             }
         }
-        Ok(result)
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Refused(libc::EPROTO)))
+            .collect())
     }
 
-    /// The routes of `F` in the kernel table with rtm's table id and
-    /// protocol number. A dump the kernel marks interrupted (the table
-    /// changed under it) is read again.
-    pub(crate) fn dump<F: KernelFamily>(
-        &mut self,
-        config: &SyncConfig,
-    ) -> io::Result<HashMap<Prefix<F::Addr>, KernelRoute<F>>> {
+    /// The routes of `F` in rtm's table, of every protocol. A dump the
+    /// kernel marks interrupted (the table changed under it) is read
+    /// again; a table the kernel never made is empty.
+    pub(crate) fn dump<F: KernelFamily>(&mut self, config: &SyncConfig) -> io::Result<Dump<F>> {
         'again: loop {
             self.buf.clear();
-            let mut m = RouteMessage::default();
-            m.header.address_family = F::AF;
-            let seq = self.push(
-                NetlinkMessage::from(RouteNetlinkMessage::GetRoute(m)),
-                NLM_F_REQUEST | NLM_F_DUMP,
+            let seq = self.next_seq();
+            let request = RouteInfo {
+                family: F::AF,
+                dst_len: 0,
+                table: config.table,
+                kind: 0,
+                dst: None,
+                ..RouteInfo::destination(F::to_ip(F::UNSPECIFIED), 0)
+            };
+            wire::push_route(
+                &mut self.buf,
+                wire::RTM_GETROUTE,
+                wire::NLM_F_REQUEST | wire::NLM_F_DUMP,
+                seq,
+                &request,
             );
             self.socket.send(&self.buf, 0)?;
-            let mut routes = HashMap::new();
+            let mut dump = Dump::default();
             loop {
                 let (data, _) = self.socket.recv_from_full()?;
-                for msg in messages(&data)? {
-                    if msg.header.sequence_number != seq {
+                for message in wire::messages(&data) {
+                    let (header, body) = match message {
+                        Ok(m) => m,
+                        Err(e) => {
+                            dump.unreadable.note(e);
+                            continue;
+                        }
+                    };
+                    if header.seq != seq {
                         continue;
                     }
-                    if msg.header.flags & NLM_F_DUMP_INTR != 0 {
+                    if header.flags & wire::NLM_F_DUMP_INTR != 0 {
                         continue 'again;
                     }
-                    match msg.payload {
-                        NetlinkPayload::Done(_) => return Ok(routes),
-                        NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
-                            if let Some(k) = parse_route::<F>(&r, config) {
-                                routes.insert(k.prefix, k);
+                    match header.kind {
+                        wire::NLMSG_DONE => return Ok(dump),
+                        wire::NLMSG_ERROR => match wire::error_code(body) {
+                            Ok(0) => {}
+                            // Strict dumps of a table that was never made.
+                            Ok(libc::ENOENT) => return Ok(Dump::default()),
+                            Ok(code) => return Err(io::Error::from_raw_os_error(code)),
+                            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                        },
+                        wire::RTM_NEWROUTE => {
+                            dump.read += 1;
+                            match observe::<F>(header, body, config) {
+                                Ok(Some(seen)) => dump.routes.push(seen),
+                                Ok(None) => {}
+                                Err(e) => dump.unreadable.note(e),
                             }
                         }
                         _ => {}
@@ -196,14 +207,104 @@ impl Kernel {
     }
 }
 
-/// A prefix of rtm's table someone else changed: the kernel's route
-/// notification named it, and it came from another socket than rtm's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Foreign {
-    /// An IPv4 prefix.
-    V4(Prefix<std::net::Ipv4Addr>),
-    /// An IPv6 prefix.
-    V6(Prefix<std::net::Ipv6Addr>),
+/// The message that carries `op`: type, flags, route.
+fn request<F: KernelFamily>(op: &Op<F>, config: &SyncConfig) -> (u16, u16, RouteInfo) {
+    let base = |prefix: Prefix<F::Addr>, metric: u32| RouteInfo {
+        table: config.table,
+        protocol: config.protocol,
+        priority: Some(metric),
+        ..RouteInfo::destination(F::to_ip(prefix.addr()), prefix.len())
+    };
+    match op {
+        Op::Create(r) | Op::Replace(r) => {
+            let mut m = base(r.prefix, config.metric);
+            m.oif = Some(r.oif);
+            match r.gateway {
+                Some(gw) => {
+                    // On-link: the RTM's interface is authoritative, so the
+                    // gateway need not lie in a connected subnet.
+                    m.flags = wire::RTNH_F_ONLINK;
+                    m.gateway = Some(F::to_ip(gw));
+                }
+                None => m.scope = wire::RT_SCOPE_LINK,
+            }
+            let flags = match op {
+                Op::Create(_) => wire::NLM_F_CREATE | wire::NLM_F_EXCL,
+                _ => wire::NLM_F_REPLACE,
+            };
+            (wire::RTM_NEWROUTE, flags, m)
+        }
+        // Any scope (a connected route is `scope link`; the default,
+        // universe, would match only routes through a gateway) and any
+        // type, but rtm's protocol and the metric the route has.
+        Op::Delete(p, metric) => (
+            wire::RTM_DELROUTE,
+            0,
+            RouteInfo {
+                scope: wire::RT_SCOPE_NOWHERE,
+                kind: 0,
+                ..base(*p, *metric)
+            },
+        ),
+    }
+}
+
+/// A route message of rtm's table, as the view takes it in: `Ok(None)`
+/// for another family, table or a source-specific route (none of them
+/// hold rtm's keys), an error for one that does not read.
+fn observe<F: KernelFamily>(
+    header: wire::Header,
+    body: &[u8],
+    config: &SyncConfig,
+) -> Result<Option<Observed<F>>, String> {
+    let r = RouteInfo::parse(body).map_err(|e| e.to_string())?;
+    if r.family != F::AF || r.table != config.table || r.src_len != 0 || r.tos != 0 {
+        return Ok(None);
+    }
+    let addr = r
+        .destination_addr()
+        .and_then(F::from_ip)
+        .ok_or_else(|| format!("a route of table {} without its destination", r.table))?;
+    let prefix =
+        Prefix::new(addr, r.dst_len).map_err(|e| format!("a route of table {}: {e}", r.table))?;
+    let plain = r.kind == wire::RTN_UNICAST && !r.multipath && !r.indirect;
+    let gateway = r.gateway.map(F::from_ip);
+    let held = match gateway {
+        _ if !plain => None,
+        Some(None) => None, // a gateway of the other family
+        Some(Some(gw)) => Some(Held {
+            gateway: Some(gw),
+            oif: r.oif.unwrap_or(0),
+        }),
+        None => Some(Held {
+            gateway: None,
+            oif: r.oif.unwrap_or(0),
+        }),
+    };
+    Ok(Some(Observed {
+        prefix,
+        present: header.kind == wire::RTM_NEWROUTE,
+        ours: r.protocol == config.protocol,
+        metric: r.priority.unwrap_or(0),
+        held,
+        replaced: header.flags & wire::NLM_F_REPLACE != 0,
+    }))
+}
+
+/// What the monitor heard since it was last asked.
+#[derive(Debug, Default)]
+pub(crate) struct Heard {
+    /// Changes of IPv4 routes in rtm's table by other programs.
+    pub(crate) v4: Vec<Observed<crate::family::Ipv4>>,
+    /// Changes of IPv6 routes in rtm's table by other programs.
+    pub(crate) v6: Vec<Observed<crate::family::Ipv6>>,
+    /// Route notifications that reached the socket (the kernel's filter
+    /// drops rtm's own and other tables').
+    pub(crate) notifications: u64,
+    /// Datagrams from a sender other than the kernel, dropped unread.
+    pub(crate) spoofed: u64,
+    /// Messages that did not read.
+    pub(crate) unreadable: Unreadable,
 }
 
 /// A socket subscribed to the kernel's IPv4 and IPv6 route notifications
@@ -226,29 +327,43 @@ impl Monitor {
         Ok(Monitor { socket })
     }
 
-    /// Has the kernel drop the notifications of `port`'s own changes
-    /// before they reach this socket (a socket filter, as FRR's zebra
-    /// installs): a full table's load would otherwise send a million
-    /// echoes, overflow the buffer and force resyncs for nothing.
-    pub(crate) fn ignore(&self, port: u32) -> io::Result<()> {
+    /// Has the kernel drop, before they reach this socket, the
+    /// notifications of `port`'s own changes (a socket filter, as FRR's
+    /// zebra installs: a full table's load would otherwise send a million
+    /// echoes, overflow the buffer and force resyncs for nothing) and
+    /// those of tables other than `table` (another daemon's load into its
+    /// own table is no work for rtm). Table ids above 255 share one header
+    /// byte (`RT_TABLE_COMPAT`); those pass and are sorted out on reading.
+    pub(crate) fn filter(&self, port: u32, table: u32) -> io::Result<()> {
         let insn = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
             code: code as u16,
             jt,
             jf,
             k,
         };
+        // BPF loads are big-endian; the header's fields are in host order,
+        // so constants are compared as their host bytes read that way.
+        let be16 = |v: u16| u32::from(u16::from_be_bytes(v.to_ne_bytes()));
+        let table_byte = u32::from(u8::try_from(table).unwrap_or(wire::RT_TABLE_COMPAT));
+        let (ld, jeq, ret) = (
+            libc::BPF_LD | libc::BPF_ABS,
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            libc::BPF_RET | libc::BPF_K,
+        );
         let program = [
-            // A = nlmsg_pid, at offset 12 of the header. BPF loads words
-            // big-endian, so `port` is compared as its bytes read that way.
-            insn(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 12),
-            insn(
-                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-                0,
-                1,
-                u32::from_be_bytes(port.to_ne_bytes()),
-            ),
-            insn(libc::BPF_RET | libc::BPF_K, 0, 0, 0), // ours: drop
-            insn(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX), // keep whole
+            // 0: A = nlmsg_pid (offset 12): rtm's own echo is dropped.
+            insn(ld | libc::BPF_W, 0, 0, 12),
+            insn(jeq, 6, 0, u32::from_be_bytes(port.to_ne_bytes())),
+            // 2: A = nlmsg_type (offset 4): other messages pass.
+            insn(ld | libc::BPF_H, 0, 0, 4),
+            insn(jeq, 1, 0, be16(wire::RTM_NEWROUTE)),
+            insn(jeq, 0, 4, be16(wire::RTM_DELROUTE)),
+            // 5: A = rtm_table (16 + 4): rtm's table, or a large id's.
+            insn(ld | libc::BPF_B, 0, 0, 20),
+            insn(jeq, 2, 0, table_byte),
+            insn(jeq, 1, 0, u32::from(wire::RT_TABLE_COMPAT)),
+            insn(ret, 0, 0, 0),        // 8: drop
+            insn(ret, 0, 0, u32::MAX), // 9: keep whole
         ];
         let fprog = libc::sock_fprog {
             len: program.len() as u16,
@@ -272,34 +387,54 @@ impl Monitor {
         }
     }
 
-    /// The prefixes of `config.table` that sockets other than `own_port`
-    /// changed since the last call (routes of any protocol: a replace by
-    /// another protocol's route removes rtm's). `Err(ENOBUFS)` when
-    /// notifications were lost.
-    pub(crate) fn changed(&self, config: &SyncConfig, own_port: u32) -> io::Result<Vec<Foreign>> {
-        let mut out = Vec::new();
+    /// The changes to rtm's table by sockets other than `own_port` since
+    /// the last call. `Err(ENOBUFS)` when notifications were lost.
+    pub(crate) fn heard(&self, config: &SyncConfig, own_port: u32) -> io::Result<Heard> {
+        let mut heard = Heard::default();
         loop {
-            let data = match self.socket.recv_from_full() {
-                Ok((data, _)) => data,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(out),
+            let (data, from) = match self.socket.recv_from_full() {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(heard),
                 Err(e) => return Err(e),
             };
-            for msg in messages(&data)? {
-                if msg.header.port_number == own_port {
+            // The datagram's source address is the kernel's proof of
+            // origin (port 0 is the kernel); the header's port is only
+            // what the sender wrote.
+            if from.port_number() != 0 {
+                heard.spoofed += 1;
+                continue;
+            }
+            for message in wire::messages(&data) {
+                let (header, body) = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        heard.unreadable.note(e);
+                        continue;
+                    }
+                };
+                if header.port == own_port
+                    || !matches!(header.kind, wire::RTM_NEWROUTE | wire::RTM_DELROUTE)
+                {
                     continue;
                 }
-                let (NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m))
-                | NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(m))) = &msg.payload
-                else {
-                    continue;
-                };
-                if let Some(p) = table_prefix::<crate::family::Ipv4>(m, config.table) {
-                    out.push(Foreign::V4(p));
-                } else if let Some(p) = table_prefix::<crate::family::Ipv6>(m, config.table) {
-                    out.push(Foreign::V6(p));
+                heard.notifications += 1;
+                let v4 = observe::<crate::family::Ipv4>(header, body, config);
+                let v6 = observe::<crate::family::Ipv6>(header, body, config);
+                match (v4, v6) {
+                    (Ok(Some(seen)), _) => heard.v4.push(seen),
+                    (_, Ok(Some(seen))) => heard.v6.push(seen),
+                    (Err(e), _) => heard.unreadable.note(e),
+                    _ => {}
                 }
             }
         }
+    }
+
+    #[cfg(test)]
+    fn port(&self) -> u32 {
+        let mut addr = SocketAddr::new(0, 0);
+        self.socket.get_address(&mut addr).expect("a bound socket");
+        addr.port_number()
     }
 }
 
@@ -328,130 +463,59 @@ fn set_receive_buffer(socket: &Socket, bytes: usize) {
     }
 }
 
-/// The messages in one datagram.
-fn messages(data: &[u8]) -> io::Result<Vec<NetlinkMessage<RouteNetlinkMessage>>> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 16 <= data.len() {
-        let len = NetlinkBuffer::new(&data[at..]).length() as usize;
-        if len < 16 || at + len > data.len() {
-            break;
-        }
-        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[at..at + len])
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("rtnetlink: {e}")))?;
-        out.push(msg);
-        // Messages are 4-byte aligned.
-        at += (len + 3) & !3;
-    }
-    Ok(out)
-}
-
-/// The header fields that mark a route as rtm's: family, length, table,
-/// protocol.
-fn header<F: KernelFamily>(prefix: Prefix<F::Addr>, config: &SyncConfig) -> RouteHeader {
-    RouteHeader {
-        address_family: F::AF,
-        destination_prefix_length: prefix.len(),
-        table: u8::try_from(config.table)
-            .ok()
-            .filter(|t| *t != 0)
-            .unwrap_or(RT_TABLE_COMPAT),
-        protocol: RouteProtocol::from(config.protocol),
-        kind: RouteType::Unicast,
-        ..RouteHeader::default()
-    }
-}
-
-/// An `RTM_NEWROUTE` (with `route`) or `RTM_DELROUTE` for `prefix`.
-fn route_message<F: KernelFamily>(
-    kind: fn(RouteMessage) -> RouteNetlinkMessage,
-    prefix: Prefix<F::Addr>,
-    route: Option<&KernelRoute<F>>,
-    config: &SyncConfig,
-) -> NetlinkMessage<RouteNetlinkMessage> {
-    let mut m = RouteMessage::default();
-    m.header = header::<F>(prefix, config);
-    m.attributes
-        .push(RouteAttribute::Destination(F::address(prefix.addr())));
-    m.attributes.push(RouteAttribute::Table(config.table));
-    m.attributes.push(RouteAttribute::Priority(config.metric));
-    if let Some(r) = route {
-        m.attributes.push(RouteAttribute::Oif(r.oif));
-        match r.gateway {
-            Some(gw) => {
-                // On-link: the RTM's interface is authoritative, so the
-                // gateway need not lie in a connected subnet.
-                m.header.flags = RouteFlags::Onlink;
-                m.attributes.push(RouteAttribute::Gateway(F::address(gw)));
-            }
-            None => m.header.scope = RouteScope::Link,
-        }
-    }
-    NetlinkMessage::from(kind(m))
-}
-
-/// The route's prefix if it is of family `F` and in table `table`.
-fn table_prefix<F: KernelFamily>(m: &RouteMessage, table: u32) -> Option<Prefix<F::Addr>> {
-    if m.header.address_family != F::AF {
-        return None;
-    }
-    let mut in_table = u32::from(m.header.table);
-    let mut dst = None;
-    for a in &m.attributes {
-        match a {
-            RouteAttribute::Table(t) => in_table = *t,
-            RouteAttribute::Destination(d) => dst = F::from_address(d),
-            _ => {}
-        }
-    }
-    if in_table != table {
-        return None;
-    }
-    let len = m.header.destination_prefix_length;
-    match dst {
-        Some(a) => Prefix::new(a, len).ok(),
-        None if len == 0 => Some(Prefix::truncating(F::UNSPECIFIED, 0)),
-        None => None,
-    }
-}
-
-/// A dumped route, if it is one of rtm's (its table and protocol).
-fn parse_route<F: KernelFamily>(m: &RouteMessage, config: &SyncConfig) -> Option<KernelRoute<F>> {
-    if u8::from(m.header.protocol) != config.protocol {
-        return None;
-    }
-    let prefix = table_prefix::<F>(m, config.table)?;
-    let mut gateway = None;
-    let mut oif = 0;
-    for a in &m.attributes {
-        match a {
-            RouteAttribute::Gateway(g) => gateway = F::from_address(g),
-            RouteAttribute::Oif(o) => oif = *o,
-            _ => {}
-        }
-    }
-    Some(KernelRoute {
-        prefix,
-        gateway,
-        oif,
-    })
-}
-
 impl<F: KernelFamily> std::fmt::Display for Op<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Op::Create(r) => write!(f, "create {r}"),
             Op::Replace(r) => write!(f, "replace {r}"),
-            Op::Delete(p) => write!(f, "delete {p}"),
+            Op::Delete(p, metric) => write!(f, "delete {p} metric {metric}"),
         }
     }
 }
 
-impl<F: KernelFamily> std::fmt::Display for KernelRoute<F> {
+impl<F: KernelFamily> std::fmt::Display for super::KernelRoute<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.prefix)?;
         if let Some(g) = self.gateway {
             write!(f, " via {g}")?;
         }
         write!(f, " oif {}", self.oif)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Catches a monitor that believes any sender (the header's port is
+    /// written by the sender; only the datagram's source is the kernel's
+    /// word): a unicast from another socket, shaped as the kernel's
+    /// deletion of one of rtm's routes, must be dropped unread. Needs no
+    /// privilege: any process may send to a netlink port.
+    #[test]
+    fn a_forged_notification_is_dropped() {
+        let Ok(monitor) = Monitor::open() else {
+            eprintln!("netlink test skipped: no rtnetlink socket here");
+            return;
+        };
+        let config = SyncConfig::new(100);
+        let mut forger = Socket::new(NETLINK_ROUTE).unwrap();
+        forger.bind_auto().unwrap();
+        let route = RouteInfo {
+            table: 100,
+            protocol: config.protocol,
+            priority: Some(config.metric),
+            ..RouteInfo::destination("10.0.0.0".parse().unwrap(), 8)
+        };
+        let mut datagram = Vec::new();
+        wire::push_route(&mut datagram, wire::RTM_DELROUTE, 0, 0, &route);
+        forger
+            .send_to(&datagram, &SocketAddr::new(monitor.port(), 0), 0)
+            .unwrap();
+        let heard = monitor.heard(&config, 0).unwrap();
+        assert_eq!(
+            (heard.spoofed, heard.v4.len(), heard.notifications),
+            (1, 0, 0)
+        );
     }
 }

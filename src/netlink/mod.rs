@@ -1,13 +1,26 @@
 //! Kernel FIB sync: rtm's best routes programmed into a Linux routing
 //! table over rtnetlink (feature `netlink`, Linux only).
 //!
-//! **The invariant**: once the sync is idle ([`KernelSync::wait_synced`]),
-//! the kernel table `config.table` holds, among its routes of protocol
-//! number `config.protocol`, exactly one route per IPv4 and IPv6 network
-//! that has a best route in rtm: that route's next hop (on-link) and
-//! interface. Routes of other protocols in that table are never touched,
-//! so an operator can tell rtm's routes apart (`ip route show table N
-//! proto P`) and keep their own beside them.
+//! **What holds** once the sync is idle ([`KernelSync::wait_synced`]) and
+//! the RIB has converged ([`KernelSync::converged`], or
+//! [`SyncConfig::stale_hold`] after start):
+//! - rtm's routes in table `config.table` are the routes of protocol
+//!   `config.protocol` there, whatever their metric, and they are exactly
+//!   one per IPv4 and IPv6 network with a best route in rtm, at
+//!   `config.metric`, with that route's next hop (on-link) and interface;
+//! - except where another protocol's route already holds that key
+//!   (table, prefix, metric): rtm never overwrites or deletes a route of
+//!   another protocol, so it leaves that prefix to it and counts a
+//!   conflict ([`SyncStats::conflicts`]); when that route goes, rtm's is
+//!   written.
+//!
+//! Routes of other protocols, other tables and other metrics are never
+//! touched, so an operator tells rtm's routes apart with `ip route show
+//! table N proto P` and keeps their own beside them. Before the RIB has
+//! converged, rtm's routes found in the kernel at start stay even where
+//! rtm has none yet (stale, still forwarding); nothing is withdrawn and
+//! written again, and a restart against a kernel table that is already
+//! right sends no change at all.
 //!
 //! **How** (as FRR's zebra dataplane does):
 //! - The sync registers in each IP family as an ordinary client with a
@@ -16,9 +29,14 @@
 //!   before it reads the table, so no change falls between the two.
 //! - A worker thread drains the queues in batches ([`SyncConfig::batch`]
 //!   messages per `send`): for each changed network it reads the best
-//!   route *now* and sends `RTM_NEWROUTE` with `NLM_F_REPLACE` (or
-//!   `RTM_DELROUTE` when the network has none), so a replayed or stale
-//!   message only rewrites the current state.
+//!   route *now* and brings the kernel's route for it there, so a
+//!   replayed or stale message only rewrites the current state.
+//! - It keeps a view of what the kernel holds at rtm's keys (`view.rs`),
+//!   built from a dump and kept by acknowledgements and notifications:
+//!   rtm's route is created with `NLM_F_EXCL` (another program's route at
+//!   the key answers `EEXIST` and stays), replaced only where the view
+//!   holds rtm's own, not sent when the kernel already has it, and
+//!   deleted with rtm's protocol, the metric it has and any scope.
 //! - **Back-pressure** never reaches the forwarding path or the RIB's
 //!   writers: a writer's share of the work is one push into a queue that
 //!   holds at most one message per network, so when the kernel is slower
@@ -27,17 +45,21 @@
 //! - **Changes behind its back**: a second socket listens to the kernel's
 //!   IPv4 and IPv6 route notifications. A socket filter in the kernel drops
 //!   the echoes of rtm's own requests (by the request socket's port, as
-//!   FRR's zebra does), so a full table's load does not flood it; any
-//!   other program's change in rtm's table (`ip route del`, a replace)
-//!   makes the worker re-program that prefix from rtm's state (at its
-//!   next round: at once when rtm's changes keep it busy, within 200 ms
-//!   when idle, since the monitor does not wake it).
+//!   FRR's zebra does) and every other table's changes, so neither a full
+//!   table's load nor another daemon's floods it; datagrams that do not
+//!   come from the kernel are dropped unread. Another program's change in
+//!   rtm's table (`ip route del`, a replace, a route of its own at rtm's
+//!   metric) updates the view and re-programs that prefix (at the
+//!   worker's next round: at once when rtm's changes keep it busy, within
+//!   200 ms when idle, since the monitor does not wake it).
+//! - **Input it does not trust**: every datagram is read by [`wire`],
+//!   which steps over attributes it does not know; a message that does not
+//!   read at all is counted and skipped ([`SyncStats::unreadable`]), so no
+//!   route any program writes can stop the sync.
 //! - **Resynchronisation**: at start, after `ENOBUFS` (acknowledgements or
 //!   notifications were lost, so what the kernel holds is unknown), and on
-//!   [`KernelSync::resync`], the worker dumps the kernel table, diffs it
-//!   against rtm's best routes and sends only the difference: a restarted
-//!   sync repairs whatever changed behind its back without reloading what
-//!   is already right.
+//!   [`KernelSync::resync`], the worker dumps rtm's table (a strict dump:
+//!   that table alone), rebuilds its view and sends only the difference.
 //! - ECMP: the kernel gets each network's best route (one path); rtm's
 //!   next-hop groups stay in its own FIB.
 //!
@@ -47,20 +69,22 @@
 //! let rtm = rtm::Rtm::new();
 //! let sync = KernelSync::start(&rtm, SyncConfig::new(100)).unwrap();
 //! // ... protocols add and withdraw routes; table 100 follows ...
+//! // ... and once they have loaded (end-of-RIB), routes an earlier run
+//! // left that rtm no longer has may go:
+//! sync.converged();
 //! assert!(sync.wait_synced(std::time::Duration::from_secs(5)));
 //! println!("{:?}", sync.stop().unwrap());
 //! # }
 //! ```
 
-mod diff;
 mod kernel;
+mod view;
+pub mod wire;
 mod worker;
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
-
-use netlink_packet_route::AddressFamily;
-use netlink_packet_route::route::RouteAddress;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use crate::family::{IpFamily, Ipv4, Ipv6};
 use crate::prefix::Prefix;
@@ -86,10 +110,14 @@ pub struct SyncConfig {
     pub table: u32,
     /// The route protocol number that marks rtm's routes (`proto` in `ip
     /// route`; `/etc/iproute2/rt_protos`); 201 by default, outside the
-    /// numbers Linux and iproute2 assign.
+    /// numbers Linux and iproute2 assign. Every route of this protocol in
+    /// the table is rtm's, whatever its metric.
     pub protocol: u8,
-    /// The kernel route metric (priority) of every route: routes of other
-    /// daemons with a lower metric win over rtm's.
+    /// The kernel route metric (priority) rtm writes its routes at: routes
+    /// of other daemons with a lower metric win over rtm's. rtm's routes
+    /// found at another metric (a run with another setting) are deleted
+    /// as their prefixes are programmed, and the rest once the RIB has
+    /// converged.
     pub metric: u32,
     /// Interface ids to kernel devices.
     pub interfaces: Interfaces,
@@ -102,12 +130,18 @@ pub struct SyncConfig {
     /// at `net.core.rmem_max`). Acknowledgements that overflow it are lost
     /// (`ENOBUFS`), which costs a resynchronisation, not correctness.
     pub receive_buffer: usize,
+    /// How long rtm's routes found in the kernel at start stay when rtm
+    /// has no route for their prefix (stale, forwarding, as zebra's `-K`
+    /// keeps them), unless [`KernelSync::converged`] says the RIB has
+    /// loaded sooner: 120 s, a BGP speaker's usual restart time. Zero
+    /// withdraws them at once.
+    pub stale_hold: Duration,
 }
 
 impl SyncConfig {
     /// Table `table`, protocol 201, metric 20, interface ids as ifindexes,
     /// batches of 512, registered as protocol `0x7274_6d6b` ("rtmk"), an
-    /// 8 MiB receive buffer.
+    /// 8 MiB receive buffer, stale routes held 120 s.
     pub fn new(table: u32) -> SyncConfig {
         SyncConfig {
             table,
@@ -117,12 +151,20 @@ impl SyncConfig {
             batch: 512,
             client_protocol: ProtocolId(0x7274_6d6b),
             receive_buffer: 8 << 20,
+            stale_hold: Duration::from_secs(120),
         }
     }
 }
 
-/// A route as the kernel holds it: destination, on-link gateway (none for
-/// a directly connected route), output device.
+/// How the kernel holds a route at rtm's key: on-link gateway (none for a
+/// directly connected route) and output device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held<F: IpFamily> {
+    pub(crate) gateway: Option<F::Addr>,
+    pub(crate) oif: u32,
+}
+
+/// A route rtm wants in the kernel: destination and how it is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct KernelRoute<F: IpFamily> {
     pub(crate) prefix: Prefix<F::Addr>,
@@ -130,56 +172,86 @@ pub(crate) struct KernelRoute<F: IpFamily> {
     pub(crate) oif: u32,
 }
 
+impl<F: IpFamily> KernelRoute<F> {
+    pub(crate) fn held(&self) -> Held<F> {
+        Held {
+            gateway: self.gateway,
+            oif: self.oif,
+        }
+    }
+}
+
+/// A route of rtm's table the kernel reported: a dump's entry, or another
+/// program's change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Observed<F: IpFamily> {
+    pub(crate) prefix: Prefix<F::Addr>,
+    /// There now (a dump's entry, `RTM_NEWROUTE`), or gone (`RTM_DELROUTE`).
+    pub(crate) present: bool,
+    /// Of rtm's protocol.
+    pub(crate) ours: bool,
+    pub(crate) metric: u32,
+    /// How it is held, if it is a route rtm could have written (one
+    /// unicast path of the family, no encapsulation or next-hop object).
+    pub(crate) held: Option<Held<F>>,
+    /// It replaced the route at its key (`NLM_F_REPLACE` on the
+    /// notification).
+    pub(crate) replaced: bool,
+}
+
 /// One change to the kernel table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op<F: IpFamily> {
-    /// Create or replace the route to its prefix.
+    /// Create rtm's route where the kernel has none at rtm's key
+    /// (`NLM_F_EXCL`: another program's route there is never overwritten).
+    Create(KernelRoute<F>),
+    /// Rewrite rtm's route at its key (`NLM_F_REPLACE`, without create).
     Replace(KernelRoute<F>),
-    /// Remove rtm's route to the prefix.
-    Delete(Prefix<F::Addr>),
+    /// Remove rtm's route to the prefix at this metric.
+    Delete(Prefix<F::Addr>, u32),
 }
 
 impl<F: IpFamily> Op<F> {
     fn prefix(&self) -> Prefix<F::Addr> {
         match self {
-            Op::Replace(r) => r.prefix,
-            Op::Delete(p) => *p,
+            Op::Create(r) | Op::Replace(r) => r.prefix,
+            Op::Delete(p, _) => *p,
         }
     }
 }
 
 /// An IP family as rtnetlink carries it.
 pub(crate) trait KernelFamily: IpFamily {
-    const AF: AddressFamily;
+    const AF: u8;
     const UNSPECIFIED: Self::Addr;
-    fn address(a: Self::Addr) -> RouteAddress;
-    fn from_address(a: &RouteAddress) -> Option<Self::Addr>;
+    fn to_ip(a: Self::Addr) -> IpAddr;
+    fn from_ip(a: IpAddr) -> Option<Self::Addr>;
 }
 
 impl KernelFamily for Ipv4 {
-    const AF: AddressFamily = AddressFamily::Inet;
+    const AF: u8 = wire::AF_INET;
     const UNSPECIFIED: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
-    fn address(a: Ipv4Addr) -> RouteAddress {
-        RouteAddress::Inet(a)
+    fn to_ip(a: Ipv4Addr) -> IpAddr {
+        a.into()
     }
-    fn from_address(a: &RouteAddress) -> Option<Ipv4Addr> {
+    fn from_ip(a: IpAddr) -> Option<Ipv4Addr> {
         match a {
-            RouteAddress::Inet(a) => Some(*a),
-            _ => None,
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
         }
     }
 }
 
 impl KernelFamily for Ipv6 {
-    const AF: AddressFamily = AddressFamily::Inet6;
+    const AF: u8 = wire::AF_INET6;
     const UNSPECIFIED: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
-    fn address(a: Ipv6Addr) -> RouteAddress {
-        RouteAddress::Inet6(a)
+    fn to_ip(a: Ipv6Addr) -> IpAddr {
+        a.into()
     }
-    fn from_address(a: &RouteAddress) -> Option<Ipv6Addr> {
+    fn from_ip(a: IpAddr) -> Option<Ipv6Addr> {
         match a {
-            RouteAddress::Inet6(a) => Some(*a),
-            _ => None,
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
         }
     }
 }

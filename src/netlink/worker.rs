@@ -1,20 +1,21 @@
 //! The sync's worker thread: drain the change queues in batches, program
 //! the kernel, resynchronise when the kernel's state is unknown.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::diff::repair;
-use super::kernel::{BatchResult, DUMP_BUFFER, Foreign, Kernel, Monitor};
+use super::kernel::{DUMP_BUFFER, Kernel, Monitor, Unreadable};
+use super::view::{KernelView, Outcome};
 use super::{Interfaces, KernelFamily, KernelRoute, Op, SyncConfig, SyncError};
 use crate::client::{ClientHandle, RegisterOptions};
 use crate::criteria::Criteria;
 use crate::family::{Ipv4, Ipv6};
 use crate::notify::Notifier;
+use crate::prefix::Prefix;
 use crate::route::Route;
 use crate::rtm::Rtm;
 
@@ -23,12 +24,20 @@ use crate::rtm::Rtm;
 pub struct SyncStats {
     /// Change messages taken from rtm's queues.
     pub changes: u64,
-    /// Routes created or replaced in the kernel.
+    /// rtm's routes created in the kernel (where it held none of rtm's).
+    pub created: u64,
+    /// rtm's routes rewritten in the kernel (another next hop or device).
     pub replaced: u64,
-    /// Routes deleted from the kernel.
+    /// rtm's routes deleted from the kernel.
     pub deleted: u64,
     /// Deletes of routes the kernel no longer had (already as wanted).
     pub already_gone: u64,
+    /// Times rtm did not write a route because another protocol's route
+    /// holds its key (same table, prefix and metric): the other route
+    /// stays. `last_conflict` says which.
+    pub conflicts: u64,
+    /// The last conflict's route.
+    pub last_conflict: Option<String>,
     /// Operations the kernel refused (a device that does not exist, say);
     /// `last_refusal` says which and why. They are not retried until the
     /// network changes again or a resynchronisation.
@@ -42,10 +51,32 @@ pub struct SyncStats {
     pub resyncs: u64,
     /// `ENOBUFS` answers (acknowledgements or notifications lost).
     pub enobufs: u64,
-    /// Changes to rtm's kernel table made by other programs while the sync
-    /// ran (the kernel's route notifications), each answered by
-    /// re-programming that prefix.
+    /// Changes to routes at rtm's keys in its kernel table made by other
+    /// programs while the sync ran (the kernel's route notifications),
+    /// each answered by re-programming that prefix.
     pub foreign: u64,
+    /// Route notifications that reached the sync: other programs' changes
+    /// in rtm's table (the kernel drops rtm's own and other tables' before
+    /// they reach it).
+    pub notifications: u64,
+    /// Datagrams on the notification socket that did not come from the
+    /// kernel, dropped unread.
+    pub spoofed: u64,
+    /// Route messages that did not read (a dump's or a notification's),
+    /// skipped; `last_unreadable` says why.
+    pub unreadable: u64,
+    /// The last unreadable message's fault.
+    pub last_unreadable: Option<String>,
+    /// Route messages read by dumps: rtm's table's routes of every
+    /// protocol (dumps are strict, Linux 4.20 on; an older kernel sends
+    /// every table's, which the sync skips).
+    pub dumped: u64,
+    /// rtm's routes kept in the kernel, stale, until the RIB converges
+    /// (found at start, not yet in rtm).
+    pub stale: u64,
+    /// The RIB has converged ([`KernelSync::converged`], or the stale
+    /// hold ended, or nothing was stale): withdrawals all go out at once.
+    pub converged: bool,
     /// Seconds spent in the kernel's calls (send and acknowledgements).
     pub kernel_secs: f64,
     /// Why the worker stopped, if it failed.
@@ -56,8 +87,13 @@ impl SyncStats {
     /// Kernel operations per second of kernel time: the rate rtm programs
     /// routes at when it has work.
     pub fn ops_per_sec(&self) -> f64 {
-        (self.replaced + self.deleted + self.already_gone + self.refused) as f64
+        (self.created + self.replaced + self.deleted + self.already_gone + self.refused) as f64
             / self.kernel_secs.max(1e-9)
+    }
+
+    /// Routes written into the kernel: created or replaced.
+    pub fn written(&self) -> u64 {
+        self.created + self.replaced
     }
 }
 
@@ -75,6 +111,7 @@ struct Bell {
 struct Shared {
     stop: AtomicBool,
     resync: AtomicBool,
+    converge: AtomicBool,
     bell: Mutex<Bell>,
     changed: Condvar,
     stats: Mutex<SyncStats>,
@@ -127,7 +164,9 @@ impl KernelSync {
         }
         let kernel = Kernel::open(config.receive_buffer).map_err(SyncError::Netlink)?;
         let monitor = Monitor::open().map_err(SyncError::Netlink)?;
-        monitor.ignore(kernel.port()).map_err(SyncError::Netlink)?;
+        monitor
+            .filter(kernel.port(), config.table)
+            .map_err(SyncError::Netlink)?;
         let v4 = rtm
             .register::<Ipv4>(config.client_protocol, RegisterOptions::coalescing())
             .map_err(SyncError::Register)?;
@@ -141,6 +180,7 @@ impl KernelSync {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             resync: AtomicBool::new(true),
+            converge: AtomicBool::new(false),
             bell: Mutex::new(Bell::default()),
             changed: Condvar::new(),
             stats: Mutex::new(SyncStats::default()),
@@ -148,7 +188,13 @@ impl KernelSync {
         // Registered just now, so the queues exist: these cannot fail.
         let _ = v4.set_notifier(Arc::new(Doorbell(shared.clone())));
         let _ = v6.set_notifier(Arc::new(Doorbell(shared.clone())));
+        let converged = config.stale_hold.is_zero();
         let mut worker = Worker {
+            views: Views {
+                v4: KernelView::new(config.metric, converged),
+                v6: KernelView::new(config.metric, converged),
+            },
+            started: Instant::now(),
             rtm: rtm.clone(),
             v4: v4.clone(),
             v6: v6.clone(),
@@ -194,8 +240,21 @@ impl KernelSync {
         self.shared.changed.notify_all();
     }
 
+    /// Says the RIB has converged (its protocols have loaded, or sent
+    /// end-of-RIB): rtm's routes found in the kernel at start that rtm has
+    /// no route for now are withdrawn, and from now on every withdrawal
+    /// goes out at once. Until this or the end of
+    /// [`SyncConfig::stale_hold`], they stay and forward.
+    pub fn converged(&self) {
+        self.shared.converge.store(true, Ordering::SeqCst);
+        self.shared.bell().rung = true;
+        self.shared.changed.notify_all();
+    }
+
     /// Waits until every change made before the call is in the kernel
     /// (`true`), or `timeout` passes or the worker has failed (`false`).
+    /// A [`resync`](Self::resync) or [`converged`](Self::converged) asked
+    /// for before the call is done by then too.
     pub fn wait_synced(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
@@ -208,7 +267,11 @@ impl KernelSync {
             if bell.ended {
                 return false;
             }
-            if queued == 0 && bell.idle && !self.shared.resync.load(Ordering::SeqCst) {
+            if queued == 0
+                && bell.idle
+                && !self.shared.resync.load(Ordering::SeqCst)
+                && !self.shared.converge.load(Ordering::SeqCst)
+            {
                 return true;
             }
             let now = Instant::now();
@@ -263,6 +326,29 @@ impl std::fmt::Debug for KernelSync {
     }
 }
 
+/// The kernel table as the sync knows it, per family.
+struct Views {
+    v4: KernelView<Ipv4>,
+    v6: KernelView<Ipv6>,
+}
+
+/// A family's view among the [`Views`].
+trait Viewed: KernelFamily {
+    fn view(views: &mut Views) -> &mut KernelView<Self>;
+}
+
+impl Viewed for Ipv4 {
+    fn view(views: &mut Views) -> &mut KernelView<Ipv4> {
+        &mut views.v4
+    }
+}
+
+impl Viewed for Ipv6 {
+    fn view(views: &mut Views) -> &mut KernelView<Ipv6> {
+        &mut views.v6
+    }
+}
+
 struct Worker {
     rtm: Rtm,
     v4: ClientHandle<Ipv4>,
@@ -271,6 +357,9 @@ struct Worker {
     config: SyncConfig,
     kernel: Kernel,
     monitor: Monitor,
+    views: Views,
+    /// When the worker started: the stale hold counts from here.
+    started: Instant,
 }
 
 /// The most messages one `send` carries: a batch must fit the socket's
@@ -302,11 +391,23 @@ impl Worker {
                 self.shared.stats().resyncs += 1;
                 worked = true;
             }
+            let asked = self.shared.converge.load(Ordering::SeqCst);
+            if asked || self.started.elapsed() >= self.config.stale_hold {
+                worked |= self.converge::<Ipv4>()? | self.converge::<Ipv6>()?;
+                if asked {
+                    self.shared.converge.store(false, Ordering::SeqCst);
+                }
+            }
             let v4 = self.v4.clone();
             let v6 = self.v6.clone();
             worked |= self.drain::<Ipv4>(&v4)? > 0;
             worked |= self.drain::<Ipv6>(&v6)? > 0;
             worked |= self.repair_foreign()? > 0;
+            {
+                let mut s = self.shared.stats();
+                s.stale = (self.views.v4.stale() + self.views.v6.stale()) as u64;
+                s.converged = self.views.v4.converged() && self.views.v6.converged();
+            }
             if worked || self.shared.resync.load(Ordering::SeqCst) {
                 continue;
             }
@@ -330,6 +431,14 @@ impl Worker {
         self.shared.resync.store(true, Ordering::SeqCst);
     }
 
+    fn unreadable(&self, u: Unreadable) {
+        if u.count > 0 {
+            let mut s = self.shared.stats();
+            s.unreadable += u.count;
+            s.last_unreadable = u.last;
+        }
+    }
+
     fn kernel_route<F: KernelFamily>(&self, r: &Route<F>) -> KernelRoute<F> {
         KernelRoute {
             prefix: r.network,
@@ -341,8 +450,11 @@ impl Worker {
         }
     }
 
-    /// Sends `ops` in batches; `ENOBUFS` and the like ask for a resync.
-    fn apply<F: KernelFamily>(&mut self, ops: &[Op<F>]) -> Result<(), SyncError> {
+    /// Sends `ops` in batches and records each outcome in the view;
+    /// `ENOBUFS` and the like ask for a resync. Returns the prefixes to
+    /// plan again: replaces that found rtm's route gone.
+    fn apply<F: Viewed>(&mut self, ops: &[Op<F>]) -> Result<Vec<Prefix<F::Addr>>, SyncError> {
+        let mut again = Vec::new();
         for chunk in ops.chunks(self.config.batch) {
             let t = Instant::now();
             let result = self.kernel.apply(chunk, &self.config);
@@ -350,22 +462,8 @@ impl Worker {
             let mut s = self.shared.stats();
             s.kernel_secs += secs;
             s.batches += 1;
-            match result {
-                Ok(BatchResult {
-                    replaced,
-                    deleted,
-                    already_gone,
-                    refused,
-                    last_refusal,
-                }) => {
-                    s.replaced += replaced as u64;
-                    s.deleted += deleted as u64;
-                    s.already_gone += already_gone as u64;
-                    s.refused += refused as u64;
-                    if last_refusal.is_some() {
-                        s.last_refusal = last_refusal;
-                    }
-                }
+            let outcomes = match result {
+                Ok(outcomes) => outcomes,
                 Err(e) if lost_track(&e) => {
                     drop(s);
                     self.lost_track(&e);
@@ -375,20 +473,41 @@ impl Worker {
                     self.kernel =
                         Kernel::open(self.config.receive_buffer).map_err(SyncError::Netlink)?;
                     self.monitor
-                        .ignore(self.kernel.port())
+                        .filter(self.kernel.port(), self.config.table)
                         .map_err(SyncError::Netlink)?;
-                    return Ok(());
+                    return Ok(Vec::new());
                 }
                 Err(e) => return Err(SyncError::Netlink(e)),
+            };
+            let view = F::view(&mut self.views);
+            for (op, outcome) in chunk.iter().zip(outcomes) {
+                view.record(op, outcome);
+                match (op, outcome) {
+                    (Op::Create(_), Outcome::Done) => s.created += 1,
+                    (Op::Replace(_), Outcome::Done) => s.replaced += 1,
+                    (Op::Delete(..), Outcome::Done) => s.deleted += 1,
+                    (_, Outcome::Gone) => s.already_gone += 1,
+                    (_, Outcome::Exists) => {
+                        s.conflicts += 1;
+                        s.last_conflict =
+                            Some(format!("{op}: another protocol's route holds the key"));
+                    }
+                    (_, Outcome::Missing) => again.push(op.prefix()),
+                    (_, Outcome::Refused(code)) => {
+                        s.refused += 1;
+                        s.last_refusal =
+                            Some(format!("{op}: {}", io::Error::from_raw_os_error(code)));
+                    }
+                }
             }
         }
-        Ok(())
+        Ok(again)
     }
 
     /// Takes the queued changes of `F` in batches and programs each
     /// changed network's best route as it is now. Returns how many
     /// changes it took.
-    fn drain<F: KernelFamily>(&mut self, client: &ClientHandle<F>) -> Result<usize, SyncError> {
+    fn drain<F: Viewed>(&mut self, client: &ClientHandle<F>) -> Result<usize, SyncError> {
         let mut taken = 0;
         loop {
             let mut networks = Vec::with_capacity(self.config.batch);
@@ -411,65 +530,93 @@ impl Worker {
         }
     }
 
-    /// Programs each network's best route as it is now (a delete where it
-    /// has none), in batches.
-    fn program<F: KernelFamily>(
-        &mut self,
-        mut networks: Vec<crate::prefix::Prefix<F::Addr>>,
-    ) -> Result<(), SyncError> {
-        networks.sort_unstable();
-        networks.dedup();
-        let ops: Vec<Op<F>> = networks
-            .iter()
-            .map(|n| match self.rtm.is_route::<F>(n) {
-                Some(r) => Op::Replace(self.kernel_route(&r)),
-                None => Op::Delete(*n),
-            })
-            .collect();
-        self.apply(&ops)
+    /// Brings each network to its best route as it is now (none: rtm's
+    /// route goes), in batches.
+    fn program<F: Viewed>(&mut self, mut networks: Vec<Prefix<F::Addr>>) -> Result<(), SyncError> {
+        while !networks.is_empty() {
+            networks.sort_unstable();
+            networks.dedup();
+            let mut ops = Vec::with_capacity(networks.len());
+            for n in &networks {
+                let want = self.rtm.is_route::<F>(n).map(|r| self.kernel_route(&r));
+                let conflict = F::view(&mut self.views).plan(*n, want, &mut ops);
+                self.conflict(conflict, n);
+            }
+            networks = self.apply(&ops)?;
+        }
+        Ok(())
     }
 
-    /// Re-programs the prefixes of rtm's table that another program
-    /// changed (the monitor's notifications); lost notifications ask for
-    /// a resync. Returns how many prefixes it re-programmed.
+    fn conflict<A: std::fmt::Display>(&self, conflict: bool, prefix: &A) {
+        if conflict {
+            let mut s = self.shared.stats();
+            s.conflicts += 1;
+            s.last_conflict = Some(format!(
+                "{prefix}: another protocol's route holds rtm's key (table {}, metric {})",
+                self.config.table, self.config.metric
+            ));
+        }
+    }
+
+    /// Takes in the changes other programs made to rtm's table (the
+    /// monitor's notifications) and re-programs each prefix they touched
+    /// at rtm's keys; lost notifications ask for a resync. Returns how
+    /// many changes it took in.
     fn repair_foreign(&mut self) -> Result<usize, SyncError> {
-        let foreign = match self.monitor.changed(&self.config, self.kernel.port()) {
-            Ok(f) => f,
+        let heard = match self.monitor.heard(&self.config, self.kernel.port()) {
+            Ok(h) => h,
             Err(e) if lost_track(&e) => {
                 self.lost_track(&e);
                 return Ok(0);
             }
             Err(e) => return Err(SyncError::Netlink(e)),
         };
-        if foreign.is_empty() {
-            return Ok(0);
+        let v4: Vec<_> = heard
+            .v4
+            .iter()
+            .filter(|seen| self.views.v4.observe(seen))
+            .map(|seen| seen.prefix)
+            .collect();
+        let v6: Vec<_> = heard
+            .v6
+            .iter()
+            .filter(|seen| self.views.v6.observe(seen))
+            .map(|seen| seen.prefix)
+            .collect();
+        let foreign = v4.len() + v6.len();
+        {
+            let mut s = self.shared.stats();
+            s.notifications += heard.notifications;
+            s.spoofed += heard.spoofed;
+            s.foreign += foreign as u64;
         }
-        self.shared.stats().foreign += foreign.len() as u64;
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        for f in &foreign {
-            match *f {
-                Foreign::V4(p) => v4.push(p),
-                Foreign::V6(p) => v6.push(p),
-            }
-        }
+        self.unreadable(heard.unreadable);
         self.program::<Ipv4>(v4)?;
         self.program::<Ipv6>(v6)?;
-        Ok(foreign.len())
+        Ok(foreign)
     }
 
-    /// Dumps the kernel table of `F`, diffs it against rtm's best routes
-    /// and sends the difference.
-    fn resync<F: KernelFamily>(&mut self) -> Result<(), SyncError> {
-        let wanted: HashMap<_, _> = match self.rtm.enumerate(&Criteria::<F>::all().best_only()) {
-            Ok(e) => e.map(|r| (r.network, self.kernel_route(&r))).collect(),
-            Err(_) => HashMap::new(), // NoRoutes: an empty table
-        };
+    /// The RIB has converged: the stale prefixes of `F` are planned
+    /// against what rtm wants now. Whether there was anything to do.
+    fn converge<F: Viewed>(&mut self) -> Result<bool, SyncError> {
+        if F::view(&mut self.views).converged() {
+            return Ok(false);
+        }
+        let stale = F::view(&mut self.views).converge();
+        self.program::<F>(stale)?;
+        Ok(true)
+    }
+
+    /// Dumps rtm's kernel table of `F`, rebuilds the view from it and
+    /// sends the difference from rtm's best routes. Before the RIB has
+    /// converged, rtm's routes it does not want yet stay, stale.
+    fn resync<F: Viewed>(&mut self) -> Result<(), SyncError> {
         // Dumps read through a socket of their own with a large buffer:
         // the request socket's may be small, and a dump must not start
         // behind a lost batch's acknowledgements.
         let dumped = Kernel::open(DUMP_BUFFER).and_then(|mut k| k.dump::<F>(&self.config));
-        let kernel = match dumped {
-            Ok(k) => k,
+        let dump = match dumped {
+            Ok(d) => d,
             Err(e) if lost_track(&e) => {
                 self.lost_track(&e);
                 // A kernel short of buffers gets a moment before the retry.
@@ -478,7 +625,40 @@ impl Worker {
             }
             Err(e) => return Err(SyncError::Netlink(e)),
         };
-        let ops = repair(&wanted, &kernel);
-        self.apply(&ops)
+        self.shared.stats().dumped += dump.read;
+        self.unreadable(dump.unreadable);
+        let wanted: Vec<KernelRoute<F>> =
+            match self.rtm.enumerate(&Criteria::<F>::all().best_only()) {
+                Ok(e) => e.map(|r| self.kernel_route(&r)).collect(),
+                Err(_) => Vec::new(), // NoRoutes: an empty table
+            };
+        let view = F::view(&mut self.views);
+        view.clear();
+        for seen in &dump.routes {
+            view.observe(seen);
+        }
+        let mut ops = Vec::new();
+        let mut conflicts = Vec::new();
+        for r in &wanted {
+            if view.plan(r.prefix, Some(*r), &mut ops) {
+                conflicts.push(r.prefix);
+            }
+        }
+        let wanted: HashSet<Prefix<F::Addr>> = wanted.iter().map(|r| r.prefix).collect();
+        let unwanted = view.unwanted(|p| wanted.contains(p));
+        if view.converged() {
+            for p in unwanted {
+                view.plan(p, None, &mut ops);
+            }
+        } else if unwanted.is_empty() {
+            view.converge(); // nothing waits for the RIB
+        } else {
+            view.keep_stale(unwanted);
+        }
+        for p in &conflicts {
+            self.conflict(true, p);
+        }
+        let again = self.apply(&ops)?;
+        self.program::<F>(again)
     }
 }

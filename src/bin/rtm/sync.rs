@@ -80,9 +80,12 @@ fn ms(secs: f64) -> Json {
 
 fn stats_json(s: &SyncStats) -> Json {
     Json::Obj(vec![
+        ("created", s.created.into()),
         ("replaced", s.replaced.into()),
         ("deleted", s.deleted.into()),
+        ("conflicts", s.conflicts.into()),
         ("refused", s.refused.into()),
+        ("unreadable", s.unreadable.into()),
         ("batches", s.batches.into()),
         ("resyncs", s.resyncs.into()),
         ("enobufs", s.enobufs.into()),
@@ -104,6 +107,9 @@ pub fn run(args: &SyncArgs) -> Result<(), String> {
     let t = Instant::now();
     let reports = load_files(&loader, &args.files, args.format)?;
     let load_secs = t.elapsed().as_secs_f64();
+    // The files are the whole RIB: rtm's routes left in the kernel by an
+    // earlier run that they no longer hold go now.
+    sync.converged();
     let tail_secs = waited(&sync, "the load")?;
     let loaded = sync.stats();
     let routes = loader.rtm.network_count::<Ipv4>() + loader.rtm.network_count::<Ipv6>();
@@ -123,6 +129,20 @@ pub fn run(args: &SyncArgs) -> Result<(), String> {
         None
     };
     let stats = sync.stop().map_err(|e| e.to_string())?;
+    if stats.conflicts > 0 {
+        eprintln!(
+            "rtm sync: {} routes not written, another protocol's route holding their key; the last: {}",
+            stats.conflicts,
+            stats.last_conflict.as_deref().unwrap_or("?")
+        );
+    }
+    if stats.unreadable > 0 {
+        eprintln!(
+            "rtm sync: {} route messages from the kernel did not read and were skipped; the last: {}",
+            stats.unreadable,
+            stats.last_unreadable.as_deref().unwrap_or("?")
+        );
+    }
     if stats.refused > 0 {
         eprintln!(
             "rtm sync: the kernel refused {} operations; the last: {}",
@@ -130,7 +150,7 @@ pub fn run(args: &SyncArgs) -> Result<(), String> {
             stats.last_refusal.as_deref().unwrap_or("?")
         );
     }
-    let programmed_per_sec = loaded.replaced as f64 / (load_secs + tail_secs).max(1e-9);
+    let programmed_per_sec = loaded.written() as f64 / (load_secs + tail_secs).max(1e-9);
     if args.json {
         let mut fields = vec![
             ("files", Json::Arr(reports)),
@@ -142,6 +162,7 @@ pub fn run(args: &SyncArgs) -> Result<(), String> {
                 "routes_per_sec_into_kernel",
                 (programmed_per_sec as u64).into(),
             ),
+            ("after_load", stats_json(&loaded)),
             ("stats", stats_json(&stats)),
         ];
         if let Some((d, k)) = withdraw {
@@ -156,8 +177,11 @@ pub fn run(args: &SyncArgs) -> Result<(), String> {
         args.table
     );
     println!(
-        "into the kernel: {} routes in {} batches, {programmed_per_sec:.0} routes/s end to end, {:.0} ops/s of kernel time; {} resyncs, {} ENOBUFS, {} foreign changes repaired",
+        "into the kernel: {} routes written ({} created, {} replaced), {} deleted, in {} batches, {programmed_per_sec:.0} routes/s end to end, {:.0} ops/s of kernel time; {} resyncs, {} ENOBUFS, {} foreign changes repaired",
+        loaded.written(),
+        loaded.created,
         loaded.replaced,
+        loaded.deleted,
         loaded.batches,
         loaded.ops_per_sec(),
         loaded.resyncs,
