@@ -82,6 +82,13 @@ pub(crate) struct ClientState<F: Family> {
     /// only under the clients map's lock on the protocol's entry, which
     /// orders every access, so Relaxed suffices.
     pub(crate) restarting: std::sync::atomic::AtomicBool,
+    /// Deregistered (gracefully or not) and its routes still being removed
+    /// or marked: a registration of the protocol waits for that to end
+    /// rather than report the pair taken. Set once, under the gate's write
+    /// lock, and read under the clients map's lock on the protocol's
+    /// entry; the leaver's change to that entry, which takes the same
+    /// lock, comes after it, so Relaxed suffices.
+    pub(crate) leaving: std::sync::atomic::AtomicBool,
     pub(crate) queue: Option<ChangeQueue<F>>,
 }
 

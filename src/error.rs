@@ -87,3 +87,30 @@ impl RtmError {
 
 /// Shorthand for results of RTM calls.
 pub type Result<T, E = RtmError> = std::result::Result<T, E>;
+
+/// User input as an error message shows it: quoted (Rust's escapes), and
+/// cut after [`QUOTED_MAX`] bytes with the input's whole length, so that a
+/// message never echoes megabytes of a bad token (a 50 MB `metric` token
+/// once went to stderr, and into `--json`, whole).
+pub(crate) fn quoted(input: &str) -> Quoted<'_> {
+    Quoted(input)
+}
+
+/// How many bytes of a token [`quoted`] shows.
+pub(crate) const QUOTED_MAX: usize = 64;
+
+/// See [`quoted`].
+pub(crate) struct Quoted<'a>(&'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.len() <= QUOTED_MAX {
+            return write!(f, "{:?}", self.0);
+        }
+        let mut cut = QUOTED_MAX;
+        while !self.0.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        write!(f, "{:?}... ({} bytes)", &self.0[..cut], self.0.len())
+    }
+}

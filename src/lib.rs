@@ -174,3 +174,9 @@ pub use route::{
     MAX_TTL_SECONDS, ProtocolId, Route, RouteData, RouteKey, RouteUpdate, Ttl,
 };
 pub use rtm::{Rtm, RtmBuilder, Sweeper};
+
+/// The README's Rust examples, compiled and run as doctests (`cargo test
+/// --doc`), so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;

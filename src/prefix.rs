@@ -6,6 +6,7 @@
 //! silently (see the README's "Departures from the spec": RTMv1's free
 //! number/mask pairs, A7, are not representable here).
 
+use crate::error::quoted;
 use std::fmt;
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -314,17 +315,26 @@ impl<A: IpAddress> FromStr for Prefix<A> {
     type Err = RtmError;
 
     fn from_str(s: &str) -> Result<Self, RtmError> {
-        let (a, l) = s
-            .split_once('/')
-            .ok_or_else(|| RtmError::invalid(format!("prefix {s:?}: expected ADDRESS/LENGTH")))?;
+        let (a, l) = s.split_once('/').ok_or_else(|| {
+            RtmError::invalid(format!(
+                "prefix {s}: expected ADDRESS/LENGTH",
+                s = quoted(s)
+            ))
+        })?;
         let addr: A = a.parse().map_err(|_| {
             RtmError::invalid(format!(
-                "prefix {s:?}: {a:?} is not an IPv{} address",
-                if A::BITS == 32 { 4 } else { 6 }
+                "prefix {s}: {a} is not an IPv{} address",
+                if A::BITS == 32 { 4 } else { 6 },
+                s = quoted(s),
+                a = quoted(a)
             ))
         })?;
         let len: u8 = l.parse().map_err(|_| {
-            RtmError::invalid(format!("prefix {s:?}: {l:?} is not a prefix length"))
+            RtmError::invalid(format!(
+                "prefix {s}: {l} is not a prefix length",
+                s = quoted(s),
+                l = quoted(l)
+            ))
         })?;
         Prefix::new(addr, len)
     }
@@ -352,16 +362,21 @@ impl FromStr for IpxNetwork {
     /// Parses `ipx:` followed by exactly 8 hex digits.
     fn from_str(s: &str) -> Result<Self, RtmError> {
         let hex = s.strip_prefix("ipx:").ok_or_else(|| {
-            RtmError::invalid(format!("IPX network {s:?}: expected ipx:<8 hex digits>"))
+            RtmError::invalid(format!(
+                "IPX network {s}: expected ipx:<8 hex digits>",
+                s = quoted(s)
+            ))
         })?;
         if hex.len() != 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(RtmError::invalid(format!(
-                "IPX network {s:?}: {hex:?} is not 8 hex digits"
+                "IPX network {s}: {hex} is not 8 hex digits",
+                s = quoted(s),
+                hex = quoted(hex)
             )));
         }
-        u32::from_str_radix(hex, 16)
-            .map(IpxNetwork)
-            .map_err(|_| RtmError::invalid(format!("IPX network {s:?}: bad hex digits")))
+        u32::from_str_radix(hex, 16).map(IpxNetwork).map_err(|_| {
+            RtmError::invalid(format!("IPX network {s}: bad hex digits", s = quoted(s)))
+        })
     }
 }
 
@@ -392,7 +407,8 @@ impl FromStr for MacAddr {
     fn from_str(s: &str) -> Result<Self, RtmError> {
         let bad = || {
             RtmError::invalid(format!(
-                "MAC address {s:?}: expected six hex pairs like 00:11:22:33:44:55"
+                "MAC address {s}: expected six hex pairs like 00:11:22:33:44:55",
+                s = quoted(s)
             ))
         };
         let mut out = [0u8; 6];

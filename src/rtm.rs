@@ -270,7 +270,11 @@ impl Rtm {
     // ----- clients (2.1, 2.2) ------------------------------------------------
 
     /// Registers a client (RtmRegisterClient): protocol `protocol` in family
-    /// `F`. `ClientAlreadyExists` if a live client holds the pair.
+    /// `F`. `ClientAlreadyExists` if a live client holds the pair. A
+    /// client of the protocol that is still leaving (a deregistration or an
+    /// expired hold removing its routes, a graceful deregistration marking
+    /// them) holds it no longer: the call waits until that ends, then
+    /// registers (or adopts the gracefully deregistered client's routes).
     ///
     /// ```
     /// use rtm::{Ipv4, ProtocolId, RegisterOptions, Rtm};

@@ -751,5 +751,8 @@ add bgp 10.0.0.0/8 via 192.0.2.9 dev 1 metric 5 weight 0
     ];
     assert_eq!(lines, want, "{out}");
     let err = stderr(&o);
-    assert!(err.contains("line 23") && err.contains("weight 0"), "{err}");
+    assert!(
+        err.contains("line 23") && err.contains("<weight> \"0\" is not a number from 1 to 65535"),
+        "{err}"
+    );
 }

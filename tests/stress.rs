@@ -492,14 +492,11 @@ fn hold_expiry_racing_readoption_claims_the_routes_once() {
         };
         let start = Instant::now();
         while start.elapsed() < Duration::from_micros(50 * (round % 4)) {}
-        let adopter = loop {
-            match rtm.register::<Ipv4>(p, RegisterOptions::default()) {
-                Ok(h) => break h,
-                // The expiry is removing the routes: the pair is busy.
-                Err(RtmError::ClientAlreadyExists { .. }) => thread::yield_now(),
-                Err(e) => panic!("register: {e}"),
-            }
-        };
+        // If the expiry is removing the routes, the registration waits
+        // for it (no live client holds the pair).
+        let adopter = rtm
+            .register::<Ipv4>(p, RegisterOptions::default())
+            .unwrap_or_else(|e| panic!("round {round}: register: {e}"));
         // The hold ended before either ran: whichever came first, the
         // expiry removes every route once (the orphan's, or the adopter's
         // still stale), and end-of-RIB finds nothing.
@@ -513,6 +510,53 @@ fn hold_expiry_racing_readoption_claims_the_routes_once() {
         rtm.add_route(&adopter, &r, Ttl::Infinite).unwrap();
         rtm.verify_consistency().unwrap();
         assert_eq!(rtm.deregister(&adopter).unwrap(), 1, "round {round}");
+    }
+}
+
+/// Catches a registration that reports the pair taken
+/// (`ClientAlreadyExists`, 183, which RTMv1 code treats as fatal) while the
+/// protocol's previous client is being deregistered or gracefully
+/// deregistered: no live client holds the pair, so it must wait for the
+/// removal (or the mark) to end. When it returns, a deregistered
+/// predecessor's routes are all gone, and a graceful one's are all
+/// adopted.
+#[test]
+fn registering_while_the_predecessor_leaves_waits_instead_of_failing() {
+    for round in 0..12u64 {
+        let graceful = round % 2 == 1;
+        let rtm = Rtm::new();
+        let p = ProtocolId(9);
+        let old = rtm
+            .register::<Ipv4>(p, RegisterOptions::notifying())
+            .unwrap();
+        let n = 20_000u32;
+        for k in 0..n {
+            let net = Prefix::new(Ipv4Addr::from(0x0a00_0000 + (k << 8)), 24).unwrap();
+            rtm.add_route(&old, &checked_route(net, 1), Ttl::Infinite)
+                .unwrap();
+        }
+        let leaver = {
+            let (rtm, old) = (rtm.clone(), old.clone());
+            thread::spawn(move || {
+                if graceful {
+                    rtm.deregister_graceful(&old, Duration::from_secs(600))
+                } else {
+                    rtm.deregister(&old)
+                }
+            })
+        };
+        // Once the old client is closed (its calls fail), it is leaving.
+        while !matches!(rtm.dequeue(&old), Err(RtmError::InvalidHandle(_))) {
+            thread::yield_now();
+        }
+        let new = rtm
+            .register::<Ipv4>(p, RegisterOptions::default())
+            .unwrap_or_else(|e| panic!("round {round}: register while the old client leaves: {e}"));
+        let left = if graceful { n as usize } else { 0 };
+        assert_eq!(rtm.network_count::<Ipv4>(), left, "round {round}");
+        assert_eq!(leaver.join().unwrap().unwrap(), n as usize);
+        assert_eq!(rtm.end_of_rib(&new).unwrap(), left, "round {round}");
+        rtm.verify_consistency().unwrap();
     }
 }
 

@@ -23,9 +23,24 @@
 
 #include <stdint.h>
 /* The change event for RtmRegisterClient: an eventfd created with
- * eventfd(0, EFD_NONBLOCK), as a HANDLE (the fd plus one, so fd 0 is not
- * NULL). */
-#define RTM_EVENT_FD(fd) ((HANDLE)(intptr_t)((fd) + 1))
+ * eventfd(0, EFD_NONBLOCK), as a HANDLE: the fd under a tag in the top
+ * bits, so that passing the bare fd by mistake is ERROR_INVALID_PARAMETER
+ * (and fd 0 is not NULL). */
+#if UINTPTR_MAX > 0xFFFFFFFFu
+#define RTM_EVENT_TAG ((uintptr_t)0x72746d66u << 32)
+#else
+#define RTM_EVENT_TAG ((uintptr_t)3u << 30)
+#endif
+#define RTM_EVENT_FD(fd) ((HANDLE)(RTM_EVENT_TAG | (uintptr_t)(unsigned)(fd)))
+
+/* Win32's BOOL values (RtmBlockSetRouteEnable's Enable, the BOOL results),
+ * where the includer has none of its own. */
+#ifndef FALSE
+#define FALSE 0
+#endif
+#ifndef TRUE
+#define TRUE 1
+#endif
 
 /* The SDK's helper macros. */
 #define RtmGetSpecificRoute(ProtocolFamily, Route) RtmGetFirstRoute((ProtocolFamily), RTM_ONLY_THIS_NETWORK | RTM_ONLY_THIS_PROTOCOL | RTM_ONLY_THIS_INTERFACE, (Route))
@@ -277,8 +292,11 @@ extern "C" {
 // or `RTM_PROTOCOL_SINGLE_ROUTE`.
 //
 // Returns the client handle, or NULL with the last error set to
-// `ERROR_CLIENT_ALREADY_EXISTS` (the protocol is registered in the
-// family) or `ERROR_INVALID_PARAMETER` (family, flags or event).
+// `ERROR_CLIENT_ALREADY_EXISTS` (a live client holds the protocol in the
+// family; one being deregistered does not: the call waits until its
+// routes are gone) or `ERROR_INVALID_PARAMETER` (family, flags, or an
+// event that is not `RTM_EVENT_FD` of a non-blocking eventfd the caller
+// owns).
 HANDLE RtmRegisterClient(DWORD ProtocolFamily,
                          DWORD RoutingProtocol,
                          HANDLE ChangeEvent,

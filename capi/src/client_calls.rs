@@ -31,8 +31,11 @@ fn null(what: &str) -> RtmError {
 /// or `RTM_PROTOCOL_SINGLE_ROUTE`.
 ///
 /// Returns the client handle, or NULL with the last error set to
-/// `ERROR_CLIENT_ALREADY_EXISTS` (the protocol is registered in the
-/// family) or `ERROR_INVALID_PARAMETER` (family, flags or event).
+/// `ERROR_CLIENT_ALREADY_EXISTS` (a live client holds the protocol in the
+/// family; one being deregistered does not: the call waits until its
+/// routes are gone) or `ERROR_INVALID_PARAMETER` (family, flags, or an
+/// event that is not `RTM_EVENT_FD` of a non-blocking eventfd the caller
+/// owns).
 #[unsafe(no_mangle)]
 pub extern "C" fn RtmRegisterClient(
     ProtocolFamily: DWORD,

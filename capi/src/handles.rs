@@ -5,12 +5,18 @@
 //! expires routes whose TTL ran out.
 //!
 //! A `HANDLE` is a number, never a pointer: the key of a live client or
-//! enumeration in a map. Numbers come from one 64-bit counter shared by
-//! both kinds and are never reused (spec A25's generation counter, taken
-//! to its limit), so a handle that was closed or deregistered, one of the
-//! other kind, or any value C made up finds nothing and is
-//! `ERROR_INVALID_HANDLE`. Nothing C passes as a handle is ever
-//! dereferenced.
+//! enumeration in a map. Numbers come from one counter shared by both kinds
+//! and are never reused (spec A25's generation counter, taken to its
+//! limit), so a handle that was closed or deregistered or any value C made
+//! up finds nothing and is `ERROR_INVALID_HANDLE`. Nothing C passes as a
+//! handle is ever dereferenced.
+//!
+//! **Handles check themselves.** Each carries its kind's tag in its top
+//! bits ("rtmc" for clients, "rtme" for enumerations, in the top 32 bits
+//! of a 64-bit handle) above the counter, so the slips a port makes, a
+//! small integer (`(HANDLE)1`, a descriptor), an enumeration handle where a
+//! client's belongs, are told apart from a stale handle in the error's
+//! message, and no small number is ever a live handle.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -50,6 +56,42 @@ static GLOBALS: OnceLock<Globals> = OnceLock::new();
 /// handle's object.
 static NEXT: AtomicUsize = AtomicUsize::new(1);
 
+/// A kind of handle: its tag and name.
+#[derive(Clone, Copy)]
+struct Kind {
+    tag: usize,
+    /// "a client", "an enumeration".
+    name: &'static str,
+}
+
+#[cfg(target_pointer_width = "64")]
+const TAG_SHIFT: u32 = 32;
+#[cfg(not(target_pointer_width = "64"))]
+const TAG_SHIFT: u32 = 28;
+/// The bits below the tag: the counter's.
+const NUMBER_MASK: usize = (1 << TAG_SHIFT) - 1;
+
+#[cfg(target_pointer_width = "64")]
+const CLIENT: Kind = Kind {
+    tag: 0x7274_6d63 << TAG_SHIFT, // "rtmc"
+    name: "a client",
+};
+#[cfg(target_pointer_width = "64")]
+const CURSOR: Kind = Kind {
+    tag: 0x7274_6d65 << TAG_SHIFT, // "rtme"
+    name: "an enumeration",
+};
+#[cfg(not(target_pointer_width = "64"))]
+const CLIENT: Kind = Kind {
+    tag: 0xA << TAG_SHIFT,
+    name: "a client",
+};
+#[cfg(not(target_pointer_width = "64"))]
+const CURSOR: Kind = Kind {
+    tag: 0xB << TAG_SHIFT,
+    name: "an enumeration",
+};
+
 fn globals() -> &'static Globals {
     GLOBALS.get_or_init(|| {
         let rtm = Rtm::new();
@@ -68,64 +110,74 @@ pub(crate) fn rtm() -> &'static Rtm {
     &globals().rtm
 }
 
-fn next_handle() -> HANDLE {
-    NEXT.fetch_add(1, Ordering::Relaxed) as HANDLE
+/// A new handle of `kind`: its tag over the next number (which wraps
+/// within the tag's field only after 2^32 handles on 64 bits).
+fn next_handle(kind: Kind) -> usize {
+    kind.tag | (NEXT.fetch_add(1, Ordering::Relaxed) & NUMBER_MASK)
 }
 
-fn invalid(kind: &str, h: HANDLE) -> RtmError {
-    RtmError::InvalidHandle(format!(
-        "{h:p} is not a live {kind} handle (never issued, closed, deregistered, or of another kind)"
-    ))
+/// Why `h` names no live handle of `kind`: the message tells a slip (a
+/// raw number, the other kind) from a handle that was live once.
+fn invalid(kind: Kind, h: HANDLE) -> RtmError {
+    let value = h as usize;
+    let tag = value & !NUMBER_MASK;
+    let why = if tag == kind.tag {
+        format!("{} handle that is closed or deregistered", kind.name)
+    } else if let Some(other) = [CLIENT, CURSOR].into_iter().find(|k| k.tag == tag) {
+        format!("{} handle, not {} handle", other.name, kind.name)
+    } else if value == 0 {
+        "NULL".to_string()
+    } else {
+        format!(
+            "not a handle rtm issued ({} handle carries rtm's tag in its top bits; a small number is a raw value, such as a descriptor or an index)",
+            kind.name
+        )
+    };
+    RtmError::InvalidHandle(format!("{h:p} is {why}"))
+}
+
+fn lookup<T: Clone>(map: &DashMap<usize, T>, kind: Kind, h: HANDLE) -> Result<T, RtmError> {
+    map.get(&(h as usize))
+        .map(|c| c.clone())
+        .ok_or_else(|| invalid(kind, h))
+}
+
+fn take<T>(map: &DashMap<usize, T>, kind: Kind, h: HANDLE) -> Result<T, RtmError> {
+    map.remove(&(h as usize))
+        .map(|(_, c)| c)
+        .ok_or_else(|| invalid(kind, h))
 }
 
 /// Issues a handle for a newly registered client.
 pub(crate) fn add_client(c: Client) -> HANDLE {
-    let h = next_handle();
-    globals().clients.insert(h as usize, c);
-    h
+    let h = next_handle(CLIENT);
+    globals().clients.insert(h, c);
+    h as HANDLE
 }
 
 /// The client `h` names.
 pub(crate) fn client(h: HANDLE) -> Result<Client, RtmError> {
-    globals()
-        .clients
-        .get(&(h as usize))
-        .map(|c| c.clone())
-        .ok_or_else(|| invalid("client", h))
+    lookup(&globals().clients, CLIENT, h)
 }
 
 /// Retires `h`: from now on it names nothing. Returns the client it named.
 pub(crate) fn remove_client(h: HANDLE) -> Result<Client, RtmError> {
-    globals()
-        .clients
-        .remove(&(h as usize))
-        .map(|(_, c)| c)
-        .ok_or_else(|| invalid("client", h))
+    take(&globals().clients, CLIENT, h)
 }
 
 /// Issues a handle for a new enumeration.
 pub(crate) fn add_cursor(c: Cursor) -> HANDLE {
-    let h = next_handle();
-    globals()
-        .cursors
-        .insert(h as usize, Arc::new(Mutex::new(c)));
-    h
+    let h = next_handle(CURSOR);
+    globals().cursors.insert(h, Arc::new(Mutex::new(c)));
+    h as HANDLE
 }
 
 /// The enumeration `h` names.
 pub(crate) fn cursor(h: HANDLE) -> Result<Arc<Mutex<Cursor>>, RtmError> {
-    globals()
-        .cursors
-        .get(&(h as usize))
-        .map(|c| c.clone())
-        .ok_or_else(|| invalid("enumeration", h))
+    lookup(&globals().cursors, CURSOR, h)
 }
 
 /// Retires the enumeration `h` names.
 pub(crate) fn remove_cursor(h: HANDLE) -> Result<Arc<Mutex<Cursor>>, RtmError> {
-    globals()
-        .cursors
-        .remove(&(h as usize))
-        .map(|(_, c)| c)
-        .ok_or_else(|| invalid("enumeration", h))
+    take(&globals().cursors, CURSOR, h)
 }

@@ -6,16 +6,12 @@
 //! written in C. The header is `include/rtm.h`, generated from this crate
 //! by cbindgen (the `header_is_fresh` test fails when it is stale).
 //!
+//! The whole of `examples/quickstart.c`, which CI compiles with
+//! `-Wall -Wextra -Werror` and runs (it exits 1 if any step does other
+//! than its comment says):
+//!
 //! ```c
-//! #include "rtm.h"
-//! HANDLE rip = RtmRegisterClient(RTM_PROTOCOL_FAMILY_IP, 8, NULL, 0);
-//! RTM_IP_ROUTE r = {0};
-//! r.RR_Network.N_NetNumber = inet_addr("10.1.0.0");
-//! r.RR_Network.N_NetMask = inet_addr("255.255.0.0");
-//! r.RR_NextHopAddress.N_NetNumber = inet_addr("192.0.2.1");
-//! r.RR_FamilySpecificData.FSD_Flags = IP_VALID_ROUTE;
-//! DWORD flags;
-//! DWORD rc = RtmAddRoute(rip, &r, INFINITE, &flags, NULL, NULL); // NO_ERROR, RTM_ROUTE_ADDED
+#![doc = include_str!("../examples/quickstart.c")]
 //! ```
 //!
 //! ## What differs from Windows, and why

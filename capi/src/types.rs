@@ -29,8 +29,9 @@ pub type HANDLE = *mut c_void;
 /// Win32 `PVOID`: a route or network buffer whose type the family decides.
 pub type PVOID = *mut c_void;
 
-// TRUE and FALSE stay out of the header: C code has its own (glib's,
-// stdbool's), and a second definition would clash.
+// TRUE and FALSE are defined in the header's preamble (cbindgen.toml)
+// under #ifndef: C code may have its own (glib's), and a second
+// definition would clash.
 /// `FALSE`.
 pub(crate) const FALSE: BOOL = 0;
 /// `TRUE`.

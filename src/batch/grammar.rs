@@ -1,6 +1,7 @@
 //! The batch language's parser: one line into one [`Command`], or an
 //! error naming the token that was wrong. Parsing touches no table.
 
+use crate::error::quoted;
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -232,20 +233,34 @@ impl<'a> Tokens<'a> {
     fn keyword(&mut self, kw: &str) -> Result<(), String> {
         match self.rest.next() {
             Some(t) if t == kw => Ok(()),
-            Some(t) => Err(format!("{}: expected {kw:?}, got {t:?}", self.command)),
+            Some(t) => Err(format!(
+                "{}: expected {kw:?}, got {t}",
+                self.command,
+                t = quoted(t)
+            )),
             None => Err(format!("{}: missing {kw:?}", self.command)),
         }
     }
 
     fn number<T: Unsigned>(&mut self, what: &str) -> Result<T, String> {
+        self.number_from(what, 0)
+    }
+
+    /// A number from `min` to `T::MAX`.
+    fn number_from<T: Unsigned>(&mut self, what: &str, min: u64) -> Result<T, String> {
         let t = self.next(what)?;
-        t.parse().map_err(|_| {
-            format!(
-                "{}: {what} {t:?} is not a number from 0 to {}",
-                self.command,
-                T::MAX
-            )
-        })
+        t.parse::<u64>()
+            .ok()
+            .filter(|n| *n >= min)
+            .and_then(|_| t.parse().ok())
+            .ok_or_else(|| {
+                format!(
+                    "{}: {what} {t} is not a number from {min} to {}",
+                    self.command,
+                    T::MAX,
+                    t = quoted(t)
+                )
+            })
     }
 
     fn parsed<T: FromStr>(&mut self, what: &str) -> Result<T, String>
@@ -254,13 +269,17 @@ impl<'a> Tokens<'a> {
     {
         let t = self.next(what)?;
         t.parse()
-            .map_err(|e| format!("{}: bad {what} {t:?}: {e}", self.command))
+            .map_err(|e| format!("{}: bad {what} {t}: {e}", self.command, t = quoted(t)))
     }
 
     fn end(&mut self) -> Result<(), String> {
         match self.rest.next() {
             None => Ok(()),
-            Some(t) => Err(format!("{}: unexpected {t:?} at the end", self.command)),
+            Some(t) => Err(format!(
+                "{}: unexpected {t} at the end",
+                self.command,
+                t = quoted(t)
+            )),
         }
     }
 }
@@ -306,7 +325,7 @@ impl BatchFamily for Ipv4 {
         let mut data = IpRouteData::with_metric(t.0.number("<metric>")?);
         if t.0.peek() == Some("weight") {
             t.0.keyword("weight")?;
-            data.weight = t.0.number("<weight>")?;
+            data.weight = t.0.number_from("<weight>", 1)?;
         }
         Ok(data)
     }
@@ -385,8 +404,9 @@ fn family(t: &mut Tokens<'_>) -> Result<FamilyId, String> {
         "ipv6" => Ok(FamilyId::Ipv6),
         "ipx" => Ok(FamilyId::Ipx),
         _ => Err(format!(
-            "{}: family {tok:?} is not ipv4, ipv6 or ipx",
-            t.command
+            "{}: family {tok} is not ipv4, ipv6 or ipx",
+            t.command,
+            tok = quoted(tok)
         )),
     }
 }
@@ -415,8 +435,9 @@ fn on_off(t: &mut Tokens<'_>) -> Result<bool, String> {
         "on" => Ok(true),
         "off" => Ok(false),
         other => Err(format!(
-            "{}: expected \"on\" or \"off\", got {other:?}",
-            t.command
+            "{}: expected \"on\" or \"off\", got {other}",
+            t.command,
+            other = quoted(other)
         )),
     }
 }
@@ -428,10 +449,9 @@ fn protocol(t: &mut Tokens<'_>) -> Result<ProtocolId, String> {
     }
     tok.parse().map(ProtocolId).map_err(|_| {
         format!(
-            "{}: protocol {tok:?} is neither a number (0..={}) nor a known name (rip, ospf, bgp, ...)",
+            "{}: protocol {tok} is neither a number (0..={}) nor a known name (rip, ospf, bgp, ...)",
             t.command,
-            u32::MAX
-        )
+            u32::MAX, tok = quoted(tok))
     })
 }
 
@@ -445,15 +465,16 @@ fn route_of<F: BatchFamily>(
 ) -> Result<(Route<F>, Ttl), String> {
     let network: F::Network = network
         .parse()
-        .map_err(|e| format!("{}: bad network {network:?}: {e}", t.command))?;
+        .map_err(|e| format!("{}: bad network {}: {e}", t.command, quoted(network)))?;
     t.keyword("via")?;
     let nh_tok = t.next("<next-hop>")?;
     let next_hop: F::NextHop = nh_tok.parse().map_err(|_| {
         format!(
-            "{}: next hop {nh_tok:?} is not an {} (the network {network} is {})",
+            "{}: next hop {nh_tok} is not an {} (the network {network} is {})",
             t.command,
             F::NEXT_HOP,
-            F::NAME
+            F::NAME,
+            nh_tok = quoted(nh_tok)
         )
     })?;
     t.keyword("dev")?;
@@ -502,17 +523,22 @@ fn any_route(
 fn criteria_of<F: BatchFamily>(t: &mut Tokens<'_>) -> Result<Criteria<F>, String> {
     let mut c = Criteria::<F>::all();
     while let Some(tok) = t.rest.next() {
-        let twice = || format!("{}: criterion {tok:?} given twice", t.command);
+        let twice = || {
+            format!(
+                "{}: criterion {tok} given twice",
+                t.command,
+                tok = quoted(tok)
+            )
+        };
         match tok {
             "network" => {
                 if c.network.is_some() {
                     return Err(twice());
                 }
                 let s = t.next("<network> after \"network\"")?;
-                c.network =
-                    Some(s.parse().map_err(|e| {
-                        format!("{}: bad {} network {s:?}: {e}", t.command, F::NAME)
-                    })?);
+                c.network = Some(s.parse().map_err(|e| {
+                    format!("{}: bad {} network {}: {e}", t.command, F::NAME, quoted(s))
+                })?);
             }
             "dev" => {
                 if c.interface.is_some() {
@@ -532,14 +558,16 @@ fn criteria_of<F: BatchFamily>(t: &mut Tokens<'_>) -> Result<Criteria<F>, String
             "stale" | "fresh" if c.stale.is_none() => c.stale = Some(tok == "stale"),
             "stale" | "fresh" => {
                 return Err(format!(
-                    "{}: criterion {tok:?}: stale or fresh is given once",
-                    t.command
+                    "{}: criterion {tok}: stale or fresh is given once",
+                    t.command,
+                    tok = quoted(tok)
                 ));
             }
             other => {
                 return Err(format!(
-                    "{}: unknown criterion {other:?} (network, dev, proto, best, disabled, stale, fresh)",
-                    t.command
+                    "{}: unknown criterion {other} (network, dev, proto, best, disabled, stale, fresh)",
+                    t.command,
+                    other = quoted(other)
                 ));
             }
         }
@@ -565,7 +593,7 @@ fn family_of_route(r: &AnyRoute) -> FamilyId {
 
 fn network(t: &mut Tokens<'_>) -> Result<AnyNetwork, String> {
     let s = t.next("<network>")?;
-    let bad = |e: crate::RtmError| format!("{}: bad network {s:?}: {e}", t.command);
+    let bad = |e: crate::RtmError| format!("{}: bad network {}: {e}", t.command, quoted(s));
     Ok(match family_of_network(s) {
         FamilyId::Ipv4 => AnyFamily::V4(s.parse().map_err(bad)?),
         FamilyId::Ipv6 => AnyFamily::V6(s.parse().map_err(bad)?),
@@ -636,12 +664,16 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
                     "coalesce" => &mut options.coalesce,
                     other => {
                         return Err(format!(
-                            "register: unknown option {other:?} (single-route, notify, coalesce)"
+                            "register: unknown option {other} (single-route, notify, coalesce)",
+                            other = quoted(other)
                         ));
                     }
                 };
                 if *slot {
-                    return Err(format!("register: option {flag:?} given twice"));
+                    return Err(format!(
+                        "register: option {flag} given twice",
+                        flag = quoted(flag)
+                    ));
                 }
                 *slot = true;
             }
@@ -765,7 +797,8 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
             }
             None => {
                 return Err(format!(
-                    "unknown command {other:?} (priority, register, deregister, deregister-graceful, mark-stale, end-of-rib, stale-yielding, multipath, add, del, lookup, lookup-flow, best, paths, next-hop-down, next-hop-up, count, routes, first, next, block-delete, block-disable, block-enable, convert-static, dequeue, age, advance, enum-open, enum-next, enum-close)"
+                    "unknown command {other} (priority, register, deregister, deregister-graceful, mark-stale, end-of-rib, stale-yielding, multipath, add, del, lookup, lookup-flow, best, paths, next-hop-down, next-hop-up, count, routes, first, next, block-delete, block-disable, block-enable, convert-static, dequeue, age, advance, enum-open, enum-next, enum-close)",
+                    other = quoted(other)
                 ));
             }
         },
@@ -832,5 +865,33 @@ mod tests {
         assert!(err("mark-stale ipv4 bgp hold").contains("missing <seconds>"));
         assert!(err("routes ipv4 stale fresh").contains("given once"));
         assert!(err("stale-yielding bgp maybe").contains("\"maybe\""));
+    }
+
+    /// Catches errors that echo a whole offending token (a 50 MB `metric`
+    /// token once went to stderr and into `--json` whole), and a weight's
+    /// message that offers 0, which is refused.
+    #[test]
+    fn errors_cut_long_tokens_and_state_the_true_range() {
+        let long = "9".repeat(1_000_000);
+        for line in [
+            format!("add 1 10.0.0.0/8 via 1.1.1.1 dev 1 metric {long}"),
+            format!("add 1 10.0.0.0/{long} via 1.1.1.1 dev 1 metric 1"),
+            format!("add 1 10.0.0.0/8 via {long} dev 1 metric 1"),
+            format!("{long} 1"),
+            format!("routes ipv4 network ipx:{long}"),
+        ] {
+            let e = err(&line);
+            assert!(e.len() < 1000, "{} bytes: {}", e.len(), &e[..1000]);
+            assert!(e.contains("bytes)"), "{e}");
+        }
+        for w in ["0", "65536"] {
+            let e = err(&format!(
+                "add 1 10.0.0.0/8 via 1.1.1.1 dev 1 metric 1 weight {w}"
+            ));
+            assert!(
+                e.contains(&format!("<weight> \"{w}\" is not a number from 1 to 65535")),
+                "{e}"
+            );
+        }
     }
 }

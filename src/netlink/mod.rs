@@ -226,6 +226,11 @@ pub(crate) trait KernelFamily: IpFamily {
     const UNSPECIFIED: Self::Addr;
     fn to_ip(a: Self::Addr) -> IpAddr;
     fn from_ip(a: IpAddr) -> Option<Self::Addr>;
+    /// The metric the kernel stores for a route written at `metric`: IPv6
+    /// takes 0 as "the default", 1024 (`IP6_RT_PRIO_USER`).
+    fn stored_metric(metric: u32) -> u32 {
+        metric
+    }
 }
 
 impl KernelFamily for Ipv4 {
@@ -245,6 +250,9 @@ impl KernelFamily for Ipv4 {
 impl KernelFamily for Ipv6 {
     const AF: u8 = wire::AF_INET6;
     const UNSPECIFIED: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
+    fn stored_metric(metric: u32) -> u32 {
+        if metric == 0 { 1024 } else { metric }
+    }
     fn to_ip(a: Ipv6Addr) -> IpAddr {
         a.into()
     }

@@ -191,8 +191,8 @@ impl KernelSync {
         let converged = config.stale_hold.is_zero();
         let mut worker = Worker {
             views: Views {
-                v4: KernelView::new(config.metric, converged),
-                v6: KernelView::new(config.metric, converged),
+                v4: KernelView::new(Ipv4::stored_metric(config.metric), converged),
+                v6: KernelView::new(Ipv6::stored_metric(config.metric), converged),
             },
             started: Instant::now(),
             rtm: rtm.clone(),

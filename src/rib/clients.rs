@@ -5,33 +5,60 @@
 use super::*;
 
 impl<F: Family> Table<F> {
+    /// Registers `protocol`, or adopts a gracefully deregistered
+    /// predecessor's routes. A predecessor still leaving (its routes being
+    /// removed by a deregistration or an expired hold, or marked by a
+    /// graceful deregistration) is waited for: no live client holds the
+    /// pair, so `ClientAlreadyExists` would be wrong, and a caller that
+    /// treats it as fatal (as RTMv1 code does) would fail on a race.
     pub(crate) fn register(
         &self,
         protocol: ProtocolId,
         options: RegisterOptions,
     ) -> Result<ClientHandle<F>, RtmError> {
-        match self.clients.entry(protocol) {
-            MapEntry::Occupied(mut slot) => {
-                // A gracefully deregistered client's routes wait for the
-                // protocol's next registration: it adopts them (and their
-                // index), stale until refreshed or swept.
-                let gone = slot.get();
-                if !gone.restarting.swap(false, Ordering::Relaxed) {
-                    return Err(RtmError::ClientAlreadyExists {
-                        family: F::ID,
-                        protocol,
-                    });
+        loop {
+            let seen = match self.clients.entry(protocol) {
+                MapEntry::Occupied(mut slot) => {
+                    // A gracefully deregistered client's routes wait for the
+                    // protocol's next registration: it adopts them (and their
+                    // index), stale until refreshed or swept.
+                    let gone = slot.get();
+                    if gone.restarting.swap(false, Ordering::Relaxed) {
+                        let state = self.new_client(protocol, options, gone.index.clone());
+                        slot.insert(state.clone());
+                        return Ok(ClientHandle { state });
+                    }
+                    if !gone.leaving.load(Ordering::Relaxed) {
+                        return Err(RtmError::ClientAlreadyExists {
+                            family: F::ID,
+                            protocol,
+                        });
+                    }
+                    // Read under the entry's lock: the leaver counts its
+                    // departure only after changing this entry, which waits
+                    // for the lock, so the count moves after this read.
+                    *lock(&self.departed)
                 }
-                let state = self.new_client(protocol, options, gone.index.clone());
-                slot.insert(state.clone());
-                Ok(ClientHandle { state })
-            }
-            MapEntry::Vacant(slot) => {
-                let state = self.new_client(protocol, options, Default::default());
-                slot.insert(state.clone());
-                Ok(ClientHandle { state })
+                MapEntry::Vacant(slot) => {
+                    let state = self.new_client(protocol, options, Default::default());
+                    slot.insert(state.clone());
+                    return Ok(ClientHandle { state });
+                }
+            };
+            let mut departed = lock(&self.departed);
+            while *departed == seen {
+                departed = self
+                    .departure
+                    .wait(departed)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
         }
+    }
+
+    /// A leaving client has left: registrations waiting for it look again.
+    fn departed(&self) {
+        *lock(&self.departed) += 1;
+        self.departure.notify_all();
     }
 
     /// A registered client's state, subscribed if it notifies; under the
@@ -49,6 +76,7 @@ impl<F: Family> Table<F> {
             gate: crate::sync::RwLock::new(true),
             index,
             restarting: std::sync::atomic::AtomicBool::new(false),
+            leaving: std::sync::atomic::AtomicBool::new(false),
             queue: options.notify.then(|| {
                 if options.coalesce {
                     ChangeQueue::coalescing()
@@ -124,6 +152,7 @@ impl<F: Family> Table<F> {
                 return Err(Self::stale(state));
             }
             *alive = false;
+            state.leaving.store(true, Ordering::Relaxed);
         }
         lock(&self.subscribers).retain(|s| !Arc::ptr_eq(s, state));
         if let Some(q) = &state.queue {
@@ -150,6 +179,7 @@ impl<F: Family> Table<F> {
         // would share its route keys.
         self.clients
             .remove_if(&protocol, |_, v| Arc::ptr_eq(v, state));
+        self.departed();
         Ok(removed)
     }
 
@@ -173,6 +203,7 @@ impl<F: Family> Table<F> {
         {
             c.restarting.store(true, Ordering::Relaxed);
         }
+        self.departed();
         Ok(kept)
     }
 

@@ -328,6 +328,11 @@ pub(crate) struct Table<F: Family> {
     clients: DashMap<ProtocolId, Arc<ClientState<F>>, foldhash::fast::RandomState>,
     /// The notifying clients; its lock is the sequencer.
     subscribers: Mutex<Vec<Arc<ClientState<F>>>>,
+    /// How many leaving clients have finished leaving (their routes removed
+    /// or marked, their registry entry freed or left for adoption): a
+    /// registration that found one leaving waits for this to move.
+    departed: Mutex<u64>,
+    departure: crate::sync::Condvar,
     pub(crate) fib: F::Fib,
     /// The interned route attributes stored routes name by id.
     attrs: InternTable<Attrs<F>>,
@@ -348,6 +353,8 @@ impl<F: Family> Table<F> {
             networks: AtomicUsize::new(0),
             clients: DashMap::default(),
             subscribers: Mutex::new(Vec::new()),
+            departed: Mutex::new(0),
+            departure: crate::sync::Condvar::new(),
             fib: F::Fib::empty(),
             attrs: InternTable::new(Attrs::placeholder()),
             attr_ids: Mutex::new(InternIds::new()),

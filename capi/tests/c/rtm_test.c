@@ -571,6 +571,111 @@ static void test_a_resource_shortage_is_reported(void) {
     CHECK_EQ(RtmDeregisterClient(h), NO_ERROR);
 }
 
+/* ----- a client's slips and its own descriptor ------------------------- */
+
+/* Catches rtm blocking on a client's own descriptor: rtm's copy of the
+ * eventfd shares the open file description, so a client that clears
+ * O_NONBLOCK after registering once made rtm's reset read block under the
+ * client's queue lock (its dequeue never returned, and every writer that
+ * had to queue a message for it hung). An alarm turns a hang into a
+ * failure (SIGALRM ends the test). */
+static void test_a_client_cannot_block_rtm_through_its_event(void) {
+    int ev = new_event();
+    HANDLE c = RtmRegisterClient(RTM_PROTOCOL_FAMILY_IP, 6001, RTM_EVENT_FD(ev), 0);
+    HANDLE w = RtmRegisterClient(RTM_PROTOCOL_FAMILY_IP, 6002, NULL, 0);
+    CHECK(c != NULL && w != NULL);
+    CHECK_EQ(fcntl(ev, F_SETFL, fcntl(ev, F_GETFL) & ~O_NONBLOCK), 0);
+    alarm(20);
+    DWORD flags;
+    /* An empty queue: rtm resets an unsignalled event (the read that blocked). */
+    CHECK_EQ(RtmDequeueRouteChangeMessage(c, &flags, NULL, NULL), ERROR_NO_MESSAGES);
+    RTM_IP_ROUTE r = ip_route("100.96.0.0", "255.255.0.0", "192.0.2.1", 1, 1);
+    CHECK_EQ(RtmAddRoute(w, &r, INFINITE, &flags, NULL, NULL), NO_ERROR);
+    CHECK(signalled(ev));
+    CHECK_EQ(RtmDequeueRouteChangeMessage(c, &flags, NULL, NULL), NO_ERROR);
+    CHECK(!signalled(ev));
+    CHECK_EQ(RtmDequeueRouteChangeMessage(c, &flags, NULL, NULL), ERROR_NO_MESSAGES);
+    /* The client reads its own event (it should not), then rtm resets it. */
+    CHECK_EQ(RtmDeleteRoute(w, &r, &flags, NULL), NO_ERROR);
+    uint64_t value;
+    CHECK_EQ(read(ev, &value, sizeof value), (long)sizeof value);
+    CHECK_EQ(RtmDequeueRouteChangeMessage(c, &flags, NULL, NULL), NO_ERROR);
+    CHECK_EQ(RtmDequeueRouteChangeMessage(c, &flags, NULL, NULL), ERROR_NO_MESSAGES);
+    alarm(0);
+    CHECK_EQ(RtmDeregisterClient(w), NO_ERROR);
+    CHECK_EQ(RtmDeregisterClient(c), NO_ERROR);
+    close(ev);
+}
+
+/* The descriptors of this process that are eventfds, as a bit set. */
+static void eventfds(unsigned char set[1024 / 8]) {
+    memset(set, 0, 1024 / 8);
+    for (int fd = 0; fd < 1024; fd++) {
+        char path[64], link[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n > 0) {
+            link[n] = 0;
+            if (strcmp(link, "anon_inode:[eventfd]") == 0)
+                set[fd / 8] |= (unsigned char)(1 << (fd % 8));
+        }
+    }
+}
+
+/* Catches handles that take a porting slip for a real handle: the first
+ * client's handle was (HANDLE)1, so any small number named a client; and a
+ * bare fd passed instead of RTM_EVENT_FD(fd) named fd - 1, possibly rtm's
+ * own copy of another client's event. Each slip must be refused, with a
+ * message that says which slip it was. */
+static void test_handle_slips_are_refused(void) {
+    HANDLE c = RtmRegisterClient(RTM_PROTOCOL_FAMILY_IP, 6101, NULL, 0);
+    CHECK(c != NULL);
+    DWORD flags;
+    RTM_IP_ROUTE r = ip_route("100.97.0.0", "255.255.0.0", "192.0.2.1", 1, 1);
+    CHECK_EQ(RtmAddRoute(c, &r, INFINITE, &flags, NULL, NULL), NO_ERROR);
+    for (intptr_t small = 1; small < 4096; small++)
+        CHECK_EQ(RtmAddRoute((HANDLE)small, &r, INFINITE, &flags, NULL, NULL),
+                 ERROR_INVALID_HANDLE);
+    CHECK(strstr(last_message(), "not a handle rtm issued") != NULL);
+    /* An enumeration handle where a client handle belongs, and back. */
+    HANDLE e = RtmCreateEnumerationHandle(RTM_PROTOCOL_FAMILY_IP, 0, NULL);
+    CHECK(e != NULL);
+    CHECK_EQ(RtmDeregisterClient(e), ERROR_INVALID_HANDLE);
+    CHECK(strstr(last_message(), "an enumeration handle, not a client handle") != NULL);
+    CHECK_EQ(RtmCloseEnumerationHandle(c), ERROR_INVALID_HANDLE);
+    CHECK(strstr(last_message(), "a client handle, not an enumeration handle") != NULL);
+    CHECK_EQ(RtmCloseEnumerationHandle(e), NO_ERROR);
+
+    /* A bare descriptor as the change event, and the old fd + 1 encoding. */
+    int ev = new_event();
+    CHECK(RtmRegisterClient(RTM_PROTOCOL_FAMILY_IP, 6102, (HANDLE)(intptr_t)ev, 0) == NULL);
+    CHECK_EQ(RtmGetLastError(), ERROR_INVALID_PARAMETER);
+    CHECK(strstr(last_message(), "not the descriptor itself") != NULL);
+    CHECK(RtmRegisterClient(RTM_PROTOCOL_FAMILY_IP, 6102, (HANDLE)(intptr_t)(ev + 1), 0) == NULL);
+    CHECK_EQ(RtmGetLastError(), ERROR_INVALID_PARAMETER);
+    /* rtm's own copy of another client's event is not the caller's. */
+    unsigned char before[1024 / 8], after[1024 / 8];
+    eventfds(before);
+    HANDLE owner = RtmRegisterClient(RTM_PROTOCOL_FAMILY_IP, 6103, RTM_EVENT_FD(ev), 0);
+    CHECK(owner != NULL);
+    eventfds(after);
+    int rtms = -1;
+    for (int fd = 0; fd < 1024; fd++)
+        if ((after[fd / 8] & ~before[fd / 8]) & (1 << (fd % 8)))
+            rtms = fd;
+    CHECK(rtms >= 0);
+    CHECK(RtmRegisterClient(RTM_PROTOCOL_FAMILY_IP, 6102, RTM_EVENT_FD(rtms), 0) == NULL);
+    CHECK_EQ(RtmGetLastError(), ERROR_INVALID_PARAMETER);
+    CHECK(strstr(last_message(), "rtm's own copy") != NULL);
+    /* Deregistered, rtm's copy is closed: the number names nothing of rtm's. */
+    CHECK_EQ(RtmDeregisterClient(owner), NO_ERROR);
+    HANDLE again = RtmRegisterClient(RTM_PROTOCOL_FAMILY_IP, 6102, RTM_EVENT_FD(ev), 0);
+    CHECK(again != NULL);
+    CHECK_EQ(RtmDeregisterClient(again), NO_ERROR);
+    CHECK_EQ(RtmDeregisterClient(c), NO_ERROR);
+    close(ev);
+}
+
 /* ----- lookups while a big client goes -------------------------------- */
 
 struct lookups {
@@ -669,6 +774,8 @@ int main(void) {
     test_ipx();
     test_bad_input_is_refused_and_changes_nothing();
     test_a_resource_shortage_is_reported();
+    test_a_client_cannot_block_rtm_through_its_event();
+    test_handle_slips_are_refused();
     test_lookups_go_on_while_a_big_client_deregisters();
     printf("rtm C API: %d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;

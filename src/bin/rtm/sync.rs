@@ -90,6 +90,8 @@ fn stats_json(s: &SyncStats) -> Json {
         ("resyncs", s.resyncs.into()),
         ("enobufs", s.enobufs.into()),
         ("foreign", s.foreign.into()),
+        ("dumped", s.dumped.into()),
+        ("stale", s.stale.into()),
         ("kernel_ops_per_sec", (s.ops_per_sec() as u64).into()),
     ])
 }
