@@ -767,19 +767,31 @@ fn another_tables_load_costs_the_sync_nothing() {
     let loaded = try_ip(&format!("-batch {}", batch.display()));
     let _ = std::fs::remove_file(&batch);
     loaded.unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // One change of rtm's, waited for: the worker's round that programs
+    // it also reads everything the monitor heard by then.
+    let c4 = rtm
+        .register::<Ipv4>(ProtocolId(2), RegisterOptions::default())
+        .unwrap();
+    let data = IpRouteData::with_metric(1);
+    rtm.add_route(
+        &c4,
+        &Route::new(v4(5_000), nh4(1, 0), 1, data),
+        Ttl::Infinite,
+    )
+    .unwrap();
     assert!(sync.wait_synced(WAIT));
+    assert!(kernel_table(false).contains_key(&v4(5_000).to_string()));
     let stats = sync.stop().unwrap();
     assert_eq!(
         (stats.notifications, stats.enobufs, stats.resyncs),
         (0, 0, 1),
         "{stats:?}"
     );
-    // A restart dumps table 100 (2,000 routes), not table 200.
+    // A restart dumps table 100 (2,001 routes), not table 200.
     let sync = KernelSync::start(&rtm, config(dev)).unwrap();
     assert!(sync.wait_synced(WAIT));
     let stats = sync.stop().unwrap();
-    assert_eq!(stats.dumped, 2_000, "{stats:?}");
+    assert_eq!(stats.dumped, 2_001, "{stats:?}");
     assert_eq!((stats.created, stats.replaced, stats.deleted), (0, 0, 0));
 }
 
@@ -844,4 +856,40 @@ fn changes_behind_its_back_while_it_runs_are_repaired() {
         stats.resyncs, 1,
         "repaired prefix by prefix, not by a resync: {stats:?}"
     );
+}
+
+/// Catches a view that trusts routes the kernel dropped without a word:
+/// a device that goes down takes its IPv4 routes with it and sends no
+/// `RTM_DELROUTE` for them, and nothing brings them back when it comes up
+/// unless rtm writes them again. The sync hears the link events and
+/// resynchronises, so the table is whole again once the device is up.
+#[test]
+fn routes_come_back_after_their_device_goes_down_and_up() {
+    let dev = netns_or_skip!();
+    let rtm = Rtm::new();
+    let _clients = protocol_one_holding(&rtm, 300);
+    let sync = KernelSync::start(&rtm, config(dev)).unwrap();
+    assert!(sync.wait_synced(WAIT));
+    assert_kernel_matches(&rtm, "before the device goes down");
+    ip("link set v0 down");
+    let t = Instant::now();
+    while !kernel_table(false).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the kernel kept the routes of a down device"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ip("link set v0 up");
+    let t = Instant::now();
+    while let Some(d) = kernel_difference(&rtm) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the routes did not come back: {d}; {:?}",
+            sync.stats()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = sync.stop().unwrap();
+    assert!(stats.link_events >= 2 && stats.resyncs >= 2, "{stats:?}");
 }

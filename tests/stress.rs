@@ -549,8 +549,16 @@ fn registering_while_the_predecessor_leaves_waits_instead_of_failing() {
         while !matches!(rtm.dequeue(&old), Err(RtmError::InvalidHandle(_))) {
             thread::yield_now();
         }
-        let new = rtm
-            .register::<Ipv4>(p, RegisterOptions::default())
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let rtm = rtm.clone();
+            thread::spawn(move || {
+                let _ = tx.send(rtm.register::<Ipv4>(p, RegisterOptions::default()));
+            });
+        }
+        let new = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("round {round}: the registration never returned"))
             .unwrap_or_else(|e| panic!("round {round}: register while the old client leaves: {e}"));
         let left = if graceful { n as usize } else { 0 };
         assert_eq!(rtm.network_count::<Ipv4>(), left, "round {round}");
@@ -558,6 +566,61 @@ fn registering_while_the_predecessor_leaves_waits_instead_of_failing() {
         assert_eq!(rtm.end_of_rib(&new).unwrap(), left, "round {round}");
         rtm.verify_consistency().unwrap();
     }
+}
+
+/// A notifier that panics once armed: a bug in an embedder's callback.
+struct Tripwire(AtomicBool);
+
+impl Notifier for Tripwire {
+    fn set(&self) {
+        if self.0.load(Ordering::SeqCst) {
+            panic!("the embedder's notifier failed");
+        }
+    }
+    fn reset(&self) {}
+}
+
+/// Catches a registration that waits for ever for a predecessor whose
+/// leaving failed (here a panic out of another client's notifier during
+/// the removal): the removal did not finish, so the pair is still held
+/// and the answer is `ClientAlreadyExists`, at once.
+#[test]
+fn a_failed_leave_makes_registration_answer_not_wait() {
+    let rtm = Rtm::new();
+    let p = ProtocolId(9);
+    let old = rtm.register::<Ipv4>(p, RegisterOptions::default()).unwrap();
+    let listener = rtm
+        .register::<Ipv4>(ProtocolId(10), RegisterOptions::notifying())
+        .unwrap();
+    let tripwire = Arc::new(Tripwire(AtomicBool::new(false)));
+    listener.set_notifier(tripwire.clone()).unwrap();
+    for k in 0..100u32 {
+        let net = Prefix::new(Ipv4Addr::from(0x0a00_0000 + (k << 8)), 24).unwrap();
+        rtm.add_route(&old, &checked_route(net, 1), Ttl::Infinite)
+            .unwrap();
+    }
+    while rtm.dequeue(&listener).is_ok() {}
+    tripwire.0.store(true, Ordering::SeqCst);
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rtm.deregister(&old)));
+    assert!(failed.is_err(), "the notifier's panic came through");
+    tripwire.0.store(false, Ordering::SeqCst);
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let rtm = rtm.clone();
+        thread::spawn(move || {
+            let _ = tx.send(
+                rtm.register::<Ipv4>(p, RegisterOptions::default())
+                    .map(|_| ()),
+            );
+        });
+    }
+    let answer = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the registration answered instead of waiting for ever");
+    assert!(
+        matches!(answer, Err(RtmError::ClientAlreadyExists { .. })),
+        "{answer:?}"
+    );
 }
 
 /// Readers looking up per flow while ECMP groups churn (a third path

@@ -12,8 +12,9 @@
 //! handle is ever dereferenced.
 //!
 //! **Handles check themselves.** Each carries its kind's tag in its top
-//! bits ("rtmc" for clients, "rtme" for enumerations, in the top 32 bits
-//! of a 64-bit handle) above the counter, so the slips a port makes, a
+//! bits ("rc" for clients, "re" for enumerations, in the top 16 bits of a
+//! 64-bit handle, above a 48-bit count that no process exhausts) above the
+//! counter, so the slips a port makes, a
 //! small integer (`(HANDLE)1`, a descriptor), an enumeration handle where a
 //! client's belongs, are told apart from a stale handle in the error's
 //! message, and no small number is ever a live handle.
@@ -65,7 +66,7 @@ struct Kind {
 }
 
 #[cfg(target_pointer_width = "64")]
-const TAG_SHIFT: u32 = 32;
+const TAG_SHIFT: u32 = 48;
 #[cfg(not(target_pointer_width = "64"))]
 const TAG_SHIFT: u32 = 28;
 /// The bits below the tag: the counter's.
@@ -73,12 +74,12 @@ const NUMBER_MASK: usize = (1 << TAG_SHIFT) - 1;
 
 #[cfg(target_pointer_width = "64")]
 const CLIENT: Kind = Kind {
-    tag: 0x7274_6d63 << TAG_SHIFT, // "rtmc"
+    tag: 0x7263 << TAG_SHIFT, // "rc"
     name: "a client",
 };
 #[cfg(target_pointer_width = "64")]
 const CURSOR: Kind = Kind {
-    tag: 0x7274_6d65 << TAG_SHIFT, // "rtme"
+    tag: 0x7265 << TAG_SHIFT, // "re"
     name: "an enumeration",
 };
 #[cfg(not(target_pointer_width = "64"))]
@@ -110,8 +111,9 @@ pub(crate) fn rtm() -> &'static Rtm {
     &globals().rtm
 }
 
-/// A new handle of `kind`: its tag over the next number (which wraps
-/// within the tag's field only after 2^32 handles on 64 bits).
+/// A new handle of `kind`: its tag over the next number. On 64 bits the
+/// count has 48 bits (a handle a microsecond for nine years); on 32-bit
+/// targets 28, and after 2^28 handles numbers repeat.
 fn next_handle(kind: Kind) -> usize {
     kind.tag | (NEXT.fetch_add(1, Ordering::Relaxed) & NUMBER_MASK)
 }

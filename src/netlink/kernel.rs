@@ -7,9 +7,11 @@
 //! 36 bytes), so a batch of 512 costs two system calls and a few ack reads
 //! instead of a thousand round trips. Dumps (`RTM_GETROUTE` with
 //! `NLM_F_DUMP`) are strict (`NETLINK_GET_STRICT_CHK`): the kernel sends
-//! rtm's table alone, so another table's size costs rtm nothing. Both
-//! sockets are connected to the kernel, which then refuses datagrams from
-//! any other sender. Everything read is decoded by [`wire`](super::wire),
+//! rtm's table alone, so another table's size costs rtm nothing. The
+//! request and dump sockets are connected to the kernel, which then
+//! refuses datagrams from any other sender; the monitor, which listens to
+//! groups, checks each datagram's source instead. Everything read is
+//! decoded by [`wire`](super::wire),
 //! which steps over what it does not know: a route rtm cannot read is
 //! counted and skipped, never an error that ends the sync.
 
@@ -82,8 +84,12 @@ impl Kernel {
         self.port
     }
 
+    /// The next sequence number. It wraps through 0 too, so a batch's
+    /// numbers are `first`, `first + 1`, ... modulo 2^32 (skipping 0 once
+    /// put the acks of a batch across the wrap one place off, and the
+    /// batch's last ack was never counted).
     fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq = self.seq.wrapping_add(1);
         self.seq
     }
 
@@ -97,7 +103,7 @@ impl Kernel {
         config: &SyncConfig,
     ) -> io::Result<Vec<Outcome>> {
         self.buf.clear();
-        let first = self.seq.wrapping_add(1).max(1);
+        let first = self.seq.wrapping_add(1);
         for op in ops {
             let seq = self.next_seq();
             let (kind, flags, route) = request::<F>(op, config);
@@ -146,7 +152,7 @@ impl Kernel {
     /// kernel marks interrupted (the table changed under it) is read
     /// again; a table the kernel never made is empty.
     pub(crate) fn dump<F: KernelFamily>(&mut self, config: &SyncConfig) -> io::Result<Dump<F>> {
-        'again: loop {
+        loop {
             self.buf.clear();
             let seq = self.next_seq();
             let request = RouteInfo {
@@ -166,7 +172,10 @@ impl Kernel {
             );
             self.socket.send(&self.buf, 0)?;
             let mut dump = Dump::default();
-            loop {
+            // The table changed under the dump: read it to its end (a new
+            // request while one runs is refused, EBUSY), then again.
+            let mut interrupted = false;
+            'read: loop {
                 let (data, _) = self.socket.recv_from_full()?;
                 for message in wire::messages(&data) {
                     let (header, body) = match message {
@@ -179,23 +188,28 @@ impl Kernel {
                     if header.seq != seq {
                         continue;
                     }
-                    if header.flags & wire::NLM_F_DUMP_INTR != 0 {
-                        continue 'again;
-                    }
+                    interrupted |= header.flags & wire::NLM_F_DUMP_INTR != 0;
                     match header.kind {
-                        wire::NLMSG_DONE => return Ok(dump),
+                        // The dump's own error, if any, is in its end.
+                        wire::NLMSG_DONE => match wire::error_code(body).unwrap_or(0) {
+                            _ if interrupted => break 'read,
+                            0 => return Ok(dump),
+                            // A strict dump of a table never made.
+                            libc::ENOENT => return Ok(Dump::default()),
+                            code => return Err(io::Error::from_raw_os_error(code)),
+                        },
                         wire::NLMSG_ERROR => match wire::error_code(body) {
                             Ok(0) => {}
-                            // Strict dumps of a table that was never made.
-                            Ok(libc::ENOENT) => return Ok(Dump::default()),
                             Ok(code) => return Err(io::Error::from_raw_os_error(code)),
                             Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
                         },
                         wire::RTM_NEWROUTE => {
                             dump.read += 1;
-                            match observe::<F>(header, body, config) {
-                                Ok(Some(seen)) => dump.routes.push(seen),
-                                Ok(None) => {}
+                            let seen = RouteInfo::parse(body)
+                                .map_err(|e| e.to_string())
+                                .and_then(|r| observed::<F>(header, &r, config));
+                            match seen {
+                                Ok(seen) => dump.routes.extend(seen),
                                 Err(e) => dump.unreadable.note(e),
                             }
                         }
@@ -237,27 +251,31 @@ fn request<F: KernelFamily>(op: &Op<F>, config: &SyncConfig) -> (u16, u16, Route
         // Any scope (a connected route is `scope link`; the default,
         // universe, would match only routes through a gateway) and any
         // type, but rtm's protocol and the metric the route has.
-        Op::Delete(p, metric) => (
-            wire::RTM_DELROUTE,
-            0,
-            RouteInfo {
+        Op::Delete(p, metric, held) => {
+            let mut m = RouteInfo {
                 scope: wire::RT_SCOPE_NOWHERE,
                 kind: 0,
                 ..base(*p, *metric)
-            },
-        ),
+            };
+            // IPv6: without a gateway the delete takes every route of
+            // the sibling group, another program's appended one too.
+            if let (true, Some(h)) = (F::AF == wire::AF_INET6, held) {
+                m.gateway = h.gateway.map(F::to_ip);
+                m.oif = Some(h.oif);
+            }
+            (wire::RTM_DELROUTE, 0, m)
+        }
     }
 }
 
 /// A route message of rtm's table, as the view takes it in: `Ok(None)`
-/// for another family, table or a source-specific route (none of them
-/// hold rtm's keys), an error for one that does not read.
-fn observe<F: KernelFamily>(
+/// for another family, table, a tos or a source-specific route (none of
+/// them hold rtm's keys), an error for one without a usable destination.
+fn observed<F: KernelFamily>(
     header: wire::Header,
-    body: &[u8],
+    r: &RouteInfo,
     config: &SyncConfig,
 ) -> Result<Option<Observed<F>>, String> {
-    let r = RouteInfo::parse(body).map_err(|e| e.to_string())?;
     if r.family != F::AF || r.table != config.table || r.src_len != 0 || r.tos != 0 {
         return Ok(None);
     }
@@ -303,6 +321,10 @@ pub(crate) struct Heard {
     pub(crate) notifications: u64,
     /// Datagrams from a sender other than the kernel, dropped unread.
     pub(crate) spoofed: u64,
+    /// Devices that went up or down or went away, and addresses removed:
+    /// the kernel may have removed rtm's routes (or refused them until
+    /// now) without a notification each, so the view asks for a resync.
+    pub(crate) link_events: u64,
     /// Messages that did not read.
     pub(crate) unreadable: Unreadable,
 }
@@ -322,6 +344,11 @@ impl Monitor {
         socket.bind_auto()?;
         socket.add_membership(libc::RTNLGRP_IPV4_ROUTE)?;
         socket.add_membership(libc::RTNLGRP_IPV6_ROUTE)?;
+        // A device going down or up, or losing an address, changes routes
+        // without a notification for each (IPv4 flushes them silently).
+        socket.add_membership(libc::RTNLGRP_LINK)?;
+        socket.add_membership(libc::RTNLGRP_IPV4_IFADDR)?;
+        socket.add_membership(libc::RTNLGRP_IPV6_IFADDR)?;
         socket.set_non_blocking(true)?;
         set_receive_buffer(&socket, DUMP_BUFFER);
         Ok(Monitor { socket })
@@ -412,19 +439,33 @@ impl Monitor {
                         continue;
                     }
                 };
-                if header.port == own_port
-                    || !matches!(header.kind, wire::RTM_NEWROUTE | wire::RTM_DELROUTE)
-                {
+                if header.port == own_port {
+                    continue;
+                }
+                if wire::link_event(header.kind, body) {
+                    heard.link_events += 1;
+                    continue;
+                }
+                if !matches!(header.kind, wire::RTM_NEWROUTE | wire::RTM_DELROUTE) {
                     continue;
                 }
                 heard.notifications += 1;
-                let v4 = observe::<crate::family::Ipv4>(header, body, config);
-                let v6 = observe::<crate::family::Ipv6>(header, body, config);
-                match (v4, v6) {
-                    (Ok(Some(seen)), _) => heard.v4.push(seen),
-                    (_, Ok(Some(seen))) => heard.v6.push(seen),
-                    (Err(e), _) => heard.unreadable.note(e),
-                    _ => {}
+                let route = match RouteInfo::parse(body) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        heard.unreadable.note(e);
+                        continue;
+                    }
+                };
+                let seen = match route.family {
+                    wire::AF_INET => observed::<crate::family::Ipv4>(header, &route, config)
+                        .map(|s| heard.v4.extend(s)),
+                    wire::AF_INET6 => observed::<crate::family::Ipv6>(header, &route, config)
+                        .map(|s| heard.v6.extend(s)),
+                    _ => Ok(()),
+                };
+                if let Err(e) = seen {
+                    heard.unreadable.note(e);
                 }
             }
         }
@@ -468,7 +509,7 @@ impl<F: KernelFamily> std::fmt::Display for Op<F> {
         match self {
             Op::Create(r) => write!(f, "create {r}"),
             Op::Replace(r) => write!(f, "replace {r}"),
-            Op::Delete(p, metric) => write!(f, "delete {p} metric {metric}"),
+            Op::Delete(p, metric, _) => write!(f, "delete {p} metric {metric}"),
         }
     }
 }

@@ -9,12 +9,20 @@
 //!   one per IPv4 and IPv6 network with a best route in rtm, at
 //!   `config.metric`, with that route's next hop (on-link) and interface;
 //! - except where another protocol's route already holds that key
-//!   (table, prefix, metric): rtm never overwrites or deletes a route of
+//!   (table, prefix, metric): rtm does not overwrite or delete a route of
 //!   another protocol, so it leaves that prefix to it and counts a
 //!   conflict ([`SyncStats::conflicts`]); when that route goes, rtm's is
-//!   written.
+//!   written. (Two narrow exceptions, from what the kernel does not say:
+//!   another program's replace of rtm's route in the instant before rtm
+//!   rewrites that prefix, before its notification is read; and an IPv6
+//!   route appended beside rtm's at rtm's metric, which a dump after a
+//!   restart shows as one multipath route of rtm's protocol.)
+//! - after a device goes down or up, or loses an address (the kernel
+//!   drops IPv4 routes through it without a notification each), a
+//!   resynchronisation brings rtm's routes back once the device can take
+//!   them ([`SyncStats::link_events`]).
 //!
-//! Routes of other protocols, other tables and other metrics are never
+//! Routes of other protocols, other tables and other metrics are not
 //! touched, so an operator tells rtm's routes apart with `ip route show
 //! table N proto P` and keeps their own beside them. Before the RIB has
 //! converged, rtm's routes found in the kernel at start stay even where
@@ -207,15 +215,18 @@ pub(crate) enum Op<F: IpFamily> {
     Create(KernelRoute<F>),
     /// Rewrite rtm's route at its key (`NLM_F_REPLACE`, without create).
     Replace(KernelRoute<F>),
-    /// Remove rtm's route to the prefix at this metric.
-    Delete(Prefix<F::Addr>, u32),
+    /// Remove rtm's route to the prefix at this metric, as the kernel holds
+    /// it if known: IPv6 deletes name its gateway and device, since one
+    /// without them removes every route of the sibling group rtm's is in
+    /// (another program's appended route too).
+    Delete(Prefix<F::Addr>, u32, Option<Held<F>>),
 }
 
 impl<F: IpFamily> Op<F> {
     fn prefix(&self) -> Prefix<F::Addr> {
         match self {
             Op::Create(r) | Op::Replace(r) => r.prefix,
-            Op::Delete(p, _) => *p,
+            Op::Delete(p, ..) => *p,
         }
     }
 }

@@ -111,6 +111,9 @@ impl<F: KernelFamily> KernelView<F> {
         match (seen.present, seen.ours, at_key) {
             (true, true, true) => {
                 self.ours.insert(p, seen.held);
+                if seen.replaced {
+                    self.conflicts.remove(&p); // it took another's place
+                }
             }
             (true, true, false) => {
                 let metrics = self.stranded.entry(p).or_default();
@@ -183,21 +186,18 @@ impl<F: KernelFamily> KernelView<F> {
         }
         self.stale.remove(&prefix);
         if let Some(metrics) = self.stranded.get(&prefix) {
-            ops.extend(metrics.iter().map(|&m| Op::Delete(prefix, m)));
+            ops.extend(metrics.iter().map(|&m| Op::Delete(prefix, m, None)));
         }
         let held = self.ours.get(&prefix);
+        let delete = |held: &Option<Held<F>>| Op::Delete(prefix, self.metric, *held);
         let Some(want) = want else {
-            if held.is_some() {
-                ops.push(Op::Delete(prefix, self.metric));
-            }
+            ops.extend(held.map(delete));
             return false;
         };
         if self.conflicts.contains(&prefix) {
-            if held.is_some() {
-                // Both at one key (an append beside rtm's, or IPv6
-                // siblings): rtm's goes, the other program's stays.
-                ops.push(Op::Delete(prefix, self.metric));
-            }
+            // Both at one key (an append beside rtm's, or IPv6 siblings):
+            // rtm's goes, the other program's stays.
+            ops.extend(held.map(delete));
             return true;
         }
         match held {
@@ -220,7 +220,7 @@ impl<F: KernelFamily> KernelView<F> {
             (Op::Replace(r), Outcome::Missing) => {
                 self.ours.remove(&r.prefix);
             }
-            (Op::Delete(p, m), Outcome::Done | Outcome::Gone) => {
+            (Op::Delete(p, m, _), Outcome::Done | Outcome::Gone) => {
                 if *m == self.metric {
                     self.ours.remove(p);
                 } else {
@@ -303,7 +303,7 @@ mod tests {
         );
         assert_eq!(
             plan(&mut v, "10.0.0.0/8", None),
-            vec![Op::Delete(p("10.0.0.0/8"), 20)]
+            vec![Op::Delete(p("10.0.0.0/8"), 20, Some(same.held()))]
         );
         assert_eq!(
             plan(&mut v, "10.9.0.0/16", None),
@@ -359,15 +359,15 @@ mod tests {
         // Wanted at the new metric: the old metric's route goes first.
         assert_eq!(
             plan(&mut v, "10.0.0.0/8", Some(old)),
-            vec![Op::Delete(old.prefix, 20), Op::Create(old)]
+            vec![Op::Delete(old.prefix, 20, None), Op::Create(old)]
         );
-        v.record(&Op::Delete(old.prefix, 20), Outcome::Done);
+        v.record(&Op::Delete(old.prefix, 20, None), Outcome::Done);
         v.record(&Op::Create(old), Outcome::Done);
         assert_eq!(v.stale(), 1);
         assert_eq!(v.converge(), vec![other.prefix]);
         assert_eq!(
             plan(&mut v, "10.5.0.0/16", None),
-            vec![Op::Delete(other.prefix, 30)]
+            vec![Op::Delete(other.prefix, 30, Some(other.held()))]
         );
     }
 }

@@ -57,6 +57,15 @@ pub const RTM_DELROUTE: u16 = 25;
 /// A route query; with [`NLM_F_DUMP`], a dump of a family's routes.
 pub const RTM_GETROUTE: u16 = 26;
 
+/// A device created or changed (`ifinfomsg`).
+pub const RTM_NEWLINK: u16 = 16;
+/// A device removed.
+pub const RTM_DELLINK: u16 = 17;
+/// An address removed (`ifaddrmsg`).
+pub const RTM_DELADDR: u16 = 21;
+/// `IFF_UP`: the device is administratively up.
+pub const IFF_UP: u32 = 0x1;
+
 /// A request.
 pub const NLM_F_REQUEST: u16 = 0x1;
 /// Asks for an acknowledgement.
@@ -198,6 +207,21 @@ impl<'a> Iterator for Messages<'a> {
     }
 }
 
+/// Whether a message of type `kind` with this payload says a device went
+/// up or down (`RTM_NEWLINK` whose `ifi_change` has [`IFF_UP`]), went away
+/// (`RTM_DELLINK`), or lost an address (`RTM_DELADDR`): the events after
+/// which the kernel may have removed routes without notifying each one.
+/// A `RTM_NEWLINK` too short for its `ifinfomsg` counts too (better a
+/// needless resync than a missed one).
+pub fn link_event(kind: u16, payload: &[u8]) -> bool {
+    match kind {
+        RTM_DELLINK | RTM_DELADDR => true,
+        // ifinfomsg: family, pad, type (2), index (4), flags (4), change (4).
+        RTM_NEWLINK => payload.len() < 16 || u32_at(payload, 12) & IFF_UP != 0,
+        _ => false,
+    }
+}
+
 /// The errno of an [`NLMSG_ERROR`] message's payload: 0 for an
 /// acknowledgement, else the error's (positive) number.
 pub fn error_code(payload: &[u8]) -> Result<i32, WireError> {
@@ -301,7 +325,9 @@ impl RouteInfo {
             indirect: false,
         };
         let mut at = RTMSG_LEN;
-        while payload.len() - at >= 4 {
+        // `at` may pass the end by the last attribute's padding, which a
+        // sender may leave out.
+        while at + 4 <= payload.len() {
             let len = usize::from(u16_at(payload, at));
             if len < 4 || len > payload.len() - at {
                 return Err(WireError {
@@ -505,6 +531,26 @@ mod tests {
             RouteInfo::parse(body).unwrap_err().what,
             "an attribute's length does not fit its message"
         );
+    }
+
+    /// Catches a reader that steps past the end: a last attribute whose
+    /// length is not a multiple of 4, with its padding left out (the
+    /// kernel pads; a forger need not), once made `payload.len() - at`
+    /// underflow.
+    #[test]
+    fn an_unpadded_last_attribute_is_read_whole() {
+        let mut buf = Vec::new();
+        let r = RouteInfo {
+            table: 7,
+            ..RouteInfo::destination("10.0.0.0".parse().unwrap(), 8)
+        };
+        push_route(&mut buf, RTM_NEWROUTE, 0, 1, &r);
+        push_attr(&mut buf, 99, &[1, 2, 3, 4, 5]); // 9 bytes and 3 of padding
+        buf.truncate(buf.len() - 3);
+        let len = buf.len() as u32;
+        buf[0..4].copy_from_slice(&len.to_ne_bytes());
+        let (_, body) = messages(&buf).next().unwrap().unwrap();
+        assert_eq!(RouteInfo::parse(body).unwrap(), r);
     }
 
     /// Catches an encoder and reader that disagree (byte order, the

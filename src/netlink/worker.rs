@@ -62,6 +62,11 @@ pub struct SyncStats {
     /// Datagrams on the notification socket that did not come from the
     /// kernel, dropped unread.
     pub spoofed: u64,
+    /// Devices that went up, down or away, and addresses removed, each
+    /// answered by a resynchronisation: the kernel drops routes through a
+    /// device that goes down without a notification per route (IPv4), and
+    /// takes rtm's again only when asked once the device is back.
+    pub link_events: u64,
     /// Route messages that did not read (a dump's or a notification's),
     /// skipped; `last_unreadable` says why.
     pub unreadable: u64,
@@ -398,6 +403,9 @@ impl Worker {
                     self.shared.converge.store(false, Ordering::SeqCst);
                 }
             }
+            if self.shared.resync.load(Ordering::SeqCst) {
+                continue; // a lost dump: the resync comes first
+            }
             let v4 = self.v4.clone();
             let v6 = self.v6.clone();
             worked |= self.drain::<Ipv4>(&v4)? > 0;
@@ -571,29 +579,33 @@ impl Worker {
             }
             Err(e) => return Err(SyncError::Netlink(e)),
         };
-        let v4: Vec<_> = heard
-            .v4
-            .iter()
-            .filter(|seen| self.views.v4.observe(seen))
-            .map(|seen| seen.prefix)
-            .collect();
-        let v6: Vec<_> = heard
-            .v6
-            .iter()
-            .filter(|seen| self.views.v6.observe(seen))
-            .map(|seen| seen.prefix)
-            .collect();
+        let v4 = self.observe::<Ipv4>(&heard.v4);
+        let v6 = self.observe::<Ipv6>(&heard.v6);
         let foreign = v4.len() + v6.len();
         {
             let mut s = self.shared.stats();
             s.notifications += heard.notifications;
             s.spoofed += heard.spoofed;
             s.foreign += foreign as u64;
+            s.link_events += heard.link_events;
+        }
+        if heard.link_events > 0 {
+            self.shared.resync.store(true, Ordering::SeqCst);
         }
         self.unreadable(heard.unreadable);
         self.program::<Ipv4>(v4)?;
         self.program::<Ipv6>(v6)?;
-        Ok(foreign)
+        Ok(foreign + heard.link_events as usize)
+    }
+
+    /// Takes other programs' changes of `F` into the view; the prefixes
+    /// whose changes concern rtm's keys.
+    fn observe<F: Viewed>(&mut self, seen: &[crate::netlink::Observed<F>]) -> Vec<Prefix<F::Addr>> {
+        let view = F::view(&mut self.views);
+        seen.iter()
+            .filter(|s| view.observe(s))
+            .map(|s| s.prefix)
+            .collect()
     }
 
     /// The RIB has converged: the stale prefixes of `F` are planned

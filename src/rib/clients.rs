@@ -61,6 +61,15 @@ impl<F: Family> Table<F> {
         self.departure.notify_all();
     }
 
+    /// Starts watching a closed client's leaving (see [`Departure`]).
+    fn departure<'t>(&'t self, state: &'t ClientState<F>) -> Departure<'t, F> {
+        Departure {
+            table: self,
+            state,
+            finished: false,
+        }
+    }
+
     /// A registered client's state, subscribed if it notifies; under the
     /// clients map's lock on its protocol.
     fn new_client(
@@ -165,6 +174,7 @@ impl<F: Family> Table<F> {
     /// (family, protocol) pair: the body of deregistration, and of a
     /// graceful one whose hold ended with nobody adopting the routes.
     fn remove_client_routes(&self, state: &Arc<ClientState<F>>) -> Result<usize, RtmError> {
+        let mut departure = self.departure(state);
         let protocol = state.protocol;
         let networks = state.index.networks();
         // The index is not maintained from here on (see `WriteCtx::leaving`);
@@ -179,7 +189,7 @@ impl<F: Family> Table<F> {
         // would share its route keys.
         self.clients
             .remove_if(&protocol, |_, v| Arc::ptr_eq(v, state));
-        self.departed();
+        departure.finished = true;
         Ok(removed)
     }
 
@@ -194,6 +204,7 @@ impl<F: Family> Table<F> {
     ) -> Result<usize, RtmError> {
         let state = self.own(handle)?;
         self.close(state)?;
+        let mut departure = self.departure(state);
         let kept = self.mark_walk(state, Some(deadline))?;
         // The map entry is still this client's: nothing removes it before
         // `restarting` is set (registration refuses the pair, expiry looks
@@ -203,7 +214,7 @@ impl<F: Family> Table<F> {
         {
             c.restarting.store(true, Ordering::Relaxed);
         }
-        self.departed();
+        departure.finished = true;
         Ok(kept)
     }
 
@@ -320,5 +331,29 @@ impl<F: Family> Table<F> {
 
     pub(crate) fn dequeue(&self, handle: &ClientHandle<F>) -> Result<Dequeued<F>, RtmError> {
         self.with_client(handle, |_| handle.queue()?.pop())
+    }
+}
+
+/// A closed client's leaving (its routes' removal, or a graceful
+/// deregistration's mark), watched for its end however it comes: when
+/// dropped, registrations waiting for the client look again. A leaving
+/// that did not finish (an error, a panic) leaves the client's routes and
+/// registry entry behind: it then stops counting as leaving, so those
+/// registrations answer `ClientAlreadyExists` instead of waiting for ever.
+struct Departure<'t, F: Family> {
+    table: &'t Table<F>,
+    state: &'t ClientState<F>,
+    finished: bool,
+}
+
+impl<F: Family> Drop for Departure<'_, F> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Relaxed: `departed` below takes and releases its mutex after
+            // this store, and a waiting registration takes that mutex
+            // before it reads `leaving` again.
+            self.state.leaving.store(false, Ordering::Relaxed);
+        }
+        self.table.departed();
     }
 }
