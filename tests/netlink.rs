@@ -182,6 +182,21 @@ fn assert_kernel_matches(rtm: &Rtm, when: &str) {
     }
 }
 
+/// Polls `difference` until it says `None`, for at most 10 s (the
+/// sync's worker repairs foreign changes at its next round); fails with
+/// `what`, the last difference and the sync's statistics.
+fn until_none(sync: &KernelSync, what: &str, difference: impl Fn() -> Option<String>) {
+    let t = Instant::now();
+    while let Some(d) = difference() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{what}: {d}; {:?}",
+            sync.stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn v4(k: u32) -> Prefix<Ipv4Addr> {
     Prefix::new(Ipv4Addr::from(0x0A00_0000 + (k << 8)), 24).unwrap()
 }
@@ -559,11 +574,14 @@ fn another_programs_route_at_rtms_metric_is_never_overwritten() {
     ip(
         "route replace 198.51.100.0/24 via 192.0.2.4 dev v0 onlink table 100 proto static metric 20",
     );
-    let t = Instant::now();
-    while sync.stats().conflicts < 3 {
-        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", sync.stats());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_none(
+        &sync,
+        "the operator's replace was not taken as a conflict",
+        || {
+            let c = sync.stats().conflicts;
+            (c < 3).then(|| format!("{c} conflicts"))
+        },
+    );
     assert!(sync.wait_synced(WAIT));
     assert!(static_routes(false).contains("198.51.100.0/24 via 192.0.2.4"));
 
@@ -576,15 +594,9 @@ fn another_programs_route_at_rtms_metric_is_never_overwritten() {
 
     // The operator's route goes: rtm's comes back.
     ip("route del 198.51.100.0/24 table 100 proto static");
-    let t = Instant::now();
-    while let Some(d) = kernel_difference_but(&rtm, &except) {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "{d}; {:?}",
-            sync.stats()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_none(&sync, "rtm's route did not come back", || {
+        kernel_difference_but(&rtm, &except)
+    });
     let stats = sync.stop().unwrap();
     assert_eq!(stats.refused, 0, "{stats:?}");
 }
@@ -841,15 +853,9 @@ fn changes_behind_its_back_while_it_runs_are_repaired() {
     let sync = KernelSync::start(&rtm, config(dev)).unwrap();
     assert!(sync.wait_synced(WAIT));
     change_behind_its_back();
-    let t = Instant::now();
-    while let Some(difference) = kernel_difference(&rtm) {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the running sync did not repair the table: {difference}; {:?}",
-            sync.stats()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_none(&sync, "the running sync did not repair the table", || {
+        kernel_difference(&rtm)
+    });
     let stats = sync.stop().unwrap();
     assert!(stats.foreign >= 4, "{stats:?}");
     assert_eq!(
@@ -872,24 +878,14 @@ fn routes_come_back_after_their_device_goes_down_and_up() {
     assert!(sync.wait_synced(WAIT));
     assert_kernel_matches(&rtm, "before the device goes down");
     ip("link set v0 down");
-    let t = Instant::now();
-    while !kernel_table(false).is_empty() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the kernel kept the routes of a down device"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_none(&sync, "the kernel kept the routes of a down device", || {
+        let left = kernel_table(false).len();
+        (left > 0).then(|| format!("{left} IPv4 routes left"))
+    });
     ip("link set v0 up");
-    let t = Instant::now();
-    while let Some(d) = kernel_difference(&rtm) {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the routes did not come back: {d}; {:?}",
-            sync.stats()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_none(&sync, "the routes did not come back", || {
+        kernel_difference(&rtm)
+    });
     let stats = sync.stop().unwrap();
     assert!(stats.link_events >= 2 && stats.resyncs >= 2, "{stats:?}");
 }
