@@ -83,27 +83,34 @@ macro_rules! netns_or_skip {
 /// device.
 type Shown = BTreeMap<String, (Option<IpAddr>, String)>;
 
-/// `ip -4|-6 route show table TABLE proto 201`, parsed.
-fn kernel_table(v6: bool) -> Shown {
+/// `ip -4|-6 route show table TABLE proto PROTO`: its lines, none for a
+/// table the kernel never made (no route of the family was put there).
+fn shown_routes(v6: bool, proto: &str) -> String {
+    let table = TABLE.to_string();
     let out = Command::new("ip")
         .args([
             if v6 { "-6" } else { "-4" },
             "route",
             "show",
             "table",
-            &TABLE.to_string(),
+            &table,
             "proto",
-            "201",
+            proto,
         ])
         .output()
         .expect("ip route show runs");
-    let mut shown = Shown::new();
     let err = String::from_utf8_lossy(&out.stderr);
     if err.contains("FIB table does not exist") {
-        return shown; // no route of the family was ever put there
+        return String::new();
     }
     assert!(out.status.success(), "{err}");
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ip -4|-6 route show table TABLE proto 201`, parsed.
+fn kernel_table(v6: bool) -> Shown {
+    let mut shown = Shown::new();
+    for line in shown_routes(v6, "201").lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         let Some(first) = words.first() else { continue };
         let dst = match *first {
@@ -464,12 +471,8 @@ fn a_restarted_sync_repairs_a_table_changed_behind_its_back() {
         (2, 2, 2, 0, true),
         "{stats:?}"
     );
-    let out = Command::new("ip")
-        .args(["route", "show", "table", "100", "proto", "static"])
-        .output()
-        .unwrap();
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("172.30.0.0/16"),
+        shown_routes(false, "static").contains("172.30.0.0/16"),
         "another protocol's route in the table was left alone"
     );
 }
@@ -541,21 +544,7 @@ fn another_programs_route_at_rtms_metric_is_never_overwritten() {
     }
     rtm.add_route(&c6, &taken6, Ttl::Infinite).unwrap();
     assert!(sync.wait_synced(WAIT));
-    let static_routes = |v6: bool| {
-        let out = Command::new("ip")
-            .args([
-                if v6 { "-6" } else { "-4" },
-                "route",
-                "show",
-                "table",
-                "100",
-                "proto",
-                "static",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let static_routes = |v6: bool| shown_routes(v6, "static");
     assert!(
         static_routes(false).contains("198.18.0.0/15 via 192.0.2.3"),
         "{}",
@@ -603,20 +592,8 @@ fn another_programs_route_at_rtms_metric_is_never_overwritten() {
 
 /// `ip route show table 100 proto 201` lines at `metric M`.
 fn routes_at_metric(v6: bool, metric: u32) -> usize {
-    let out = Command::new("ip")
-        .args([
-            if v6 { "-6" } else { "-4" },
-            "route",
-            "show",
-            "table",
-            "100",
-            "proto",
-            "201",
-        ])
-        .output()
-        .unwrap();
     let tag = format!("metric {metric} ");
-    String::from_utf8_lossy(&out.stdout)
+    shown_routes(v6, "201")
         .lines()
         .filter(|l| format!("{l} ").contains(&tag))
         .count()
