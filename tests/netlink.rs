@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rtm::netlink::{Interfaces, KernelSync, SyncConfig};
+use rtm::netlink::{Interfaces, KernelSync, SyncConfig, SyncStats};
 use rtm::{
     ClientHandle, Criteria, IpFamily, IpRouteData, Ipv4, Ipv6, Prefix, ProtocolId, RegisterOptions,
     Route, Rtm, Ttl,
@@ -249,6 +249,11 @@ fn change_behind_its_back() {
     ip("-6 route del 2001:db8:7::/48 table 100 proto 201");
 }
 
+/// What a sync sent the kernel: routes created, replaced and deleted.
+fn kernel_ops(stats: &SyncStats) -> (u64, u64, u64) {
+    (stats.created, stats.replaced, stats.deleted)
+}
+
 fn config(dev: u32) -> SyncConfig {
     SyncConfig {
         interfaces: Interfaces::Device(dev),
@@ -443,14 +448,8 @@ fn a_restarted_sync_repairs_a_table_changed_behind_its_back() {
     // protocol number.
     let stats = sync.stats();
     assert_eq!(
-        (
-            stats.created,
-            stats.replaced,
-            stats.deleted,
-            stats.stale,
-            stats.converged
-        ),
-        (2, 2, 0, 2, false),
+        (kernel_ops(&stats), stats.stale, stats.converged),
+        ((2, 2, 0), 2, false),
         "{stats:?}"
     );
     assert!(kernel_table(false).contains_key("172.31.0.0/16"));
@@ -461,14 +460,8 @@ fn a_restarted_sync_repairs_a_table_changed_behind_its_back() {
     let stats = sync.stop().unwrap();
     // Four repairs and the two rtm changes, not a reload of 4,000 routes.
     assert_eq!(
-        (
-            stats.created,
-            stats.replaced,
-            stats.deleted,
-            stats.stale,
-            stats.converged
-        ),
-        (2, 2, 2, 0, true),
+        (kernel_ops(&stats), stats.stale, stats.converged),
+        ((2, 2, 2), 0, true),
         "{stats:?}"
     );
     assert!(
@@ -508,8 +501,8 @@ fn a_restart_against_a_correct_kernel_table_sends_nothing() {
     assert_kernel_matches(&rtm, "after the reload");
     let stats = sync.stop().unwrap();
     assert_eq!(
-        (stats.created, stats.replaced, stats.deleted, stats.stale),
-        (0, 0, 0, 0),
+        (kernel_ops(&stats), stats.stale),
+        ((0, 0, 0), 0),
         "{stats:?}"
     );
     assert_eq!(stats.changes, 4_000, "{stats:?}");
@@ -648,11 +641,7 @@ fn a_metric_change_between_runs_strands_nothing() {
     let sync = KernelSync::start(&rtm, at_0).unwrap();
     assert!(sync.wait_synced(WAIT));
     let stats = sync.stats();
-    assert_eq!(
-        (stats.created, stats.replaced, stats.deleted),
-        (0, 0, 0),
-        "{stats:?}"
-    );
+    assert_eq!(kernel_ops(&stats), (0, 0, 0), "{stats:?}");
     rtm.deregister(&c4).unwrap();
     rtm.deregister(&c6).unwrap();
     assert!(sync.wait_synced(WAIT));
@@ -781,7 +770,7 @@ fn another_tables_load_costs_the_sync_nothing() {
     assert!(sync.wait_synced(WAIT));
     let stats = sync.stop().unwrap();
     assert_eq!(stats.dumped, 2_001, "{stats:?}");
-    assert_eq!((stats.created, stats.replaced, stats.deleted), (0, 0, 0));
+    assert_eq!(kernel_ops(&stats), (0, 0, 0), "{stats:?}");
 }
 
 /// Catches a sync that trusts a batch whose acknowledgements were lost

@@ -6,9 +6,9 @@
 //! is a Linux eventfd, passed as `RTM_EVENT_FD(fd)`: the fd under a tag in
 //! the handle's top bits (`RTM_EVENT_TAG`, "rtmf" above a 64-bit handle's
 //! low 32 bits), so that the natural porting slip, the bare fd, is refused
-//! instead of naming the descriptor below it (and fd 0 is not NULL). rtm keeps its own duplicate of the descriptor, so the
-//! caller may close its copy at any time, and closes the duplicate when the
-//! client deregisters. A descriptor that is one of rtm's own duplicates
+//! instead of naming the descriptor below it (and fd 0 is not NULL). rtm
+//! keeps its own duplicate of the descriptor, so the caller may close its
+//! copy at any time, and closes the duplicate when the client deregisters. A descriptor that is one of rtm's own duplicates
 //! (another client's event, as rtm holds it) is refused too: the caller
 //! does not own it.
 //!
