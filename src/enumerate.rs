@@ -102,9 +102,7 @@ impl<F: Family> Enumeration<F> {
             // One network only: visit it once.
             self.state = State::Exhausted;
             let guard = epoch::pin();
-            if let Some(node) = table.destinations.get(&n, &guard)
-                && let Some(set) = node.value().load(&guard)
-            {
+            if let Some(set) = table.published(&n, &guard) {
                 let routes = table.decode(n, set);
                 self.pending
                     .extend(Table::matching_marked(&routes, criteria, None));

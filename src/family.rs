@@ -140,6 +140,15 @@ pub trait Family:
     /// The forwarding structure fed by best-route changes.
     #[doc(hidden)]
     type Fib: ForwardingTable<Self>;
+    /// The width of a network's address in bits (the RIB's index splits
+    /// its blocks no deeper).
+    #[doc(hidden)]
+    const NETWORK_WIDTH: u32;
+    /// A network's address bits, most significant first, left-aligned in
+    /// 128 bits: the RIB's index orders and blocks networks by them, which
+    /// agrees with `Ord` (address first, then length).
+    #[doc(hidden)]
+    fn network_path(network: &Self::Network) -> u128;
 }
 
 /// The IP families: networks are prefixes and the FIB answers
@@ -168,6 +177,11 @@ impl Family for Ipv4 {
     type Data = IpRouteData;
     const UNSPECIFIED_NEXT_HOP: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
     type Fib = LpmFib<Ipv4>;
+    const NETWORK_WIDTH: u32 = 32;
+    #[inline(always)]
+    fn network_path(network: &Self::Network) -> u128 {
+        (u32::from(network.addr()) as u128) << 96
+    }
 }
 impl IpFamily for Ipv4 {
     type Addr = Ipv4Addr;
@@ -180,6 +194,11 @@ impl Family for Ipv6 {
     type Data = IpRouteData;
     const UNSPECIFIED_NEXT_HOP: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
     type Fib = LpmFib<Ipv6>;
+    const NETWORK_WIDTH: u32 = 128;
+    #[inline(always)]
+    fn network_path(network: &Self::Network) -> u128 {
+        u128::from(network.addr())
+    }
 }
 impl IpFamily for Ipv6 {
     type Addr = Ipv6Addr;
@@ -192,4 +211,9 @@ impl Family for Ipx {
     type Data = IpxRouteData;
     const UNSPECIFIED_NEXT_HOP: MacAddr = MacAddr([0; 6]);
     type Fib = NoFib;
+    const NETWORK_WIDTH: u32 = 32;
+    #[inline(always)]
+    fn network_path(network: &Self::Network) -> u128 {
+        (network.0 as u128) << 96
+    }
 }

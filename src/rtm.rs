@@ -40,6 +40,9 @@ pub(crate) struct Shared {
     pub(crate) exclude_invalid: bool,
     /// Writer lock stripes per family table.
     pub(crate) writer_stripes: NonZeroUsize,
+    /// A small shape for the RIB's index (root bits, networks a leaf), for
+    /// tests; `None`: the engine's.
+    pub(crate) small_blocks: Option<(u32, usize)>,
     /// Most routes one network may hold.
     pub(crate) max_routes_per_network: usize,
 }
@@ -58,6 +61,7 @@ pub struct RtmBuilder {
     priorities: PriorityTable,
     exclude_invalid: bool,
     writer_stripes: NonZeroUsize,
+    small_blocks: Option<(u32, usize)>,
     max_routes_per_network: usize,
 }
 
@@ -68,6 +72,7 @@ impl Default for RtmBuilder {
             priorities: PriorityTable::default(),
             exclude_invalid: true,
             writer_stripes: crate::rib::DEFAULT_WRITER_STRIPES,
+            small_blocks: None,
             max_routes_per_network: crate::rib::MAX_ROUTES_PER_NETWORK,
         }
     }
@@ -94,15 +99,26 @@ impl RtmBuilder {
         self
     }
 
-    /// How many writer locks each family's table stripes its networks
-    /// over (default 4096; 2 when model-checked under loom). Writers of
-    /// networks in different stripes never wait for each other, and each
-    /// stripe owns a share of the writers' destination cache, so more
-    /// stripes mean less contention and a few dozen bytes each. One stripe
-    /// serialises a family's writers and puts every network in one cache,
-    /// which the differential tests use to exercise it on a few networks.
+    /// How many writer locks each family's table stripes its address
+    /// blocks over (default 4096; 2 when model-checked under loom). A
+    /// writer locks its network's block (a /16 of IPv4, IPv6 or IPX
+    /// addresses: see the RIB's index); writers of blocks in different
+    /// stripes never wait for each other, so more stripes mean less
+    /// contention, at 8 bytes each. One stripe serialises a family's
+    /// writers.
     pub fn writer_stripes(mut self, stripes: NonZeroUsize) -> Self {
         self.writer_stripes = stripes;
+        self
+    }
+
+    /// Shrinks the RIB's destination index to a `top_bits`-bit root
+    /// (1 to 16; default 16) and leaves of `leaf_max` networks (at least
+    /// 2; default about 8 KiB's worth), so that tests reach its leaf
+    /// copies, splits and merges on a handful of networks. Not for
+    /// production: behaviour is the same, only slower and smaller.
+    #[doc(hidden)]
+    pub fn small_blocks(mut self, top_bits: u8, leaf_max: u16) -> Self {
+        self.small_blocks = Some((top_bits as u32, leaf_max as usize));
         self
     }
 
@@ -127,6 +143,7 @@ impl RtmBuilder {
             priorities: ArcSwap::from_pointee(self.priorities),
             exclude_invalid: self.exclude_invalid,
             writer_stripes: self.writer_stripes,
+            small_blocks: self.small_blocks,
             max_routes_per_network: self.max_routes_per_network,
         });
         Rtm {

@@ -46,8 +46,12 @@
 //! early reclamation, Relaxed reports, ids released before publication), which must fail, so the model is known to be
 //! able to fail.
 //!
-//! What loom cannot see: crossbeam-skiplist and crossbeam-epoch (the
-//! destination map and route-set reclamation), dashmap (the client registry
+//! What loom cannot see: crossbeam-epoch (the reclamation of route sets
+//! and of the destination index's leaves; the index's links are the
+//! shim's atomics and its block locks the shim's mutexes, so the engine
+//! models interleave them, with a two-block root and two-network leaves
+//! under `cfg(loom)`, but the leaves' keys and value slots are plain
+//! memory and std atomics), dashmap (the client registry
 //! and indexes), arc-swap (the priority table) and the FIB's own lock use
 //! std atomics and locks. They run between the shim's synchronisation
 //! points as ordinary code (none is held across a shim lock, so a model

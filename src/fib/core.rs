@@ -98,6 +98,14 @@ impl<W: Word> Core<W> {
     /// The leaf of the longest prefix covering `a` (0: none). The caller
     /// must be pinned while it uses the leaf's next-hop id.
     #[inline(always)]
+    /// Prefetches the top-level line of `a` (a writer's hint).
+    pub(crate) fn prefetch_top(&self, a: W) {
+        match self {
+            Core::Direct(d) => d.prefetch_top(a),
+            Core::Trie(t) => t.prefetch_top(a),
+        }
+    }
+
     pub(crate) fn lookup(&self, a: W) -> u32 {
         match self {
             Core::Trie(t) => t.lookup(a),

@@ -80,6 +80,10 @@ pub trait ForwardingTable<F: Family>: Send + Sync + 'static {
     /// Publishes every change [`apply_deferred`](Self::apply_deferred)
     /// held back.
     fn publish(&self) {}
+    /// Warms the cache line a change of `network` reads first (a hint:
+    /// the RIB's batches call it some updates ahead). By default nothing.
+    #[doc(hidden)]
+    fn prefetch(&self, _network: &F::Network) {}
     /// Sets `network`'s equal-cost best routes (ECMP: two or more, see
     /// [`PriorityTable::with_multipath`](crate::PriorityTable::with_multipath)),
     /// deferred as [`apply_deferred`](Self::apply_deferred) with
@@ -812,6 +816,10 @@ impl<F: IpFamily> ForwardingTable<F> for LpmFib<F> {
 
     fn publish(&self) {
         drop(self.writer());
+    }
+
+    fn prefetch(&self, network: &Prefix<F::Addr>) {
+        self.core.prefetch_top(network.addr().to_native());
     }
 
     fn apply_paths(&self, network: Prefix<F::Addr>, paths: &[Route<F>], deferred: bool) {

@@ -491,13 +491,15 @@ fn check_state<F: DiffFamily>(rtm: &Rtm, model: &ModelRtm, walk_fib: bool) -> Re
 /// everything; the error says what differed first.
 pub fn run<F: DiffFamily>(ops: &[Op]) -> Result<(), String> {
     let clock = ManualClock::new();
-    // One writer stripe: the universe's few networks then share one
-    // destination cache, so its fills, collisions, resizes and unlinks are
-    // all exercised (with the default 4096 stripes eight networks would
-    // each sit alone in a stripe with a one-slot cache).
+    // One writer stripe and a tiny destination index (a 1-bit root,
+    // leaves of two networks): the universe's few networks then share
+    // blocks and locks, so leaf copies, holes, splits and merges all happen
+    // (with the engine's /16 root and 8 KiB leaves they would each sit
+    // alone in a leaf of one).
     let rtm = Rtm::builder()
         .clock(clock.clone())
         .writer_stripes(std::num::NonZeroUsize::MIN)
+        .small_blocks(1, 2)
         .build();
     let mut model = ModelRtm::starting_at(rtm.now());
     let mut handles: BTreeMap<u8, (ClientHandle<F>, ModelHandle<F>)> = BTreeMap::new();

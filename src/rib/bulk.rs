@@ -20,12 +20,17 @@ impl<F: Family> Table<F> {
         mut op: impl FnMut(&mut Working<F>) -> Result<usize, RtmError>,
     ) -> Result<usize, RtmError> {
         let mut total = 0;
-        self.in_chunks(networks, ctx, |cursor, ctx, &network| {
-            if let Some((n, _)) = self.mutate(network, false, cursor, ctx, &mut op)? {
-                total += n;
-            }
-            Ok(())
-        })?;
+        self.in_chunks(
+            networks,
+            ctx,
+            |&n| n,
+            |cursor, ctx, &network| {
+                if let Some((n, _)) = self.mutate(network, false, cursor, ctx, &mut op)? {
+                    total += n;
+                }
+                Ok(())
+            },
+        )?;
         Ok(total)
     }
 
@@ -38,15 +43,32 @@ impl<F: Family> Table<F> {
         &'s self,
         items: &[T],
         ctx: &mut WriteCtx<'c, F>,
+        network_of: impl Fn(&T) -> F::Network,
         mut each: impl FnMut(&mut Cursor<'s, '_, F>, &mut WriteCtx<'c, F>, &T) -> Result<(), E>,
     ) -> Result<(), E> {
         ctx.defer_fib = true;
-        for chunk in items.chunks(CHUNK) {
+        for (c, chunk) in items.chunks(CHUNK).enumerate() {
             {
                 let guard = epoch::pin();
                 let _publish = PublishFib::<F>(&self.fib);
                 let mut cursor = Cursor::new(&guard);
-                for item in chunk {
+                for (i, item) in chunk.iter().enumerate() {
+                    // Three prefetch stages, each a few items after the
+                    // one before, so each item's misses (its block's root
+                    // link, its leaf, its route set, the FIB's top line)
+                    // are in flight while earlier items are written.
+                    let at = c * CHUNK + i;
+                    if let Some(x) = items.get(at + 3 * PREFETCH_STEP) {
+                        self.index.prefetch_root(&network_of(x));
+                    }
+                    if let Some(x) = items.get(at + 2 * PREFETCH_STEP) {
+                        let n = network_of(x);
+                        self.index.prefetch_leaf(&n, &guard);
+                        self.fib.prefetch(&n);
+                    }
+                    if let Some(x) = items.get(at + PREFETCH_STEP) {
+                        self.index.prefetch_value(&network_of(x), &guard);
+                    }
                     each(&mut cursor, ctx, item)?;
                 }
             }

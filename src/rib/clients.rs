@@ -255,22 +255,27 @@ impl<F: Family> Table<F> {
             Ok(marked)
         };
         let mut total = 0;
-        self.in_chunks(&networks, &mut ctx, |cursor, ctx, &network| {
-            let fast = (!yields)
-                .then(|| self.mark_in_place(network, protocol, cursor))
-                .flatten();
-            let marked = match fast {
-                Some(n) => n,
-                None => self
-                    .mutate(network, false, cursor, ctx, general)?
-                    .map_or(0, |(n, _)| n),
-            };
-            if marked > 0 {
-                state.index.stale_marked(network);
-            }
-            total += marked;
-            Ok::<(), RtmError>(())
-        })?;
+        self.in_chunks(
+            &networks,
+            &mut ctx,
+            |&n| n,
+            |cursor, ctx, &network| {
+                let fast = (!yields)
+                    .then(|| self.mark_in_place(network, protocol, cursor))
+                    .flatten();
+                let marked = match fast {
+                    Some(n) => n,
+                    None => self
+                        .mutate(network, false, cursor, ctx, general)?
+                        .map_or(0, |(n, _)| n),
+                };
+                if marked > 0 {
+                    state.index.stale_marked(network);
+                }
+                total += marked;
+                Ok::<(), RtmError>(())
+            },
+        )?;
         Ok(total)
     }
 

@@ -1,24 +1,26 @@
 //! The RIB of one address family: destinations, clients, the change stream.
 //!
 //! # Concurrency
-//! - **Destinations** live in a lock-free skip list keyed by network.
-//!   Readers (`is_route`, ordered walks, enumeration) pin an epoch, find the
-//!   destination and load its published route set: no lock, no waiting.
-//! - **Writers** serialise per network on its striped writer lock, decode
-//!   the route set (stored routes are compact, their attributes interned:
-//!   `route_set`, `crate::intern`), apply their change, select the best
-//!   route and publish the new set. Different networks are written in
-//!   parallel. A writer finds its destination from a cursor (batches and
-//!   bulk walks step along the bottom level from the previous network),
-//!   its stripe's destination cache (`stripes`) or, failing both, a
-//!   search. Bulk operations walk their sorted networks along the skip
-//!   list and wake waiting subscribers once per chunk (`bulk`, `Wakes`).
+//! - **Destinations** live in a prefix-keyed block index (`index`): a
+//!   root link per /16 block of addresses, under it sorted copy-on-write
+//!   leaves holding each network's published route set. Readers
+//!   (`is_route`, ordered walks, enumeration) pin an epoch and load: no
+//!   lock, no retry, no waiting.
+//! - **Writers** lock their network's block (striped locks over the
+//!   root), decode the route set (stored routes are compact, their
+//!   attributes interned: `route_set`, `crate::intern`), apply their
+//!   change, select the best route and publish the new set in the leaf.
+//!   Networks of different blocks are written in parallel. A walk over
+//!   many networks (a batch, a bulk operation) keeps its block locked
+//!   from one network to the next while they share it ([`Cursor`]), so a
+//!   block's removals are compacted out of its leaf once, and wakes
+//!   waiting subscribers once per chunk (`bulk`, `Wakes`).
 //! - **The sequencer** is a short per-family critical section around the
 //!   publication and the enqueueing of the change message, so every client
 //!   sees the family's changes in one order, and that order is the order in
 //!   which the table changed (spec 3.4, A22).
-//! - **The FIB** is told of each best-route change while the writer lock is
-//!   still held, before the call returns (spec A23, design.md).
+//! - **The FIB** is told of each best-route change while the block's lock
+//!   is still held, before the call returns (spec A23, design.md).
 //! - **Clients** are in a sharded map; each has a gate (shared by its
 //!   operations, exclusive for deregistration) and an index of its networks,
 //!   so deregistration and block operations touch only that client's routes.
@@ -28,17 +30,15 @@
 //! `clients` registration, the gate and deregistration; `write` the write
 //! path and the calls on it; `bulk` the chunked walks and the block
 //! operations; `aging` the expiry sweep; `read` the lock-free reads;
-//! `verify` the invariants; `destination`, `route_set` and `stripes` the
-//! destination's published value, the packed route set and the striped
-//! writer locks with their destination cache.
+//! `verify` the invariants; `index` the destination index and
+//! `route_set` the packed route set it publishes.
 
 mod aging;
 mod bulk;
 mod clients;
-pub(crate) mod destination;
+pub(crate) mod index;
 mod read;
 pub(crate) mod route_set;
-mod stripes;
 mod verify;
 mod write;
 
@@ -46,8 +46,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crossbeam_epoch as epoch;
-use crossbeam_skiplist::base::{self, SkipList};
+use crossbeam_epoch::{self as epoch, Owned};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 
@@ -63,15 +62,23 @@ use crate::route::{ProtocolId, Route, RouteData, RouteKey, RouteUpdate, Ttl};
 use crate::rtm::Shared;
 use crate::sync::{Arc, Mutex, lock};
 
-use destination::Destination;
+use index::{BlockIndex, BlockLock, Shape};
 pub(crate) use route_set::MAX_ROUTES_PER_NETWORK;
 use route_set::{
     Attrs, Entries, Entry, Freshness, Lifetime, NewSet, RouteSet, Routes, Stored, Working,
     best_paths, select_best,
 };
 use smallvec::SmallVec;
-pub(crate) use stripes::DEFAULT_STRIPES as DEFAULT_WRITER_STRIPES;
-use stripes::{Locked, WriterLocks};
+
+/// The default writer-lock stripe count ([`crate::RtmBuilder::writer_stripes`]).
+#[cfg(not(loom))]
+pub(crate) const DEFAULT_WRITER_STRIPES: std::num::NonZeroUsize =
+    std::num::NonZeroUsize::new(4096).unwrap();
+/// Few under loom, which tracks every lock it is given (the index's shape
+/// under loom has two blocks anyway).
+#[cfg(loom)]
+pub(crate) const DEFAULT_WRITER_STRIPES: std::num::NonZeroUsize =
+    std::num::NonZeroUsize::new(2).unwrap();
 
 use crate::intern::{InternIds, InternTable};
 
@@ -88,6 +95,11 @@ const WAKE_EVERY: usize = 1024;
 /// [`Table::bulk`]), and between two publications of its deferred FIB
 /// changes.
 const CHUNK: usize = 256;
+
+/// How many items apart a walk's prefetch stages run (see
+/// [`Table::in_chunks`]): each stage's lines arrive while this many items
+/// are written (a write takes a few hundred nanoseconds, a miss 100-200).
+const PREFETCH_STEP: usize = 4;
 
 /// Collections a bulk walk runs after each chunk of [`CHUNK`] networks: a
 /// chunk retires a few hundred sets and FIB nodes, some 15 batches of
@@ -216,78 +228,41 @@ struct OldRef<F: Family> {
 
 type OldRefs<F> = SmallVec<[OldRef<F>; 2]>;
 
-/// A destination's node, valid while its guard is pinned.
-type DestEntry<'a, 'g, F> = base::Entry<'a, 'g, <F as Family>::Network, Destination<F>>;
-
-/// How many nodes a writer steps along the bottom level from its cursor
-/// before it looks elsewhere: sorted input (a table load, a bulk walk)
-/// finds its network, or the gap where it belongs, one or two nodes on;
-/// a further step is as likely a cache miss as a step of a search.
-const CURSOR_STEPS: usize = 2;
-
-/// A writer's place in the skip list, carried from one network to the next
-/// by a walk over many under one pin (a batch of updates, a bulk
-/// operation), so that sorted input is not searched for from the top.
+/// A writer's held block, carried from one network to the next by a walk
+/// over many under one pin (a batch of updates, a bulk operation): while
+/// the networks stay in one block it stays locked, and its leaf is
+/// compacted once when the walk leaves it (see `index`).
 pub(crate) struct Cursor<'a, 'g, F: Family> {
     /// The walk's pin.
     guard: &'g epoch::Guard,
-    /// A node at or before the networks to come, if the walk ascends.
-    at: Option<DestEntry<'a, 'g, F>>,
-    /// Whether to try `at` before the destination cache: after it placed
-    /// the last network, or a search moved it there; not after it failed
-    /// or the cache answered (random input).
-    trusted: bool,
+    held: Option<BlockLock<'a, F, RouteSet<F>>>,
+    /// The table outlives the pin (`'a: 'g`, implied where a cursor is
+    /// named): what the writers' signatures rely on.
+    _outlives: std::marker::PhantomData<&'g &'a ()>,
 }
 
-impl<'g, F: Family> Cursor<'_, 'g, F> {
+impl<'a, 'g, F: Family> Cursor<'a, 'g, F> {
     pub(crate) fn new(guard: &'g epoch::Guard) -> Self {
         Cursor {
             guard,
-            at: None,
-            trusted: true,
+            held: None,
+            _outlives: std::marker::PhantomData,
         }
     }
-}
 
-/// Where a network is, as a writer holding its lock found it.
-enum Located<'a, 'g, F: Family> {
-    /// Its node.
-    Node(DestEntry<'a, 'g, F>),
-    /// Its destination, from the stripe's cache (the node is linked).
-    Cached(&'g Destination<F>),
-    /// Not in the skip list.
-    Absent,
-}
-
-/// A destination a writer found, or created, under its network's lock.
-enum Found<'a, 'g, F: Family> {
-    Existing(DestEntry<'a, 'g, F>),
-    Cached(&'g Destination<F>),
-    /// Inserting hands out a counted reference; released on drop.
-    Created(
-        Option<base::RefEntry<'a, F::Network, Destination<F>>>,
-        &'g epoch::Guard,
-    ),
-}
-
-impl<F: Family> Found<'_, '_, F> {
-    fn value(&self) -> &Destination<F> {
-        match self {
-            Found::Existing(e) => e.value(),
-            Found::Cached(d) => d,
-            Found::Created(Some(r), _) => r.value(),
-            Found::Created(None, _) => unreachable!("released only on drop"),
+    /// `network`'s block, locked: the held one if it is the same, or else
+    /// (after releasing the held one: a writer holds one block at a time,
+    /// so block locks cannot deadlock) a newly locked one.
+    fn block(
+        &mut self,
+        index: &'a BlockIndex<F, RouteSet<F>>,
+        network: &F::Network,
+    ) -> &mut BlockLock<'a, F, RouteSet<F>> {
+        let b = index.block(network);
+        if self.held.as_ref().is_none_or(|h| h.block() != b) {
+            self.held = None;
         }
-    }
-}
-
-impl<F: Family> Drop for Found<'_, '_, F> {
-    fn drop(&mut self) {
-        if let Found::Created(r, guard) = self
-            && let Some(r) = r.take()
-        {
-            r.release(guard);
-        }
+        self.held.get_or_insert_with(|| index.lock(network))
     }
 }
 
@@ -316,13 +291,9 @@ struct Stamp {
 /// One family's routing table.
 pub(crate) struct Table<F: Family> {
     pub(crate) shared: std::sync::Arc<Shared>,
-    /// The destinations, in network order. The guard-based API: a reader
-    /// or writer already pinned reads nodes without taking a reference
-    /// count on each (the map API's per-lookup atomic increment and
-    /// decrement on the node's cache line cost a fifth of a deregistration).
-    pub(crate) destinations: SkipList<F::Network, Destination<F>>,
-    /// The writers' per-network locks (striped).
-    writers: WriterLocks<F>,
+    /// The destinations' route sets, in network order, with the writers'
+    /// block locks.
+    index: BlockIndex<F, RouteSet<F>>,
     /// Networks with at least one route.
     networks: AtomicUsize,
     clients: DashMap<ProtocolId, Arc<ClientState<F>>, foldhash::fast::RandomState>,
@@ -346,10 +317,14 @@ pub(crate) struct Table<F: Family> {
 
 impl<F: Family> Table<F> {
     pub(crate) fn new(shared: std::sync::Arc<Shared>) -> Self {
+        let shape = Shape::for_family::<F>(shared.writer_stripes.get());
+        let shape = match shared.small_blocks {
+            Some((top_bits, leaf_max)) => shape.small(top_bits, leaf_max),
+            None => shape,
+        };
         Table {
-            writers: WriterLocks::new(shared.writer_stripes),
+            index: BlockIndex::new(shape),
             shared,
-            destinations: SkipList::new(epoch::default_collector().clone()),
             networks: AtomicUsize::new(0),
             clients: DashMap::default(),
             subscribers: Mutex::new(Vec::new()),

@@ -1,5 +1,5 @@
 //! The read path: lock-free point queries and ordered walks over the
-//! skip list of destinations (see the module docs of `rib` for what they
+//! destination index (see the module docs of `rib` for what they
 //! guarantee).
 
 use super::*;
@@ -11,10 +11,18 @@ impl<F: Family> Table<F> {
         self.networks.load(Ordering::Relaxed)
     }
 
+    /// `network`'s published route set, if it has routes.
+    pub(crate) fn published<'g>(
+        &self,
+        network: &F::Network,
+        guard: &'g epoch::Guard,
+    ) -> Option<&'g RouteSet<F>> {
+        self.index.get(network, guard)
+    }
+
     pub(crate) fn is_route(&self, network: &F::Network) -> Option<Route<F>> {
         let guard = epoch::pin();
-        let node = self.destinations.get(network, &guard)?;
-        let set = node.value().load(&guard)?;
+        let set = self.published(network, &guard)?;
         let s = &set.stored()[set.best()?];
         Some(s.entry(*network, self.attrs.get(s.attrs())).route)
     }
@@ -24,11 +32,7 @@ impl<F: Family> Table<F> {
     /// in key order: the best route alone unless it is a multipath route.
     pub(crate) fn best_paths(&self, network: &F::Network) -> Vec<Route<F>> {
         let guard = epoch::pin();
-        let Some(set) = self
-            .destinations
-            .get(network, &guard)
-            .and_then(|node| node.value().load(&guard))
-        else {
+        let Some(set) = self.published(network, &guard) else {
             return Vec::new();
         };
         let routes = self.decode(*network, set);
@@ -47,17 +51,9 @@ impl<F: Family> Table<F> {
         mut f: impl FnMut(F::Network, &Routes<F>) -> Option<R>,
     ) -> Option<R> {
         let guard = epoch::pin();
-        for node in self
-            .destinations
-            .range::<F::Network, _>((start, Bound::Unbounded), &guard)
-        {
-            if let Some(set) = node.value().load(&guard)
-                && let Some(r) = f(*node.key(), &self.decode(*node.key(), set))
-            {
-                return Some(r);
-            }
-        }
-        None
+        self.index.scan(start.as_ref(), &guard, |network, set| {
+            f(*network, &self.decode(*network, set))
+        })
     }
 
     /// The matching routes of one destination, in key order, with keys
@@ -99,8 +95,7 @@ impl<F: Family> Table<F> {
     /// The marks of the stored route with `key`, if there is one.
     pub(crate) fn route_marks(&self, key: &RouteKey<F>) -> Option<RouteMarks> {
         let guard = epoch::pin();
-        let node = self.destinations.get(&key.network, &guard)?;
-        let set = self.decode(key.network, node.value().load(&guard)?);
+        let set = self.decode(key.network, self.published(&key.network, &guard)?);
         let i = set.entries.iter().position(|e| e.route.key() == *key)?;
         Some(Self::marks(&set, i))
     }

@@ -1,80 +1,15 @@
-//! The write path: finding a network's destination under its lock
-//! (cursor, stripe cache, search), rewriting its route set, publishing it
-//! with its change message, and the calls built on it (add, delete, batches).
+//! The write path: locking a network's block, rewriting its route set,
+//! publishing it with its change message, and the calls built on it (add,
+//! delete, batches).
 
 use super::*;
 
 impl<F: Family> Table<F> {
-    /// Where `network` is: from the cursor (when trusted), the stripe's
-    /// cache, or a search, which also moves the cursor to the network or
-    /// the node before it.
-    pub(super) fn locate<'a: 'g, 'g>(
-        &'a self,
-        locked: &mut Locked<'_, F>,
-        network: F::Network,
-        cursor: &mut Cursor<'a, 'g, F>,
-    ) -> Located<'a, 'g, F> {
-        if cursor.trusted {
-            if let Some(found) = Self::from_cursor(cursor, network) {
-                return found;
-            }
-            cursor.trusted = false;
-        }
-        if let Some(d) = locked.cached(cursor.guard) {
-            return Located::Cached(d);
-        }
-        cursor.trusted = true;
-        match self
-            .destinations
-            .upper_bound(Bound::Included(&network), cursor.guard)
-        {
-            Some(e) if *e.key() == network => {
-                // Linked, found under the lock: what the cache may hold.
-                locked.remember(e.value());
-                cursor.at = Some(e.clone());
-                Located::Node(e)
-            }
-            before => {
-                cursor.at = before;
-                Located::Absent
-            }
-        }
-    }
-
-    /// `network` placed by stepping from the cursor: its node, or absent
-    /// (a node before it is followed by one after it, or by none); `None`
-    /// when the cursor is past it or too far before it. Sound because the
-    /// caller holds the network's lock, and only its holders link or
-    /// unlink the network's node.
-    pub(super) fn from_cursor<'a: 'g, 'g>(
-        cursor: &mut Cursor<'a, 'g, F>,
-        network: F::Network,
-    ) -> Option<Located<'a, 'g, F>> {
-        let mut at = cursor.at.clone()?;
-        for step in 0..=CURSOR_STEPS {
-            match at.key().cmp(&network) {
-                std::cmp::Ordering::Equal if !at.is_removed() => {
-                    cursor.at = Some(at.clone());
-                    return Some(Located::Node(at));
-                }
-                std::cmp::Ordering::Less if step < CURSOR_STEPS => match at.next() {
-                    Some(next) if *next.key() <= network => at = next,
-                    _ => {
-                        cursor.at = Some(at);
-                        return Some(Located::Absent);
-                    }
-                },
-                _ => return None,
-            }
-        }
-        None
-    }
-
     /// Rewrites one destination's route set with `op` and publishes the
     /// result: best-route selection, client indexes, network count,
-    /// change messages and the FIB. Finds the destination through (and
-    /// moves) `cursor`, under its pin. Returns `None` when the destination
-    /// does not exist and `create` is false. On error nothing is changed.
+    /// change messages and the FIB. Locks the network's block through
+    /// `cursor`, under its pin. Returns `None` when the network has no
+    /// routes and `create` is false. On error nothing is changed.
     pub(super) fn mutate<'a: 'g, 'g, R>(
         &'a self,
         network: F::Network,
@@ -84,21 +19,11 @@ impl<F: Family> Table<F> {
         op: impl FnOnce(&mut Working<F>) -> Result<R, RtmError>,
     ) -> Result<Option<(R, Change<F>)>, RtmError> {
         let guard = cursor.guard;
-        let mut locked = self.writers.lock(&network);
-        let node = match self.locate(&mut locked, network, cursor) {
-            Located::Node(e) => Found::Existing(e),
-            Located::Cached(d) => Found::Cached(d),
-            Located::Absent if create => {
-                let r = self
-                    .destinations
-                    .get_or_insert_with(network, Destination::new, guard);
-                locked.linked();
-                Found::Created(Some(r), guard)
-            }
-            Located::Absent => return Ok(None),
-        };
-        let dest = node.value();
-        let current = dest.load(guard);
+        let block = cursor.block(&self.index, &network);
+        let current = block.get(&network, guard);
+        if current.is_none() && !create {
+            return Ok(None);
+        }
         let before = match current {
             Some(set) => self.decode(network, set),
             None => Routes {
@@ -159,10 +84,6 @@ impl<F: Family> Table<F> {
         let stored = match encoded {
             Some(Ok(stored)) => stored,
             failed => {
-                if before_protocols.is_empty() {
-                    // We created it for an operation that added nothing.
-                    self.unlink(&node, &mut locked, network, cursor);
-                }
                 return match failed {
                     Some(Err(e)) => Err(e),
                     _ => result.map(|r| Some((r, Change::NoChange))),
@@ -227,10 +148,12 @@ impl<F: Family> Table<F> {
         match message {
             // No message: the change's place in the family's order is
             // unobservable, so publish without the sequencer.
-            None => dest.publish(new_set, guard),
+            None => {
+                block.set(&network, new_set.map(Owned::init), guard);
+            }
             Some(message) => {
                 let subscribers = lock(&self.subscribers);
-                dest.publish(new_set, guard);
+                block.set(&network, new_set.map(Owned::init), guard);
                 let multipath_only = paths_change
                     .is_some()
                     .then(|| self.shared.priorities.load());
@@ -268,9 +191,6 @@ impl<F: Family> Table<F> {
                 self.fib.apply(network, after_best.as_ref());
             }
         }
-        if now_empty {
-            self.unlink(&node, &mut locked, network, cursor);
-        }
         ctx.wakes.step();
         Ok(Some((r, change)))
     }
@@ -291,14 +211,8 @@ impl<F: Family> Table<F> {
         cursor: &mut Cursor<'a, 'g, F>,
     ) -> Option<usize> {
         let guard = cursor.guard;
-        let mut locked = self.writers.lock(&network);
-        let located = self.locate(&mut locked, network, cursor);
-        let dest = match &located {
-            Located::Node(e) => e.value(),
-            Located::Cached(d) => *d,
-            Located::Absent => return Some(0),
-        };
-        let Some(set) = dest.load(guard) else {
+        let block = cursor.block(&self.index, &network);
+        let Some(set) = block.get(&network, guard) else {
             return Some(0);
         };
         let mut entries: SmallVec<[Stored<F>; 2]> = SmallVec::from_slice(set.stored());
@@ -319,46 +233,16 @@ impl<F: Family> Table<F> {
         }
         if changed {
             // No message: nothing any client is told about changed.
-            dest.publish(
-                Some(NewSet {
+            block.set(
+                &network,
+                Some(Owned::init(NewSet {
                     entries,
                     best: set.best(),
-                }),
+                })),
                 guard,
             );
         }
         Some(marked)
-    }
-
-    /// Unlinks `network`'s node, which its writer (holding `locked`)
-    /// emptied or created for nothing: out of the stripe's cache first, so
-    /// no slot ever names an unlinked node.
-    pub(super) fn unlink<'a: 'g, 'g>(
-        &'a self,
-        node: &Found<'a, 'g, F>,
-        locked: &mut Locked<'_, F>,
-        network: F::Network,
-        cursor: &mut Cursor<'a, 'g, F>,
-    ) {
-        locked.unlinking();
-        match node {
-            Found::Existing(e) => {
-                e.remove();
-            }
-            Found::Cached(_) => {
-                let linked = self.destinations.get(&network, cursor.guard);
-                debug_assert!(linked.is_some(), "a cached destination is linked");
-                if let Some(e) = linked {
-                    e.remove();
-                }
-            }
-            Found::Created(Some(r), guard) => {
-                r.remove(guard);
-            }
-            Found::Created(None, _) => {}
-        }
-        // Stepping from an unlinked node costs a search: do not try.
-        cursor.trusted = false;
     }
 
     /// A published set's full entries.
@@ -676,20 +560,28 @@ impl<F: Family> Table<F> {
         // With a cursor: a sorted load steps from one network to the next
         // instead of searching for each. Each update's failure is its
         // outcome, not the batch's.
-        let Ok(()) = self.in_chunks(chunk, &mut WriteCtx::own_route(state), |cursor, ctx, u| {
-            outcomes.push(match u {
-                RouteUpdate::Add { route, ttl } => self
-                    .add_one(state, route, *ttl, stamp, cursor, ctx)
-                    .map(|(change, expires)| {
-                        if let Some(t) = expires {
-                            expiring.push((t, route.network));
-                        }
-                        change
-                    }),
-                RouteUpdate::Delete(route) => self.delete_one(state, route, cursor, ctx),
-            });
-            Ok::<(), std::convert::Infallible>(())
-        });
+        let network_of = |u: &RouteUpdate<F>| match u {
+            RouteUpdate::Add { route, .. } | RouteUpdate::Delete(route) => route.network,
+        };
+        let Ok(()) = self.in_chunks(
+            chunk,
+            &mut WriteCtx::own_route(state),
+            network_of,
+            |cursor, ctx, u| {
+                outcomes.push(match u {
+                    RouteUpdate::Add { route, ttl } => self
+                        .add_one(state, route, *ttl, stamp, cursor, ctx)
+                        .map(|(change, expires)| {
+                            if let Some(t) = expires {
+                                expiring.push((t, route.network));
+                            }
+                            change
+                        }),
+                    RouteUpdate::Delete(route) => self.delete_one(state, route, cursor, ctx),
+                });
+                Ok::<(), std::convert::Infallible>(())
+            },
+        );
         if !expiring.is_empty() {
             let mut expiries = lock(&self.expiries);
             for (t, n) in expiring {
