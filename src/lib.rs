@@ -87,12 +87,12 @@
 //!   domain ([`qsbr`]). (`loom-tests/tests/fib_qsbr.rs`,
 //!   `tests/nexthop_reuse.rs`, `tests/fib.rs`.)
 //! - **Control-plane reads never lock for the table.** `lookup_route`,
-//!   `is_route`, `get_first`/`get_next` and enumeration read a lock-free
-//!   skip list of destinations, each destination's route set an immutable
-//!   value published with one atomic swap and reclaimed through
-//!   crossbeam-epoch. They are lock-free but not retry-free (the skip
-//!   list's search helps unlink nodes and restarts when it loses a race),
-//!   and a pin may run other threads' deferred frees. (`tests/stress.rs`.)
+//!   `is_route`, `get_first`/`get_next` and enumeration read the RIB's
+//!   prefix-keyed block index of destinations with plain loads (a /16
+//!   root link, a copy-on-write leaf, the route set, each published with
+//!   one atomic store and reclaimed through crossbeam-epoch): no lock, no
+//!   retry; a pin may run other threads' deferred frees.
+//!   (`tests/stress.rs`, the index's own tests.)
 //! - **Linearizable writes, one change order.** Each write to a network is
 //!   atomic; change messages are enqueued in the same critical section that
 //!   publishes the change, so all clients see the changes in the order the

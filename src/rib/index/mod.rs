@@ -59,8 +59,9 @@
 //!
 //! A writer only ever writes the current copy: every write starts from
 //! the root link under the block's lock, and a copy it replaced is
-//! retired, never written again (the loom model `rib_index.rs` and the
-//! differential tests with tiny blocks check it).
+//! retired, never written again (the index's tests against an ordered
+//! map and the engine's differential tests, both with tiny blocks, check
+//! it: a write into a replaced copy is a lost update there).
 
 mod leaf;
 mod walk;
