@@ -17,23 +17,8 @@ use crossbeam_epoch as epoch;
 use crate::criteria::Criteria;
 use crate::error::RtmError;
 use crate::family::Family;
-use crate::rib::Table;
+use crate::rib::{RouteMarks, Table};
 use crate::route::Route;
-use crate::rtm::Rtm;
-
-/// What the table says of a stored route besides its fields: whether it
-/// is its network's best route, enabled (`block_set_enable`) and stale
-/// (graceful restart: [`Rtm::mark_stale`]). Enumerations give them with
-/// each route ([`Enumeration::next_marked`]), [`Rtm::route_marks`] for one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RouteMarks {
-    /// The network's best route.
-    pub best: bool,
-    /// Not disabled by `block_set_enable(false)`.
-    pub enabled: bool,
-    /// Marked stale and not refreshed since.
-    pub stale: bool,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -59,7 +44,8 @@ enum State {
 /// e.close().unwrap();
 /// ```
 pub struct Enumeration<F: Family> {
-    rtm: Rtm,
+    /// The table it walks (kept alive by the enumeration, not the `Rtm`).
+    table: std::sync::Arc<Table<F>>,
     criteria: Criteria<F>,
     /// The last destination visited.
     position: Option<F::Network>,
@@ -79,9 +65,12 @@ impl<F: Family> fmt::Debug for Enumeration<F> {
 }
 
 impl<F: Family> Enumeration<F> {
-    pub(crate) fn open(rtm: Rtm, criteria: Criteria<F>) -> Result<Self, RtmError> {
+    pub(crate) fn open(
+        table: std::sync::Arc<Table<F>>,
+        criteria: Criteria<F>,
+    ) -> Result<Self, RtmError> {
         let mut e = Enumeration {
-            rtm,
+            table,
             criteria,
             position: None,
             pending: VecDeque::new(),
@@ -96,7 +85,7 @@ impl<F: Family> Enumeration<F> {
 
     /// Moves to the next destination with matching routes and buffers them.
     fn refill(&mut self) {
-        let table = self.rtm.table::<F>();
+        let table = &*self.table;
         let criteria = &self.criteria;
         if let Some(n) = criteria.network {
             // One network only: visit it once.

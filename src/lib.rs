@@ -158,7 +158,7 @@ pub use criteria::{
     RTM_ONLY_STALE_ROUTES, RTM_ONLY_THIS_INTERFACE, RTM_ONLY_THIS_NETWORK, RTM_ONLY_THIS_PROTOCOL,
     RTM_PROTOCOL_SINGLE_ROUTE,
 };
-pub use enumerate::{Enumeration, RouteMarks};
+pub use enumerate::Enumeration;
 pub use error::{ERROR_MORE_MESSAGES, NO_ERROR, Result, RtmError};
 pub use family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
 pub use fib::{
@@ -169,6 +169,7 @@ pub use notify::{ChangeQueue, DequeueStatus, Dequeued, Notifier};
 pub use prefix::{IpAddress, Ipv4Prefix, Ipv6Prefix, IpxNetwork, MacAddr, Prefix};
 pub use priority::{DEFAULT_PRIORITY, PriorityTable};
 pub use raw::{AnyClient, AnyEnumeration, AnyRoute};
+pub use rib::RouteMarks;
 pub use route::{
     INFINITE, IP_VALID_ROUTE, IPX_GLOBAL_CLIENT_WAN_ROUTE, IpRouteData, IpxRouteData,
     MAX_TTL_SECONDS, ProtocolId, Route, RouteData, RouteKey, RouteUpdate, Ttl,

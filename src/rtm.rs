@@ -15,14 +15,15 @@ use crate::change::Change;
 use crate::client::{ClientHandle, RegisterOptions};
 use crate::clock::{Clock, SystemClock, TICKS_PER_SECOND};
 use crate::criteria::Criteria;
-use crate::enumerate::{Enumeration, RouteMarks};
+use crate::enumerate::Enumeration;
 use crate::error::RtmError;
 use crate::family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
 use crate::fib::{FibEntry, LpmFib};
 use crate::notify::Dequeued;
 use crate::prefix::{IpAddress, Prefix};
 use crate::priority::PriorityTable;
-use crate::rib::Table;
+use crate::rib::RouteMarks;
+use crate::rib::{Settings, Table};
 use crate::route::{ProtocolId, Route, RouteUpdate, Ttl};
 
 /// Locks a std mutex, ignoring poisoning (the flag it guards stays valid).
@@ -30,28 +31,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What every family's table shares.
-pub(crate) struct Shared {
-    /// Identifies the `Rtm` so handles from another one are refused.
-    pub(crate) id: u64,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) priorities: ArcSwap<PriorityTable>,
-    /// Spec A6: routes without the valid flag are never best.
-    pub(crate) exclude_invalid: bool,
-    /// Writer lock stripes per family table.
-    pub(crate) writer_stripes: NonZeroUsize,
-    /// A small shape for the RIB's index (root bits, networks a leaf), for
-    /// tests; `None`: the engine's.
-    pub(crate) small_blocks: Option<(u32, usize)>,
-    /// Most routes one network may hold.
-    pub(crate) max_routes_per_network: usize,
-}
-
 pub(crate) struct Inner {
-    shared: Arc<Shared>,
-    ipv4: Table<Ipv4>,
-    ipv6: Table<Ipv6>,
-    ipx: Table<Ipx>,
+    shared: Arc<Settings>,
+    ipv4: Arc<Table<Ipv4>>,
+    ipv6: Arc<Table<Ipv6>>,
+    ipx: Arc<Table<Ipx>>,
 }
 
 /// Configures an [`Rtm`].
@@ -136,7 +120,7 @@ impl RtmBuilder {
     /// Builds the table manager.
     pub fn build(self) -> Rtm {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Settings {
             // Relaxed: only uniqueness matters.
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             clock: self.clock,
@@ -148,9 +132,9 @@ impl RtmBuilder {
         });
         Rtm {
             inner: Arc::new(Inner {
-                ipv4: Table::new(shared.clone()),
-                ipv6: Table::new(shared.clone()),
-                ipx: Table::new(shared.clone()),
+                ipv4: Arc::new(Table::new(shared.clone())),
+                ipv6: Arc::new(Table::new(shared.clone())),
+                ipx: Arc::new(Table::new(shared.clone())),
                 shared,
             }),
         }
@@ -196,7 +180,7 @@ impl Rtm {
         RtmBuilder::default()
     }
 
-    pub(crate) fn table<F: Family>(&self) -> &Table<F> {
+    pub(crate) fn table<F: Family>(&self) -> &Arc<Table<F>> {
         let t: &dyn Any = match F::ID {
             FamilyId::Ipv4 => &self.inner.ipv4,
             FamilyId::Ipv6 => &self.inner.ipv6,
@@ -573,7 +557,7 @@ impl Rtm {
     /// Opens an enumeration of the routes matching `criteria`
     /// (RtmCreateEnumerationHandle). `NoRoutes` if none matches now.
     pub fn enumerate<F: Family>(&self, criteria: &Criteria<F>) -> Result<Enumeration<F>, RtmError> {
-        Enumeration::open(self.clone(), *criteria)
+        Enumeration::open(self.table::<F>().clone(), *criteria)
     }
 
     /// The lowest matching route in (network, protocol, interface, next hop)

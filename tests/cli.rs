@@ -526,7 +526,9 @@ fn demo_loads_a_table_file() {
 /// Would catch a bench subcommand that fails on a small table (no IPv6,
 /// few prefixes), an `rtm bench lpm` whose structures disagree on some
 /// path (it must say `"agree":true`, and the prefix-trie row has no batch
-/// path), and a `bench churn` without its one-call-per-update phase.
+/// path), a `bench churn` without its one-call-per-update phase, and one
+/// that fails on a table with no IPv6 prefix instead of skipping its IPv6
+/// steps with the reason.
 #[test]
 fn bench_subcommands_run_on_small_inputs() {
     let mut table = String::new();
@@ -567,6 +569,13 @@ fn bench_subcommands_run_on_small_inputs() {
     assert!(stdout(&o).contains("\"w1_not_on_b\":0"), "{}", stdout(&o));
     assert!(
         stdout(&o).contains("\"u2s_ops_per_sec\":"),
+        "{}",
+        stdout(&o)
+    );
+    // The IPv6 steps run on the table's IPv6 prefixes; this one has none,
+    // which skips them with the reason instead of failing the run.
+    assert!(
+        stdout(&o).contains("\"v6_skipped\":\"") && stdout(&o).contains("has no IPv6 prefix"),
         "{}",
         stdout(&o)
     );

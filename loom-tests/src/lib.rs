@@ -26,6 +26,16 @@
 //!   subscriber's messages chain (without the network's writer lock it
 //!   fails).
 //!
+//! - `rib_index.rs`: the real `Rtm`'s destination index, two writers
+//!   filling one block (appends, leaf copies, splits) while a reader looks
+//!   up and walks: a network present throughout is always found, once,
+//!   in order, and no write is lost (planted: a link cleared before its
+//!   replacement is stored fails it, the walk finding no route; a copy
+//!   built but never linked fails it). The reader runs on a thread of its
+//!   own and a writer on the model's: loom explores a load ahead of a
+//!   store it could have read when the load comes second in the first
+//!   execution (with the reader first, loom ran one execution and could
+//!   not fail);
 //! - `publication.rs`: a destination's route-set publication against a
 //!   reader (Release swap, Acquire load, retire after unlink): the reader
 //!   sees whole, live sets in order;

@@ -10,11 +10,12 @@ use crate::change::Change;
 use crate::client::{ClientHandle, RegisterOptions};
 use crate::clock::ManualClock;
 use crate::criteria::Criteria;
-use crate::enumerate::{Enumeration, RouteMarks};
+use crate::enumerate::Enumeration;
 use crate::error::RtmError;
 use crate::family::{IpFamily, Ipv4, Ipv6, Ipx, for_family_id};
 use crate::fib::FibEntry;
 use crate::notify::DequeueStatus;
+use crate::rib::RouteMarks;
 use crate::route::{ProtocolId, Route, Ttl};
 use crate::rtm::Rtm;
 

@@ -7,6 +7,7 @@
 //! measure live heap bytes; the library itself never installs it.
 
 pub mod churn;
+pub mod churn_v6;
 pub mod competitors;
 pub mod dir24;
 pub mod ecmp;

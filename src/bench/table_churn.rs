@@ -31,6 +31,9 @@
 //! - **U2s** replay the day of updates as A with one `add_route` /
 //!   `delete_route` call per update;
 //!
+//! then the IPv6 steps **U1r6**, **U2s6** and **M16** on the IPv6 table
+//! and its updates (see [`super::churn_v6`]),
+//!
 //! and last the ECMP steps **E1** (FIB memory with 30% of prefixes on 2-4
 //! equal-cost paths against the single-path FIB) and **E2** (one next hop
 //! of a group every prefix uses going down), on tables of their own (see
@@ -44,6 +47,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::churn_v6::{self, V6Figures};
 use super::ecmp::{self, EcmpFigures};
 use super::input::{self, Traffic};
 use super::reader::{self, ReaderProbe, ReaderStats};
@@ -120,6 +124,8 @@ pub struct TableChurnReport {
     pub graceful: GracefulFigures,
     /// The ECMP steps E1-E2.
     pub ecmp: EcmpFigures,
+    /// The IPv6 steps U1r6, U2s6, M16.
+    pub v6: V6Figures,
 }
 
 /// What the graceful-restart steps measured.
@@ -373,6 +379,12 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
     drop(a);
     drop(rtm);
 
+    let v6 = churn_v6::run(
+        opts.table.as_ref(),
+        opts.updates.as_deref(),
+        opts.seed,
+        live,
+    )?;
     let ecmp = ecmp::run(&work.table, opts.seed)?;
 
     let per = |bytes: usize| bytes as f64 / n as f64;
@@ -395,6 +407,7 @@ pub fn run(opts: &TableChurnOptions, live: &dyn Fn() -> usize) -> Result<TableCh
         subscribers,
         graceful: g,
         ecmp,
+        v6,
     })
 }
 
@@ -459,6 +472,22 @@ impl TableChurnReport {
             rate(g.swept, g.sweep_secs),
             g.swept,
         );
+        let v6 = &self.v6;
+        if let Some(why) = &v6.skipped {
+            s += &format!("U1r6, U2s6, M16 (IPv6) skipped: {why}\n");
+        } else {
+            s += &format!(
+                "U1r6 IPv6 random load  {:>12.0} routes/s ({} prefixes: {})\n\
+             U2s6 IPv6 one a call   {:>12.0} ops/s ({} updates)\n\
+             M16 IPv6 bytes/route   {:>12.1} total (RIB and FIB)\n",
+                v6.u1r_per_sec,
+                v6.routes,
+                v6.source,
+                v6.u2s_per_sec,
+                v6.updates,
+                v6.bytes_per_route,
+            );
+        }
         let e = &self.ecmp;
         s += &format!(
             "E1 ECMP FIB memory     {:>12.3} x the single-path FIB ({} of {} prefixes on 2-4 paths, {} groups; {:.1} MB against {:.1} MB)\n\
@@ -499,7 +528,7 @@ impl TableChurnReport {
             })
             .collect();
         format!(
-            "{{\"source\":{:?},\"routes\":{},\"u1_routes_per_sec\":{:.0},\"u2_ops_per_sec\":{:.0},\"u3_routes_per_sec\":{:.0},\"u1r_routes_per_sec\":{:.0},\"u2s_ops_per_sec\":{:.0},\"u3_bytes_per_route\":{:.2},\"w1_secs\":{:.4},\"w1_not_on_b\":{},\"w3_live_ratio\":{:.3},\"w3_max_pause_ns\":{},\"m1_total_bytes_per_route\":{:.2},\"m1_rib_bytes_per_route\":{:.2},\"reader_worst_of_idle\":{:.3},\"reader_frees\":{},\"subscribers\":[{}],\"gr_mark_routes_per_sec\":{:.0},\"gr_adopt_routes_per_sec\":{:.0},\"gr_eor_secs\":{:.5},\"gr_eor_swept\":{},\"gr_eor_of_w1\":{:.4},\"gr_remark_routes_per_sec\":{:.0},\"gr_sweep_routes_per_sec\":{:.0},\"ecmp_memory_ratio\":{:.4},\"ecmp_groups\":{},\"ecmp_multipath_prefixes\":{},\"pic_next_hop_down_secs\":{:.7},\"pic_prefixes\":{},\"pic_lookups_checked\":{},\"pic_withdraw_secs\":{:.4},\"phases\":{}}}",
+            "{{\"source\":{:?},\"routes\":{},\"u1_routes_per_sec\":{:.0},\"u2_ops_per_sec\":{:.0},\"u3_routes_per_sec\":{:.0},\"u1r_routes_per_sec\":{:.0},\"u2s_ops_per_sec\":{:.0},\"u3_bytes_per_route\":{:.2},\"w1_secs\":{:.4},\"w1_not_on_b\":{},\"w3_live_ratio\":{:.3},\"w3_max_pause_ns\":{},\"m1_total_bytes_per_route\":{:.2},\"m1_rib_bytes_per_route\":{:.2},\"reader_worst_of_idle\":{:.3},\"reader_frees\":{},\"subscribers\":[{}],\"gr_mark_routes_per_sec\":{:.0},\"gr_adopt_routes_per_sec\":{:.0},\"gr_eor_secs\":{:.5},\"gr_eor_swept\":{},\"gr_eor_of_w1\":{:.4},\"gr_remark_routes_per_sec\":{:.0},\"gr_sweep_routes_per_sec\":{:.0},\"ecmp_memory_ratio\":{:.4},\"ecmp_groups\":{},\"ecmp_multipath_prefixes\":{},\"pic_next_hop_down_secs\":{:.7},\"pic_prefixes\":{},\"pic_lookups_checked\":{},\"pic_withdraw_secs\":{:.4},\"v6_skipped\":{},\"v6_source\":{:?},\"v6_routes\":{},\"v6_updates\":{},\"u1r6_routes_per_sec\":{:.0},\"u2s6_ops_per_sec\":{:.0},\"m16_total_bytes_per_route\":{:.2},\"phases\":{}}}",
             self.source,
             self.routes,
             self.u1_per_sec,
@@ -531,6 +560,16 @@ impl TableChurnReport {
             self.ecmp.pic_prefixes,
             self.ecmp.pic_checked,
             self.ecmp.withdraw_secs,
+            self.v6
+                .skipped
+                .as_ref()
+                .map_or("null".to_string(), |w| format!("{w:?}")),
+            self.v6.source,
+            self.v6.routes,
+            self.v6.updates,
+            self.v6.u1r_per_sec,
+            self.v6.u2s_per_sec,
+            self.v6.bytes_per_route,
             reader::phase_json(&self.phases)
         )
     }

@@ -39,6 +39,7 @@ mod clients;
 pub(crate) mod index;
 mod read;
 pub(crate) mod route_set;
+mod settings;
 mod verify;
 mod write;
 
@@ -59,15 +60,16 @@ use crate::family::Family;
 use crate::fib::ForwardingTable;
 use crate::notify::{ChangeQueue, Dequeued};
 use crate::route::{ProtocolId, Route, RouteData, RouteKey, RouteUpdate, Ttl};
-use crate::rtm::Shared;
 use crate::sync::{Arc, Mutex, lock};
 
 use index::{BlockIndex, BlockLock, Shape};
+pub use read::RouteMarks;
 pub(crate) use route_set::MAX_ROUTES_PER_NETWORK;
 use route_set::{
     Attrs, Entries, Entry, Freshness, Lifetime, NewSet, RouteSet, Routes, Stored, Working,
     best_paths, select_best,
 };
+pub(crate) use settings::Settings;
 use smallvec::SmallVec;
 
 /// The default writer-lock stripe count ([`crate::RtmBuilder::writer_stripes`]).
@@ -290,7 +292,7 @@ struct Stamp {
 
 /// One family's routing table.
 pub(crate) struct Table<F: Family> {
-    pub(crate) shared: std::sync::Arc<Shared>,
+    pub(crate) shared: std::sync::Arc<Settings>,
     /// The destinations' route sets, in network order, with the writers'
     /// block locks.
     index: BlockIndex<F, RouteSet<F>>,
@@ -316,7 +318,7 @@ pub(crate) struct Table<F: Family> {
 }
 
 impl<F: Family> Table<F> {
-    pub(crate) fn new(shared: std::sync::Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: std::sync::Arc<Settings>) -> Self {
         let shape = Shape::for_family::<F>(shared.writer_stripes.get());
         let shape = match shared.small_blocks {
             Some((top_bits, leaf_max)) => shape.small(top_bits, leaf_max),

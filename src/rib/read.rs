@@ -3,7 +3,22 @@
 //! guarantee).
 
 use super::*;
-use crate::enumerate::RouteMarks;
+
+/// What the table says of a stored route besides its fields: whether it
+/// is its network's best route, enabled (`block_set_enable`) and stale
+/// (graceful restart: [`Rtm::mark_stale`](crate::Rtm::mark_stale)).
+/// Enumerations give them with each route
+/// ([`Enumeration::next_marked`](crate::Enumeration::next_marked)),
+/// [`Rtm::route_marks`](crate::Rtm::route_marks) for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouteMarks {
+    /// The network's best route.
+    pub best: bool,
+    /// Not disabled by `block_set_enable(false)`.
+    pub enabled: bool,
+    /// Marked stale and not refreshed since.
+    pub stale: bool,
+}
 
 impl<F: Family> Table<F> {
     pub(crate) fn network_count(&self) -> usize {

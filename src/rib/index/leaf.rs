@@ -5,11 +5,11 @@
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicUsize as ValueSlot;
+use std::sync::atomic::{AtomicU32, AtomicUsize as ValueSlot};
 
 use crossbeam_epoch::{Guard, Owned, Pointable, Pointer};
 
-use super::{Shape, path_of};
+use super::{FANOUT, STRIDE, Shape, path_of};
 use crate::family::Family;
 use crate::sync::{AtomicUsize, Ordering};
 
@@ -140,11 +140,11 @@ impl Link {
             let inner = unsafe { &*inner.as_ptr() };
             let mut n = 0;
             for (c, child) in inner.children.iter().enumerate() {
-                let child_prefix = prefix | ((c as u128) << (120 - depth));
+                let child_prefix = prefix | ((c as u128) << (128 - STRIDE - depth));
                 n += Link(child.load(Ordering::Acquire)).check::<F, V>(
                     shape,
                     child_prefix,
-                    depth + 8,
+                    depth + STRIDE,
                 )?;
             }
             if n != inner.count() || n == 0 {
@@ -175,8 +175,13 @@ impl Link {
                 keys.len()
             ));
         }
-        if !keys.is_sorted_by(|a, b| a < b) {
+        if !keys[..leaf.sorted()].is_sorted_by(|a, b| a < b) {
             return Err(format!("leaf at depth {depth}: keys out of order"));
+        }
+        let mut all = keys.to_vec();
+        all.sort_unstable();
+        if all.windows(2).any(|w| w[0] == w[1]) {
+            return Err(format!("leaf at depth {depth}: a key twice"));
         }
         if let Some(k) = keys.iter().find(|k| path_of::<F>(k) & mask != prefix) {
             return Err(format!("leaf at depth {depth}: {k:?} is outside its block"));
@@ -185,13 +190,14 @@ impl Link {
     }
 }
 
-/// An inner node: 256 links by the next 8 path bits, and how many networks
+/// An inner node: 256 links by the next 8 path bits ([`FANOUT`] by
+/// [`STRIDE`]), and how many networks
 /// (values) lie under it, kept by the block's writer.
 pub(super) struct Inner {
     /// Written and read only under the block's lock: std's atomic, not the
     /// shim's, as no reader ever reads it.
     count: std::sync::atomic::AtomicUsize,
-    pub(super) children: [AtomicUsize; 256],
+    pub(super) children: [AtomicUsize; FANOUT],
 }
 
 impl Inner {
@@ -215,29 +221,49 @@ impl Inner {
     }
 }
 
-/// A leaf, seen through its address: `len`, then `len` keys, then `len`
-/// value slots, in one allocation.
+/// A leaf's header: how many keys are sorted, how many slots follow them
+/// for appends, and how many of those are taken.
+#[repr(C, align(8))]
+struct Head {
+    sorted: u32,
+    cap: u32,
+    /// Appended keys, published with Release after their key and slot
+    /// were written; read with Acquire.
+    tail: AtomicU32,
+}
+
+/// A leaf, seen through its address: a [`Head`], then `sorted + cap` keys,
+/// then as many value slots, in one allocation. The first `sorted` keys are
+/// in order; the `tail` after them are in the order they were appended
+/// (see the module docs).
 pub(super) struct Leaf<'a, F: Family, V: ?Sized> {
     base: NonNull<u8>,
-    len: usize,
+    sorted: usize,
+    cap: usize,
+    /// Appended keys this view sees.
+    tail: usize,
     _marker: PhantomData<(&'a F::Network, &'a V)>,
 }
 
-/// Where a leaf of `len` networks keeps its keys and values.
+/// Where a leaf of `slots` keys keeps its keys and values.
 struct LeafLayout {
     layout: Layout,
     keys: usize,
     values: usize,
 }
 
+/// The most slots a leaf keeps for appends: a search that misses its
+/// sorted keys scans them all (IPv4: 32 keys, four cache lines).
+const MAX_TAIL_BYTES: usize = 256;
+
 impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
-    fn layout(len: usize) -> LeafLayout {
-        let head = Layout::new::<usize>();
+    fn layout(slots: usize) -> LeafLayout {
+        let head = Layout::new::<Head>();
         let (l, keys) = head
-            .extend(Layout::array::<F::Network>(len).expect("a leaf's size fits"))
+            .extend(Layout::array::<F::Network>(slots).expect("a leaf's size fits"))
             .expect("a leaf's size fits");
         let (l, values) = l
-            .extend(Layout::array::<ValueSlot>(len).expect("a leaf's size fits"))
+            .extend(Layout::array::<ValueSlot>(slots).expect("a leaf's size fits"))
             .expect("a leaf's size fits");
         LeafLayout {
             layout: l.pad_to_align(),
@@ -246,20 +272,39 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
         }
     }
 
+    /// The append slots a leaf of `len` sorted keys gets: an eighth of its
+    /// keys, between 2 and [`MAX_TAIL_BYTES`] of keys. A leaf filled by
+    /// appends is copied once per that many new networks, so a load copies
+    /// each network about eight times over, not once per network after it
+    /// in its leaf (a /16 of 256 /24s loaded in order: 2 K slot copies,
+    /// not 32 K), for a sixth more slots a leaf.
+    fn tail_cap(len: usize) -> usize {
+        let most = (MAX_TAIL_BYTES / size_of::<F::Network>()).max(2);
+        (len / 8).clamp(2, most)
+    }
+
     /// A new leaf of `entries` (sorted; each value a pointer from
-    /// `Owned::into_usize`, whose ownership moves into the leaf).
+    /// `Owned::into_usize`, whose ownership moves into the leaf), with
+    /// room for appends.
     pub(super) fn alloc(entries: &[(F::Network, usize)]) -> NonNull<u8> {
         let len = entries.len();
-        let l = Self::layout(len);
-        // SAFETY: the layout is non-zero (the length word).
+        let cap = Self::tail_cap(len);
+        let l = Self::layout(len + cap);
+        // SAFETY: the layout is non-zero (the header).
         let raw = unsafe { alloc(l.layout) };
         let Some(base) = NonNull::new(raw) else {
             handle_alloc_error(l.layout)
         };
-        // SAFETY: `raw` is a fresh allocation of the layout, whose length
-        // word, `len` keys and `len` slots lie at these aligned offsets.
+        // SAFETY: `raw` is a fresh allocation of the layout, whose header,
+        // keys and slots lie at these aligned offsets; the tail's keys and
+        // slots stay uninitialised until appended (nothing reads them
+        // before: `tail` is 0).
         unsafe {
-            raw.cast::<usize>().write(len);
+            raw.cast::<Head>().write(Head {
+                sorted: len as u32,
+                cap: cap as u32,
+                tail: AtomicU32::new(0),
+            });
             let keys = raw.add(l.keys).cast::<F::Network>();
             let values = raw.add(l.values).cast::<ValueSlot>();
             for (i, (k, v)) in entries.iter().enumerate() {
@@ -270,29 +315,35 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
         base
     }
 
-    /// The leaf at `p`.
+    /// The leaf at `p`, with the appends published so far.
     ///
     /// # Safety
     /// `p` came from `alloc` and is not freed for `'a`.
     pub(super) unsafe fn from_ptr(p: NonNull<u8>) -> Self {
+        // SAFETY: the header is initialised (see the contract).
+        let head = unsafe { &*p.as_ptr().cast::<Head>() };
         Leaf {
             base: p,
-            // SAFETY: the length word is initialised (see the contract).
-            len: unsafe { p.cast::<usize>().read() },
+            sorted: head.sorted as usize,
+            cap: head.cap as usize,
+            // Acquire pairs with `append`'s Release: the appended keys and
+            // slots are written before the count that shows them.
+            tail: head.tail.load(std::sync::atomic::Ordering::Acquire) as usize,
             _marker: PhantomData,
         }
     }
 
-    /// The leaf at `p` without reading its length (a prefetch hint must
-    /// not wait for the line it asks for): only `middle_key` may be used,
-    /// and it reads nothing.
+    /// The leaf at `p` without reading it (a prefetch hint must not wait
+    /// for the line it asks for): only `middle_key` may be used.
     ///
     /// # Safety
     /// As `from_ptr`.
     pub(super) unsafe fn from_ptr_unread(p: NonNull<u8>) -> Self {
         Leaf {
             base: p,
-            len: 0,
+            sorted: 0,
+            cap: 0,
+            tail: 0,
             _marker: PhantomData,
         }
     }
@@ -306,17 +357,83 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
             .cast_const()
     }
 
+    /// Every key this view sees: the sorted ones, then the appended ones.
     pub(super) fn keys(&self) -> &'a [F::Network] {
-        let l = Self::layout(self.len);
-        // SAFETY: `alloc` initialised `len` keys at this offset, and the
-        // leaf outlives `'a` (see `from_ptr`).
-        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(l.keys).cast(), self.len) }
+        let l = Self::layout(0);
+        // SAFETY: `alloc` initialised `sorted` keys at this offset, and
+        // `append` the next `tail` before publishing them; the keys'
+        // offset does not depend on the slot count (they follow the
+        // header); the leaf outlives `'a` (see `from_ptr`).
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.as_ptr().add(l.keys).cast(),
+                self.sorted + self.tail,
+            )
+        }
     }
 
+    /// The value slots of [`keys`](Self::keys), in the same order.
     pub(super) fn values(&self) -> &'a [ValueSlot] {
-        let l = Self::layout(self.len);
+        let l = Self::layout(self.sorted + self.cap);
         // SAFETY: as `keys`.
-        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(l.values).cast(), self.len) }
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.as_ptr().add(l.values).cast(),
+                self.sorted + self.tail,
+            )
+        }
+    }
+
+    /// How many of [`keys`](Self::keys) are sorted (the rest are appends).
+    pub(super) fn sorted(&self) -> usize {
+        self.sorted
+    }
+
+    /// Where `key` is in [`keys`](Self::keys): a binary search of the
+    /// sorted keys, then a scan of the appended ones.
+    pub(super) fn find(&self, key: &F::Network) -> Option<usize> {
+        let keys = self.keys();
+        if let Ok(i) = keys[..self.sorted].binary_search(key) {
+            return Some(i);
+        }
+        keys[self.sorted..]
+            .iter()
+            .position(|k| k == key)
+            .map(|i| self.sorted + i)
+    }
+
+    /// Appends `key` with the value `raw` if the leaf has a free slot and
+    /// stays within `leaf_max` keys; the caller holds the block's lock and
+    /// `key` is not in the leaf. Returns whether it did.
+    pub(super) fn append(&self, key: F::Network, raw: usize, leaf_max: usize) -> bool {
+        let at = self.sorted + self.tail;
+        if self.tail >= self.cap || at >= leaf_max {
+            return false;
+        }
+        let l = Self::layout(self.sorted + self.cap);
+        // SAFETY: slot `at` is inside the allocation (`tail < cap`) and not
+        // yet published: no reader reads it until the store below, and
+        // only the lock holder writes here.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(l.keys)
+                .cast::<F::Network>()
+                .add(at)
+                .write(key);
+            self.base
+                .as_ptr()
+                .add(l.values)
+                .cast::<ValueSlot>()
+                .add(at)
+                .write(ValueSlot::new(raw));
+        }
+        // SAFETY: the header is initialised and lives as long as the leaf.
+        let head = unsafe { &*self.base.as_ptr().cast::<Head>() };
+        // Release: see `from_ptr`.
+        head.tail
+            .store(self.tail as u32 + 1, std::sync::atomic::Ordering::Release);
+        true
     }
 
     /// Whether a value was removed here since the leaf was built.
@@ -327,13 +444,42 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
             .any(|v| v.load(std::sync::atomic::Ordering::Relaxed) == 0)
     }
 
-    /// Appends the entries with a value, in order.
+    /// Appends the entries with a value, in network order (the appended
+    /// ones merged in).
     pub(super) fn live_entries(&self, out: &mut Vec<(F::Network, usize)>) {
-        for (k, v) in self.keys().iter().zip(self.values()) {
+        let live = |(k, v): (&F::Network, &ValueSlot)| {
             // Relaxed: as `has_holes`.
             let raw = v.load(std::sync::atomic::Ordering::Relaxed);
-            if raw != 0 {
-                out.push((*k, raw));
+            (raw != 0).then_some((*k, raw))
+        };
+        let (keys, values) = (self.keys(), self.values());
+        let start = out.len();
+        out.extend(
+            keys[..self.sorted]
+                .iter()
+                .zip(&values[..self.sorted])
+                .filter_map(live),
+        );
+        if self.tail > 0 {
+            let mut tail: smallvec::SmallVec<[(F::Network, usize); 32]> = keys[self.sorted..]
+                .iter()
+                .zip(&values[self.sorted..])
+                .filter_map(live)
+                .collect();
+            tail.sort_unstable_by_key(|e| e.0);
+            // Merge from the back: each appended key moves in once.
+            let sorted_end = out.len();
+            out.extend(tail.iter().copied());
+            let (mut i, mut j, mut w) = (sorted_end, tail.len(), out.len());
+            while j > 0 {
+                if i > start && out[i - 1].0 > tail[j - 1].0 {
+                    out[w - 1] = out[i - 1];
+                    i -= 1;
+                } else {
+                    out[w - 1] = tail[j - 1];
+                    j -= 1;
+                }
+                w -= 1;
             }
         }
     }
@@ -344,10 +490,13 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
     /// `p` came from `alloc`, is unreachable, and is freed once.
     pub(super) unsafe fn free(p: NonNull<u8>) {
         // SAFETY: see the contract.
-        let len = unsafe { p.cast::<usize>().read() };
+        let slots = unsafe {
+            let head = &*p.as_ptr().cast::<Head>();
+            head.sorted as usize + head.cap as usize
+        };
         // SAFETY: allocated with this layout (`alloc`); keys and slots need
         // no drop (`Copy` keys, plain atomics).
-        unsafe { dealloc(p.as_ptr(), Self::layout(len).layout) };
+        unsafe { dealloc(p.as_ptr(), Self::layout(slots).layout) };
     }
 }
 

@@ -20,9 +20,12 @@
 //!               inner whose networks fit half a leaf merges back
 //! ```
 //!
-//! A leaf is one allocation: a length, then the sorted keys, then one
-//! pointer per key to the network's published route set (the same
-//! `RouteSet` the skip list's nodes pointed to). Its budget is about 8 KiB
+//! A leaf is one allocation: a header, then the keys, then one pointer per
+//! key to the network's published route set (the same `RouteSet` the skip
+//! list's nodes pointed to). The first keys are sorted; after them come up
+//! to an eighth as many free slots (at most 256 bytes of keys), where new
+//! networks are *appended* in arrival order: a search binary-searches the
+//! sorted keys and scans the few appended ones, a walk merges them in. Its budget is about 8 KiB
 //! (512 IPv4 networks, 327 IPv6): a /16 of IPv4 holds at most 511
 //! networks from /16 to /24, so real IPv4 blocks stay one leaf, while
 //! IPv6's dense /32s (up to 3,948 networks in the RIS table) split by
@@ -47,8 +50,11 @@
 //!   striped over the root, see [`BlockIndex::lock`]) and own everything
 //!   under that link while they hold it. A route-set change swaps the
 //!   value pointer in place (the leaf is current: only the lock holder
-//!   replaces it). Adding a network copies its leaf with one key more and
-//!   publishes the copy with one Release store into the parent link;
+//!   replaces it). Adding a network writes its key and value into the
+//!   leaf's next free slot and then publishes the slot count (Release);
+//!   a leaf with no free slot (or at its budget) is copied, sorted, with
+//!   the new key and fresh free slots, or split, and the copy published
+//!   with one Release store into the parent link;
 //!   removing one clears its value pointer in place (a *hole*, which
 //!   readers take for "absent") and the holes are compacted out of each
 //!   leaf, one copy per leaf, when the lock is released, so a bulk writer
@@ -150,10 +156,19 @@ pub(crate) fn path_of<F: Family>(network: &F::Network) -> u128 {
     F::network_path(network)
 }
 
-/// The 8 path bits an inner node at `depth` (bits consumed) indexes by.
+/// The path bits an inner node indexes its children by: 8 (256
+/// children); 1 under loom, whose model would otherwise branch on 256
+/// links per node walked.
+pub(super) const STRIDE: u32 = if cfg!(loom) { 1 } else { 8 };
+
+/// An inner node's children.
+pub(super) const FANOUT: usize = 1 << STRIDE;
+
+/// The [`STRIDE`] path bits an inner node at `depth` (bits consumed)
+/// indexes by.
 fn chunk(path: u128, depth: u32) -> usize {
-    debug_assert!(depth <= 120);
-    ((path << depth) >> 120) as usize
+    debug_assert!(depth <= 128 - STRIDE);
+    ((path << depth) >> (128 - STRIDE)) as usize
 }
 
 impl<F: Family, V: ?Sized + Pointable> BlockIndex<F, V> {
@@ -193,13 +208,13 @@ impl<F: Family, V: ?Sized + Pointable> BlockIndex<F, V> {
                 // after `guard` unpins.
                 let inner = unsafe { inner.as_ref() };
                 link = Link(inner.children[chunk(path, depth)].load(Ordering::Acquire));
-                depth += 8;
+                depth += STRIDE;
                 continue;
             }
             let leaf = link.leaf()?;
             // SAFETY: as for the inner node above.
             let leaf = unsafe { Leaf::<F, V>::from_ptr(leaf) };
-            let i = leaf.keys().binary_search(network).ok()?;
+            let i = leaf.find(network)?;
             return load_value(&leaf.values()[i], guard);
         }
     }
@@ -242,14 +257,14 @@ impl<F: Family, V: ?Sized + Pointable> BlockIndex<F, V> {
             // SAFETY: as `get`.
             let inner = unsafe { inner.as_ref() };
             link = Link(inner.children[chunk(path, depth)].load(Ordering::Acquire));
-            depth += 8;
+            depth += STRIDE;
         }
         let Some(p) = link.leaf() else {
             return;
         };
         // SAFETY: as `get`.
         let leaf = unsafe { Leaf::<F, V>::from_ptr(p) };
-        if let Ok(i) = leaf.keys().binary_search(network) {
+        if let Some(i) = leaf.find(network) {
             // Relaxed: only the address is used, as a hint.
             let raw = leaf.values()[i].load(std::sync::atomic::Ordering::Relaxed);
             let _ = guard;
@@ -385,7 +400,7 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
             // holder retires it, and unlinks it first).
             let inner = unsafe { &*inner.as_ptr() };
             link = &inner.children[chunk(path, depth)];
-            depth += 8;
+            depth += STRIDE;
         }
         Place {
             link,
@@ -412,7 +427,7 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
         if let Some(leaf) = link.leaf() {
             // SAFETY: linked under the held lock: live (see `place`).
             let leaf = unsafe { Leaf::<F, V>::from_ptr(leaf) };
-            if let Ok(i) = leaf.keys().binary_search(network) {
+            if let Some(i) = leaf.find(network) {
                 // In place: the leaf is current (we reached it from the
                 // root under the lock). Release publishes the value's
                 // contents to readers (see `BlockIndex::get`).
@@ -434,7 +449,16 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
         if raw == 0 {
             return false;
         }
-        // A new network: its leaf copied with one key more.
+        // A new network: appended to its leaf if it has room, else the
+        // leaf copied (sorted, holes dropped) with one key more.
+        if let Some(leaf) = link.leaf() {
+            // SAFETY: as above.
+            let leaf = unsafe { Leaf::<F, V>::from_ptr(leaf) };
+            if leaf.append(*network, raw, self.index.shape.leaf_max) {
+                self.count(&place, 1);
+                return false;
+            }
+        }
         let existing = link.leaf().map(|p| {
             // SAFETY: as above.
             unsafe { Leaf::<F, V>::from_ptr(p) }
@@ -476,7 +500,7 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
         while let Some((first, _)) = rest.first() {
             let c = chunk(path_of::<F>(first), depth);
             let n = rest.partition_point(|(k, _)| chunk(path_of::<F>(k), depth) == c);
-            let child = self.build(&rest[..n], depth + 8);
+            let child = self.build(&rest[..n], depth + STRIDE);
             // Relaxed: the inner node is not yet published; its own
             // publication (Release) orders these stores before any reader.
             inner.children[c].store(child.0, Ordering::Relaxed);
@@ -533,13 +557,13 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
         if let Some(i) = merge_at {
             // The link that holds that inner node: its parent's child slot,
             // or the root link.
-            let depth = self.index.shape.top_bits + 8 * i as u32;
+            let depth = self.index.shape.top_bits + STRIDE * i as u32;
             let link: &AtomicUsize = if i == 0 {
                 &self.index.root[self.block]
             } else {
                 // SAFETY: linked under the held lock: live.
                 let parent = unsafe { &*place.parents[i - 1] };
-                &parent.children[chunk(path, depth - 8)]
+                &parent.children[chunk(path, depth - STRIDE)]
             };
             Link(link.load(Ordering::Relaxed)).collect::<F, V>(&mut entries);
             place = Place {

@@ -7,7 +7,7 @@ use std::ops::Bound;
 use crossbeam_epoch::{Guard, Pointable};
 
 use super::leaf::{Leaf, Link};
-use super::{BlockIndex, chunk, load_value, path_of};
+use super::{BlockIndex, FANOUT, STRIDE, chunk, load_value, path_of};
 use crate::family::Family;
 use crate::sync::Ordering;
 
@@ -72,12 +72,12 @@ where
             // after the load, so freed after `guard` unpins.
             let inner = unsafe { inner.as_ref() };
             let first = seek.map_or(0, |(path, _)| chunk(path, depth));
-            for c in first..256 {
+            for c in first..FANOUT {
                 // Acquire: see `BlockIndex::get`.
                 let child = Link(inner.children[c].load(Ordering::Acquire));
                 let s = if c == first { seek } else { None };
                 if child.0 != 0
-                    && let Some(r) = self.node(child, depth + 8, s)
+                    && let Some(r) = self.node(child, depth + STRIDE, s)
                 {
                     return Some(r);
                 }
@@ -87,15 +87,29 @@ where
         let p = link.leaf()?;
         // SAFETY: as above.
         let leaf = unsafe { Leaf::<F, V>::from_ptr(p) };
-        let keys = leaf.keys();
-        let from = match seek {
+        let (keys, values) = (leaf.keys(), leaf.values());
+        let sorted = leaf.sorted();
+        let from = |keys: &[F::Network]| match seek {
             None | Some((_, Bound::Unbounded)) => 0,
             Some((_, Bound::Included(n))) => keys.partition_point(|k| k < n),
             Some((_, Bound::Excluded(n))) => keys.partition_point(|k| k <= n),
         };
-        for (k, v) in keys[from..].iter().zip(&leaf.values()[from..]) {
-            if let Some(value) = load_value(v, self.guard)
-                && let Some(r) = (self.f)(k, value)
+        // The appended keys, sorted, merged into the sorted ones.
+        let mut tail: smallvec::SmallVec<[usize; 32]> = (sorted..keys.len()).collect();
+        tail.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]));
+        let tail_keys: smallvec::SmallVec<[F::Network; 32]> =
+            tail.iter().map(|&i| keys[i]).collect();
+        let (mut i, mut j) = (from(&keys[..sorted]), from(&tail_keys));
+        while i < sorted || j < tail.len() {
+            let at = if j == tail.len() || (i < sorted && keys[i] < tail_keys[j]) {
+                i += 1;
+                i - 1
+            } else {
+                j += 1;
+                tail[j - 1]
+            };
+            if let Some(value) = load_value(&values[at], self.guard)
+                && let Some(r) = (self.f)(&keys[at], value)
             {
                 return Some(r);
             }
