@@ -167,12 +167,17 @@ impl<N: Copy + Ord> ClientIndex<N> {
         let Some(s) = lock(&self.stale).take() else {
             return Vec::new();
         };
-        s.networks
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| s.marked[i / 64] & (1 << (i % 64)) != 0)
-            .map(|(_, n)| *n)
-            .collect()
+        // Word by word: after a restart that refreshed 99% of a million
+        // networks, most words are 0 and skipped whole.
+        let mut out = Vec::new();
+        for (w, &bits) in s.marked.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                out.push(s.networks[w * 64 + bits.trailing_zeros() as usize]);
+                bits &= bits - 1;
+            }
+        }
+        out
     }
 
     /// When the current mark's hold ends, if it has one.

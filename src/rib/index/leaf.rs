@@ -106,10 +106,7 @@ impl Link {
     }
 
     /// Appends the live entries of this subtree, in order.
-    pub(super) fn collect<F: Family, V: ?Sized + Pointable>(
-        self,
-        out: &mut Vec<(F::Network, usize)>,
-    ) {
+    pub(super) fn collect<F: Family, V: ?Sized + Pointable>(self, out: &mut Gathered<F>) {
         if let Some(inner) = self.inner() {
             // SAFETY: the caller holds the block's lock: linked nodes live.
             let inner = unsafe { &*inner.as_ptr() };
@@ -166,8 +163,12 @@ impl Link {
         // SAFETY: as above.
         let leaf = unsafe { Leaf::<F, V>::from_ptr(p) };
         let keys = leaf.keys();
-        if keys.is_empty() || leaf.has_holes() {
-            return Err(format!("leaf at depth {depth}: empty or holed"));
+        let holes = leaf.holes();
+        if keys.len() == holes || holes * super::HOLES_PER_KEY > keys.len() {
+            return Err(format!(
+                "leaf at depth {depth}: {holes} of its {} networks removed and not compacted",
+                keys.len()
+            ));
         }
         if keys.len() > shape.leaf_max && depth < F::NETWORK_WIDTH {
             return Err(format!(
@@ -178,6 +179,16 @@ impl Link {
         if !keys[..leaf.sorted()].is_sorted_by(|a, b| a < b) {
             return Err(format!("leaf at depth {depth}: keys out of order"));
         }
+        if leaf
+            .fence()
+            .iter()
+            .enumerate()
+            .any(|(f, k)| *k != keys[f * FENCE])
+        {
+            return Err(format!(
+                "leaf at depth {depth}: a fence key is not its run's first"
+            ));
+        }
         let mut all = keys.to_vec();
         all.sort_unstable();
         if all.windows(2).any(|w| w[0] == w[1]) {
@@ -186,7 +197,7 @@ impl Link {
         if let Some(k) = keys.iter().find(|k| path_of::<F>(k) & mask != prefix) {
             return Err(format!("leaf at depth {depth}: {k:?} is outside its block"));
         }
-        Ok(keys.len())
+        Ok(keys.len() - holes)
     }
 }
 
@@ -221,6 +232,11 @@ impl Inner {
     }
 }
 
+/// A node's live entries gathered for a copy: a typical leaf's fit on the
+/// stack (a rewrite that allocated a scratch vector per copy spent a tenth
+/// of a sparse sweep in the allocator).
+pub(super) type Gathered<F> = smallvec::SmallVec<[(<F as Family>::Network, usize); 64]>;
+
 /// A leaf's header: how many keys are sorted, how many slots follow them
 /// for appends, and how many of those are taken.
 #[repr(C, align(8))]
@@ -242,14 +258,39 @@ pub(super) struct Leaf<'a, F: Family, V: ?Sized> {
     cap: usize,
     /// Appended keys this view sees.
     tail: usize,
+    /// Offsets of the fence, keys and values (computed once per view).
+    fence_at: usize,
+    keys_at: usize,
+    values_at: usize,
     _marker: PhantomData<(&'a F::Network, &'a V)>,
 }
 
-/// Where a leaf of `slots` keys keeps its keys and values.
+/// Where a leaf keeps its fence keys, keys and values.
 struct LeafLayout {
     layout: Layout,
+    fence: usize,
     keys: usize,
     values: usize,
+}
+
+/// Sorted keys per fence key: a leaf's header is followed by every
+/// `FENCE`th sorted key, so a search reads the fence (a few lines right
+/// after the header, which a writer looking ahead prefetches with it) and
+/// then one run of `FENCE` keys, where a binary search of a /16's 256
+/// keys read five or six lines scattered over 2 KiB.
+const FENCE: usize = 8;
+
+/// Leaves of at most this many sorted keys have no fence: their keys fit
+/// the lines a fence would take.
+const FENCE_MIN: usize = 2 * FENCE;
+
+/// The fence keys a leaf of `sorted` sorted keys has.
+fn fence_len(sorted: usize) -> usize {
+    if sorted <= FENCE_MIN {
+        0
+    } else {
+        sorted.div_ceil(FENCE)
+    }
 }
 
 /// The most slots a leaf keeps for appends: a search that misses its
@@ -257,9 +298,14 @@ struct LeafLayout {
 const MAX_TAIL_BYTES: usize = 256;
 
 impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
-    fn layout(slots: usize) -> LeafLayout {
+    /// The layout of a leaf of `sorted` sorted keys and `cap` free slots.
+    fn layout(sorted: usize, cap: usize) -> LeafLayout {
+        let slots = sorted + cap;
         let head = Layout::new::<Head>();
-        let (l, keys) = head
+        let (l, fence) = head
+            .extend(Layout::array::<F::Network>(fence_len(sorted)).expect("a leaf's size fits"))
+            .expect("a leaf's size fits");
+        let (l, keys) = l
             .extend(Layout::array::<F::Network>(slots).expect("a leaf's size fits"))
             .expect("a leaf's size fits");
         let (l, values) = l
@@ -267,6 +313,7 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
             .expect("a leaf's size fits");
         LeafLayout {
             layout: l.pad_to_align(),
+            fence,
             keys,
             values,
         }
@@ -289,7 +336,7 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
     pub(super) fn alloc(entries: &[(F::Network, usize)]) -> NonNull<u8> {
         let len = entries.len();
         let cap = Self::tail_cap(len);
-        let l = Self::layout(len + cap);
+        let l = Self::layout(len, cap);
         // SAFETY: the layout is non-zero (the header).
         let raw = unsafe { alloc(l.layout) };
         let Some(base) = NonNull::new(raw) else {
@@ -305,11 +352,15 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
                 cap: cap as u32,
                 tail: AtomicU32::new(0),
             });
+            let fence = raw.add(l.fence).cast::<F::Network>();
             let keys = raw.add(l.keys).cast::<F::Network>();
             let values = raw.add(l.values).cast::<ValueSlot>();
             for (i, (k, v)) in entries.iter().enumerate() {
                 keys.add(i).write(*k);
                 values.add(i).write(ValueSlot::new(*v));
+            }
+            for f in 0..fence_len(len) {
+                fence.add(f).write(entries[f * FENCE].0);
             }
         }
         base
@@ -322,19 +373,24 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
     pub(super) unsafe fn from_ptr(p: NonNull<u8>) -> Self {
         // SAFETY: the header is initialised (see the contract).
         let head = unsafe { &*p.as_ptr().cast::<Head>() };
+        let (sorted, cap) = (head.sorted as usize, head.cap as usize);
+        let l = Self::layout(sorted, cap);
         Leaf {
             base: p,
-            sorted: head.sorted as usize,
-            cap: head.cap as usize,
+            sorted,
+            cap,
             // Acquire pairs with `append`'s Release: the appended keys and
             // slots are written before the count that shows them.
             tail: head.tail.load(std::sync::atomic::Ordering::Acquire) as usize,
+            fence_at: l.fence,
+            keys_at: l.keys,
+            values_at: l.values,
             _marker: PhantomData,
         }
     }
 
     /// The leaf at `p` without reading it (a prefetch hint must not wait
-    /// for the line it asks for): only `middle_key` may be used.
+    /// for the line it asks for): only `first_lines` may be used.
     ///
     /// # Safety
     /// As `from_ptr`.
@@ -344,29 +400,40 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
             sorted: 0,
             cap: 0,
             tail: 0,
+            fence_at: 0,
+            keys_at: 0,
+            values_at: 0,
             _marker: PhantomData,
         }
     }
 
-    /// Where a search of a typical leaf first reads: a few lines into the
-    /// keys (an address to prefetch, never read here).
-    pub(super) fn middle_key(&self) -> *const u8 {
-        self.base
-            .as_ptr()
-            .wrapping_add(Self::layout(0).keys + 4 * 64)
-            .cast_const()
+    /// The lines a search reads first: the header and the fence after
+    /// it (addresses to prefetch, never read here).
+    pub(super) fn first_lines(&self) -> [*const u8; 4] {
+        let p = self.base.as_ptr().cast_const();
+        [0, 64, 128, 192].map(|o| p.wrapping_add(o))
+    }
+
+    /// The fence: every [`FENCE`]th sorted key (none for a small leaf).
+    fn fence(&self) -> &'a [F::Network] {
+        // SAFETY: `alloc` initialised `fence_len(sorted)` keys at this
+        // offset; the leaf outlives `'a` (see `from_ptr`).
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.as_ptr().add(self.fence_at).cast(),
+                fence_len(self.sorted),
+            )
+        }
     }
 
     /// Every key this view sees: the sorted ones, then the appended ones.
     pub(super) fn keys(&self) -> &'a [F::Network] {
-        let l = Self::layout(0);
         // SAFETY: `alloc` initialised `sorted` keys at this offset, and
-        // `append` the next `tail` before publishing them; the keys'
-        // offset does not depend on the slot count (they follow the
-        // header); the leaf outlives `'a` (see `from_ptr`).
+        // `append` the next `tail` before publishing them; the leaf
+        // outlives `'a` (see `from_ptr`).
         unsafe {
             std::slice::from_raw_parts(
-                self.base.as_ptr().add(l.keys).cast(),
+                self.base.as_ptr().add(self.keys_at).cast(),
                 self.sorted + self.tail,
             )
         }
@@ -374,11 +441,10 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
 
     /// The value slots of [`keys`](Self::keys), in the same order.
     pub(super) fn values(&self) -> &'a [ValueSlot] {
-        let l = Self::layout(self.sorted + self.cap);
         // SAFETY: as `keys`.
         unsafe {
             std::slice::from_raw_parts(
-                self.base.as_ptr().add(l.values).cast(),
+                self.base.as_ptr().add(self.values_at).cast(),
                 self.sorted + self.tail,
             )
         }
@@ -389,12 +455,25 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
         self.sorted
     }
 
-    /// Where `key` is in [`keys`](Self::keys): a binary search of the
-    /// sorted keys, then a scan of the appended ones.
+    /// Where `key` is in [`keys`](Self::keys): a search of the sorted
+    /// keys (through the fence: its last key not above `key` names the
+    /// run of [`FENCE`] keys that holds `key` if any does), then a scan of
+    /// the appended ones.
     pub(super) fn find(&self, key: &F::Network) -> Option<usize> {
         let keys = self.keys();
-        if let Ok(i) = keys[..self.sorted].binary_search(key) {
-            return Some(i);
+        let fence = self.fence();
+        let (from, to) = if fence.is_empty() {
+            (0, self.sorted)
+        } else {
+            let run = fence.partition_point(|f| f <= key);
+            if run == 0 {
+                (0, 0) // below the first key
+            } else {
+                ((run - 1) * FENCE, (run * FENCE).min(self.sorted))
+            }
+        };
+        if let Ok(i) = keys[from..to].binary_search(key) {
+            return Some(from + i);
         }
         keys[self.sorted..]
             .iter()
@@ -410,20 +489,19 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
         if self.tail >= self.cap || at >= leaf_max {
             return false;
         }
-        let l = Self::layout(self.sorted + self.cap);
         // SAFETY: slot `at` is inside the allocation (`tail < cap`) and not
         // yet published: no reader reads it until the store below, and
         // only the lock holder writes here.
         unsafe {
             self.base
                 .as_ptr()
-                .add(l.keys)
+                .add(self.keys_at)
                 .cast::<F::Network>()
                 .add(at)
                 .write(key);
             self.base
                 .as_ptr()
-                .add(l.values)
+                .add(self.values_at)
                 .cast::<ValueSlot>()
                 .add(at)
                 .write(ValueSlot::new(raw));
@@ -436,19 +514,22 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
         true
     }
 
-    /// Whether a value was removed here since the leaf was built.
-    pub(super) fn has_holes(&self) -> bool {
-        // Relaxed: called by the block's lock holder, the only writer.
+    /// How many of its keys have no value (removed since the leaf was
+    /// built; see `BlockLock::compact`).
+    pub(super) fn holes(&self) -> usize {
+        // Relaxed: called by the block's lock holder, the only writer, or
+        // at quiescence.
         self.values()
             .iter()
-            .any(|v| v.load(std::sync::atomic::Ordering::Relaxed) == 0)
+            .filter(|v| v.load(std::sync::atomic::Ordering::Relaxed) == 0)
+            .count()
     }
 
     /// Appends the entries with a value, in network order (the appended
     /// ones merged in).
-    pub(super) fn live_entries(&self, out: &mut Vec<(F::Network, usize)>) {
+    pub(super) fn live_entries(&self, out: &mut Gathered<F>) {
         let live = |(k, v): (&F::Network, &ValueSlot)| {
-            // Relaxed: as `has_holes`.
+            // Relaxed: as `holes`.
             let raw = v.load(std::sync::atomic::Ordering::Relaxed);
             (raw != 0).then_some((*k, raw))
         };
@@ -490,13 +571,13 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
     /// `p` came from `alloc`, is unreachable, and is freed once.
     pub(super) unsafe fn free(p: NonNull<u8>) {
         // SAFETY: see the contract.
-        let slots = unsafe {
+        let (sorted, cap) = unsafe {
             let head = &*p.as_ptr().cast::<Head>();
-            head.sorted as usize + head.cap as usize
+            (head.sorted as usize, head.cap as usize)
         };
         // SAFETY: allocated with this layout (`alloc`); keys and slots need
         // no drop (`Copy` keys, plain atomics).
-        unsafe { dealloc(p.as_ptr(), Self::layout(slots).layout) };
+        unsafe { dealloc(p.as_ptr(), Self::layout(sorted, cap).layout) };
     }
 }
 

@@ -80,7 +80,7 @@ use crossbeam_epoch::{Guard, Owned, Pointable, Pointer, Shared};
 use crate::family::Family;
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, lock};
 
-use leaf::{Inner, Leaf, Link};
+use leaf::{Gathered, Inner, Leaf, Link};
 
 /// The shape of an index: how many address bits its root indexes, how many
 /// networks a leaf holds before it splits, and how many locks stripe the
@@ -95,6 +95,10 @@ pub(crate) struct Shape {
     /// Writer locks over the root's blocks.
     pub(crate) locks: usize,
 }
+
+/// A leaf keeps removed networks' slots as holes until more than one key
+/// in this many is one (see `BlockLock::compact`).
+pub(super) const HOLES_PER_KEY: usize = 4;
 
 /// The bytes a leaf may grow to before it splits.
 const LEAF_BUDGET: usize = 8192;
@@ -195,6 +199,19 @@ impl<F: Family, V: ?Sized + Pointable> BlockIndex<F, V> {
     where
         V: 'g,
     {
+        load_value(self.slot(network, guard)?, guard)
+    }
+
+    /// `network`'s value slot, if its leaf has the key (the slot may be a
+    /// hole), valid while `guard` is pinned.
+    fn slot<'g>(
+        &self,
+        network: &F::Network,
+        _guard: &'g Guard,
+    ) -> Option<&'g std::sync::atomic::AtomicUsize>
+    where
+        V: 'g,
+    {
         let path = path_of::<F>(network);
         // Acquire (here and for every link and value below) pairs with the
         // writers' Release stores: a node's or value's contents, written
@@ -203,9 +220,9 @@ impl<F: Family, V: ?Sized + Pointable> BlockIndex<F, V> {
         let mut depth = self.shape.top_bits;
         loop {
             if let Some(inner) = link.inner() {
-                // SAFETY: a link loaded while `guard` is pinned names a node
-                // that is retired, if at all, after our load, so freed only
-                // after `guard` unpins.
+                // SAFETY: a link loaded while `_guard` is pinned names a
+                // node that is retired, if at all, after our load, so freed
+                // only after `_guard` unpins.
                 let inner = unsafe { inner.as_ref() };
                 link = Link(inner.children[chunk(path, depth)].load(Ordering::Acquire));
                 depth += STRIDE;
@@ -215,7 +232,7 @@ impl<F: Family, V: ?Sized + Pointable> BlockIndex<F, V> {
             // SAFETY: as for the inner node above.
             let leaf = unsafe { Leaf::<F, V>::from_ptr(leaf) };
             let i = leaf.find(network)?;
-            return load_value(&leaf.values()[i], guard);
+            return Some(&leaf.values()[i]);
         }
     }
 
@@ -227,8 +244,8 @@ impl<F: Family, V: ?Sized + Pointable> BlockIndex<F, V> {
     }
 
     /// Prefetch stage 2: follows the (now cached) root link and prefetches
-    /// the node under it: a leaf's header and the middle of its keys, where
-    /// its search starts, or an inner node's child link.
+    /// the node under it: a leaf's header and fence, where its search
+    /// starts, or an inner node's child link.
     pub(crate) fn prefetch_leaf(&self, network: &F::Network, _guard: &Guard) {
         let path = path_of::<F>(network);
         // Acquire: see `get`.
@@ -241,8 +258,9 @@ impl<F: Family, V: ?Sized + Pointable> BlockIndex<F, V> {
         } else if let Some(p) = link.leaf() {
             // SAFETY: as above.
             let leaf = unsafe { Leaf::<F, V>::from_ptr_unread(p) };
-            crate::fib::prefetch(p.as_ptr());
-            crate::fib::prefetch(leaf.middle_key());
+            for line in leaf.first_lines() {
+                crate::fib::prefetch(line);
+            }
         }
     }
 
@@ -303,6 +321,8 @@ impl<F: Family, V: ?Sized + Pointable> BlockIndex<F, V> {
             block,
             _held: lock(&self.locks[block % self.locks.len()]),
             holes: Vec::new(),
+            found: std::cell::Cell::new(None),
+            finger: std::cell::Cell::new(None),
         }
     }
 
@@ -357,6 +377,15 @@ pub(crate) struct BlockLock<'i, F: Family, V: ?Sized + Pointable> {
     /// A removed network per leaf left with a hole (consecutive removals
     /// in one leaf are recorded once).
     holes: Vec<F::Network>,
+    /// The slot `get` last found a value in: the `set` of the same network
+    /// that usually follows (a rewrite of its route set) swaps it there
+    /// without a second search. Valid until this lock's next write, which
+    /// clears it (only this lock's holder replaces the slot's leaf).
+    found: std::cell::Cell<Option<(F::Network, *const std::sync::atomic::AtomicUsize)>>,
+    /// The leaf and index `get` last found a network at: only a hint, as
+    /// the leaf may have been replaced since (its address is then another
+    /// leaf's or none), so a hit is checked against the key.
+    finger: std::cell::Cell<Option<(usize, usize)>>,
 }
 
 /// Where a network belongs under a held block: the link that holds its
@@ -382,7 +411,25 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
         V: 'g,
     {
         debug_assert_eq!(self.index.block(network), self.block);
-        self.index.get(network, guard)
+        let place = self.place(path_of::<F>(network));
+        let p = Link(place.link.load(Ordering::Relaxed)).leaf()?;
+        // SAFETY: linked under the held lock: live (see `place`).
+        let leaf = unsafe { Leaf::<F, V>::from_ptr(p) };
+        // A walk in network order finds each network right after the one
+        // before in its leaf: try there before searching.
+        let next = match self.finger.get() {
+            Some((at, i)) if at == p.as_ptr() as usize => Some(i + 1),
+            _ => None,
+        };
+        let i = match next {
+            Some(i) if leaf.keys().get(i) == Some(network) => i,
+            _ => leaf.find(network)?,
+        };
+        self.finger.set(Some((p.as_ptr() as usize, i)));
+        let slot = &leaf.values()[i];
+        let value = load_value(slot, guard)?;
+        self.found.set(Some((*network, slot as *const _)));
+        Some(value)
     }
 
     /// Follows `path` from the block's root link to its leaf's link.
@@ -420,6 +467,26 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
         guard: &Guard,
     ) -> bool {
         debug_assert_eq!(self.index.block(network), self.block);
+        if let Some((key, slot)) = self.found.take()
+            && key == *network
+        {
+            // SAFETY: `get` found this slot under this lock, and nothing has
+            // written since (a write clears `found`), so its leaf is current
+            // and live.
+            let slot = unsafe { &*slot };
+            let raw = value.map_or(0, Pointer::into_usize);
+            // Release: see `BlockIndex::get`.
+            let old = slot.swap(raw, std::sync::atomic::Ordering::Release);
+            debug_assert_ne!(old, 0, "`get` found a value here");
+            retire_value::<V>(old, guard);
+            if raw == 0 {
+                self.count(&self.place(path_of::<F>(network)), -1);
+                if self.holes.last() != Some(network) {
+                    self.holes.push(*network);
+                }
+            }
+            return true;
+        }
         let path = path_of::<F>(network);
         let place = self.place(path);
         let link = Link(place.link.load(Ordering::Relaxed));
@@ -463,8 +530,7 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
             // SAFETY: as above.
             unsafe { Leaf::<F, V>::from_ptr(p) }
         });
-        let mut entries: Vec<(F::Network, usize)> =
-            Vec::with_capacity(existing.as_ref().map_or(0, |l| l.keys().len()) + 1);
+        let mut entries = Gathered::<F>::new();
         if let Some(l) = &existing {
             l.live_entries(&mut entries);
         }
@@ -553,7 +619,7 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
             // SAFETY: linked under the held lock: live.
             unsafe { &*p }.count() <= half
         });
-        let mut entries = Vec::new();
+        let mut entries = Gathered::<F>::new();
         if let Some(i) = merge_at {
             // The link that holds that inner node: its parent's child slot,
             // or the root link.
@@ -579,8 +645,13 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
             };
             // SAFETY: linked under the held lock: live.
             let leaf = unsafe { Leaf::<F, V>::from_ptr(leaf) };
-            if !leaf.has_holes() {
-                return; // already compacted (or copied by a later insert)
+            // Holes are left while they are few: a sparse sweep (an
+            // end-of-RIB's 1%) then copies no leaf at all. A leaf is
+            // compacted once more than one key in [`HOLES_PER_KEY`] is a
+            // hole, or all are.
+            let (holes, keys) = (leaf.holes(), leaf.keys().len());
+            if holes == 0 || (holes < keys && holes * HOLES_PER_KEY <= keys) {
+                return;
             }
             leaf.live_entries(&mut entries);
         }
@@ -590,6 +661,7 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
 
     /// Compacts every hole this hold left (also done on drop).
     pub(crate) fn flush(&mut self, guard: &Guard) {
+        self.found.set(None);
         let holes = std::mem::take(&mut self.holes);
         for n in &holes {
             self.compact(n, guard);
