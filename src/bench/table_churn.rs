@@ -1,6 +1,7 @@
-//! `rtm bench churn`: the control plane under a full table. One run, one
-//! IPv4 table, steps timed one after another while a reader thread looks up
-//! throughout (see [`super::reader`]):
+//! `rtm bench churn`: the control plane under a full table. One run, the
+//! IPv4 table (then the IPv6 one for the IPv6 steps), steps timed one
+//! after another while a reader thread looks up throughout (see
+//! [`super::reader`]):
 //!
 //! - **U1** register client A (preferred) and load the table;
 //! - **U2** replay the day of updates as A (`A` = add or refresh with a new
@@ -62,11 +63,12 @@ use crate::rtm::Rtm;
 /// Options of `rtm bench churn`.
 #[derive(Debug, Clone, Default)]
 pub struct TableChurnOptions {
-    /// A prefix-per-line table (gzip allowed); default: the RIS IPv4 table
-    /// or the synthetic one.
+    /// A prefix-per-line table (gzip allowed; its IPv6 prefixes feed the
+    /// IPv6 steps); default: the RIS IPv4 and IPv6 tables or the synthetic
+    /// ones.
     pub table: Option<PathBuf>,
-    /// An `A,prefix` / `W,prefix` update stream; default: the RIS day of
-    /// IPv4 updates or synthetic churn.
+    /// An `A,prefix` / `W,prefix` update stream (IPv4 and IPv6); default:
+    /// the RIS days of updates or synthetic churn.
     pub updates: Option<PathBuf>,
     /// Seed of the synthetic inputs and the reader's traffic.
     pub seed: u64,

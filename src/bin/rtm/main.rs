@@ -62,13 +62,15 @@ enum BenchCommand {
 
 #[derive(Args, Debug)]
 struct ChurnArgs {
-    /// Prefix-per-line table file (gzip allowed; its IPv4 prefixes are
-    /// used). Default: the RIS IPv4 table in ../shared/routing-data, else
-    /// the synthetic full-size table.
+    /// Prefix-per-line table file (gzip allowed): its IPv4 prefixes run
+    /// every step, its IPv6 prefixes the IPv6 steps (skipped if it has
+    /// none). Default: the RIS IPv4 and IPv6 tables in
+    /// ../shared/routing-data, else the synthetic full-size tables.
     #[arg(long)]
     table: Option<PathBuf>,
-    /// Update stream (A,prefix / W,prefix; gzip allowed). Default: the RIS
-    /// day of IPv4 updates, else synthetic churn.
+    /// Update stream (A,prefix / W,prefix; gzip allowed), IPv4 and IPv6
+    /// entries for their steps. Default: the RIS days of IPv4 and IPv6
+    /// updates, else synthetic churn.
     #[arg(long)]
     updates: Option<PathBuf>,
     /// Seed of the synthetic inputs and the reader's traffic.
