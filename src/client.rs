@@ -73,7 +73,7 @@ pub(crate) struct ClientState<F: Family> {
     pub(crate) gate: RwLock<bool>,
     /// The networks where this client owns at least one route: the
     /// secondary index deregistration and block operations walk. Updated
-    /// under the network's writer lock. Shared with the client that adopts
+    /// under the network's block lock. Shared with the client that adopts
     /// this one's routes after a graceful deregistration (its routes are
     /// the protocol's, and stay where they are).
     pub(crate) index: Arc<ClientIndex<F::Network>>,

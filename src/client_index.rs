@@ -32,7 +32,7 @@ pub(crate) struct ClientIndex<N> {
 /// The list is the client's sorted networks at the mark, so it costs no
 /// sort. The mark sets a network's bit when it marks routes there; a
 /// refresh by the client that leaves it no stale route there clears the
-/// bit (a binary search); both happen under the network's writer lock, so
+/// bit (a binary search); both happen under the network's block lock, so
 /// a bit is set whenever the client has a stale route at its network. A
 /// sweep then visits only the networks still set: after a restart that
 /// refreshed 99% of a million routes, 10,000 networks, not a million. A
@@ -151,7 +151,7 @@ impl<N: Copy + Ord> ClientIndex<N> {
     }
 
     /// A write by the client left it no stale route at `network`, where
-    /// it had one (under the network's lock).
+    /// it had one (under the network's block lock).
     pub(crate) fn stale_cleared(&self, network: N) {
         let mut s = lock(&self.stale);
         if let Some(s) = s.as_mut()

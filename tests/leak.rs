@@ -4,7 +4,7 @@
 //! Live bytes come from a counting global allocator (this test binary's
 //! own; the library has none). The first cycle is the baseline: it grows
 //! what the table keeps for reuse (the FIB's top level and node arena, the
-//! skip list's towers, map capacities); every later cycle must give back
+//! RIB index's root, map capacities); every later cycle must give back
 //! what it took.
 
 use std::net::Ipv4Addr;

@@ -18,16 +18,18 @@
 //! - `deregistration.rs`: the real `Rtm`, a client's deregistration racing
 //!   its own adds (no orphan route; an index snapshot taken before the gate
 //!   closes fails it). Loom interleaves the shim's locks (the client gate,
-//!   the network writer locks, the sequencer); the engine runs on loom
-//!   threads with 16 MiB stacks, and the writer locks shrink to two
-//!   stripes under `cfg(loom)`;
+//!   the block locks of the RIB's index, the sequencer); the engine runs
+//!   on loom threads with 16 MiB stacks, and the index shrinks to two
+//!   blocks, two locks and two-network leaves under `cfg(loom)`;
 //! - `writers.rs`: the real `Rtm`, two clients adding to one network at
 //!   once: no lost update, one best route (in the RIB and the FIB), and a
-//!   subscriber's messages chain (without the network's writer lock it
+//!   subscriber's messages chain (without the network's block lock it
 //!   fails).
 //!
 //! - `rib_index.rs`: the real `Rtm`'s destination index, two writers
-//!   filling one block (appends, leaf copies, splits) while a reader looks
+//!   filling one block (leaf copies and splits published through the
+//!   shim's links; the append count is a std atomic loom does not see)
+//!   while a reader looks
 //!   up and walks: a network present throughout is always found, once,
 //!   in order, and no write is lost (planted: a link cleared before its
 //!   replacement is stored fails it, the walk finding no route; a copy

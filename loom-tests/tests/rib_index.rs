@@ -9,8 +9,11 @@
 //! linked, never publishes a half-built split), a walk sees it exactly
 //! once and in order, and neither writer's network is lost (a writer only
 //! writes the current copy: with a stale copy one insert would vanish).
-//! What loom cannot see (the leaves' keys and value slots are plain
-//! memory, reclamation is crossbeam-epoch's) is in the crate docs.
+//! What loom cannot see: the leaves' keys and value slots are plain
+//! memory and std atomics, and so are a leaf's append count and the
+//! index's summary bits, so the appends' publication and the walks'
+//! skipping are covered by `src/rib/index/tests.rs`'s racing readers
+//! instead; reclamation is crossbeam-epoch's (see the crate docs).
 #![cfg(loom)]
 
 use rtm::{Criteria, IpRouteData, Ipv4, ProtocolId, RegisterOptions, Route, Rtm, Ttl};

@@ -1,7 +1,7 @@
 //! Two writers on one network, on the real `Rtm`: no lost update, one best
 //! route, and a subscriber's messages chain (each message's previous best
 //! is the one before's current), in every interleaving of the shim's
-//! locks (the network's writer lock, the sequencer, the change queue).
+//! locks (the network's block lock, the sequencer, the change queue).
 //! What loom cannot see is listed in the crate docs.
 #![cfg(loom)]
 

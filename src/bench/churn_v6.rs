@@ -37,7 +37,9 @@ pub struct V6Figures {
     pub u1r_per_sec: f64,
     /// U2s6: operations per second, one call each.
     pub u2s_per_sec: f64,
-    /// Live bytes per route after the load.
+    /// Live bytes per route after the load (RIB and FIB; as M1, the
+    /// empty engine's fixed structures, such as the index's 512 KiB root,
+    /// are in the baseline, not counted).
     pub bytes_per_route: f64,
     /// Why the steps did not run (a table with no IPv6 prefix), if so.
     pub skipped: Option<String>,
@@ -128,8 +130,9 @@ pub fn run(
     })
 }
 
-/// The IPv6 update stream from `path`, else the RIS day of IPv6 updates,
-/// else synthetic churn over `table` (97% announcements) from `seed`.
+/// The IPv6 update stream from `path` (synthetic churn if it has no IPv6
+/// update), else the RIS day of IPv6 updates, else synthetic churn over
+/// `table` (97% announcements) from `seed`.
 fn updates_v6(
     path: Option<&Path>,
     table: &[Ipv6Prefix],
@@ -139,12 +142,17 @@ fn updates_v6(
         let t = crate::files::read(p, Some(crate::files::Format::Updates))?;
         Ok(t.v6.iter().map(|i| (i.announce, i.prefix)).collect())
     };
+    let mut note = String::new();
     if let Some(p) = path {
-        return Ok((read(p)?, p.display().to_string()));
+        let u = read(p)?;
+        if !u.is_empty() {
+            return Ok((u, p.display().to_string()));
+        }
+        note = format!(" ({} has no IPv6 update)", p.display());
     }
     if let Some(p) = input::shared_data_dir()
         .map(|d| d.join("ris-20260511-as3333-ipv6-updates.csv.gz"))
-        .filter(|p| p.is_file())
+        .filter(|p| p.is_file() && path.is_none())
     {
         return Ok((read(&p)?, "RIS 2026-05-11 AS3333 IPv6 updates".to_string()));
     }
@@ -157,7 +165,10 @@ fn updates_v6(
             )
         })
         .collect();
-    Ok((u, "synthetic churn (97% announce, 3% withdraw)".to_string()))
+    Ok((
+        u,
+        format!("synthetic churn (97% announce, 3% withdraw){note}"),
+    ))
 }
 
 /// The route the benchmark client announces for `p`.

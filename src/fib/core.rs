@@ -95,9 +95,6 @@ impl<W: Word> Core<W> {
         (core, TrieShadow::new(TOP_BITS))
     }
 
-    /// The leaf of the longest prefix covering `a` (0: none). The caller
-    /// must be pinned while it uses the leaf's next-hop id.
-    #[inline(always)]
     /// Prefetches the top-level line of `a` (a writer's hint).
     pub(crate) fn prefetch_top(&self, a: W) {
         match self {
@@ -106,6 +103,9 @@ impl<W: Word> Core<W> {
         }
     }
 
+    /// The leaf of the longest prefix covering `a` (0: none). The caller
+    /// must be pinned while it uses the leaf's next-hop id.
+    #[inline(always)]
     pub(crate) fn lookup(&self, a: W) -> u32 {
         match self {
             Core::Trie(t) => t.lookup(a),

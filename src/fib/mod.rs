@@ -41,8 +41,7 @@ mod trie;
 
 pub use group::MAX_PATHS;
 pub use next_hop_id::{FibNextHop, NextHopId};
-// For the benchmark's DIR-24-8 (only built with the `cli` feature).
-#[cfg(feature = "cli")]
+// For the RIB's writers looking ahead and the benchmark's DIR-24-8.
 pub(crate) use trie::prefetch;
 
 use std::fmt;

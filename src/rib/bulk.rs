@@ -7,12 +7,11 @@ use super::*;
 impl<F: Family> Table<F> {
     /// Runs `op` on each of `networks` (ascending) that has routes, one
     /// atomic mutation each, and sums what it reports: deregistration,
-    /// block operations, aging. Walks the skip list along with the
-    /// networks ([`Cursor`]): the next network's node is usually the next
-    /// node, one pointer away, where a lookup searches from the top (a
-    /// fifth of a deregistration's time). Pinned per few hundred networks,
-    /// not for the whole walk, which would hold back every free retired
-    /// meanwhile.
+    /// block operations, aging. Walks the index block by block along with
+    /// the networks ([`Cursor`]): a block stays locked while its networks
+    /// last, and the next network is usually the next slot of the same
+    /// leaf. Pinned per few hundred networks, not for the whole walk,
+    /// which would hold back every free retired meanwhile.
     pub(super) fn bulk(
         &self,
         networks: &[F::Network],

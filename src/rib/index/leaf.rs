@@ -1,6 +1,7 @@
 //! The index's nodes: links (tagged pointers), leaves (one allocation: a
-//! length, the sorted keys, the value pointers) and inner nodes (256
-//! links and a network count).
+//! header, the fence, the sorted and appended keys with free slots after
+//! them, the value pointers) and inner nodes (256 links and a network
+//! count).
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::marker::PhantomData;
@@ -68,6 +69,8 @@ impl Link {
             // SAFETY: the caller owns the unlinked subtree.
             let inner = unsafe { Box::from_raw(inner.as_ptr()) };
             for c in inner.children.iter() {
+                // Relaxed: the subtree is unreachable, and the collector
+                // (or `&mut` drop) ran after its last writer.
                 Link(c.load(Ordering::Relaxed)).free_nodes::<F, V>();
             }
         } else if let Some(p) = self.leaf() {
@@ -89,12 +92,14 @@ impl Link {
             // SAFETY: the index is being dropped: nobody else reaches it.
             let inner = unsafe { &*inner.as_ptr() };
             for c in inner.children.iter() {
+                // Relaxed: the index is being dropped (`&mut`).
                 Link(c.load(Ordering::Relaxed)).free_values::<F, V>();
             }
         } else if let Some(p) = self.leaf() {
             // SAFETY: as above.
             let leaf = unsafe { Leaf::<F, V>::from_ptr(p) };
             for v in leaf.values() {
+                // Relaxed: as above.
                 let raw = v.load(std::sync::atomic::Ordering::Relaxed);
                 if raw != 0 {
                     // SAFETY: every non-zero value came from `Owned`, and the
@@ -111,6 +116,8 @@ impl Link {
             // SAFETY: the caller holds the block's lock: linked nodes live.
             let inner = unsafe { &*inner.as_ptr() };
             for c in inner.children.iter() {
+                // Relaxed: the block's lock holder wrote every link
+                // below the root link last (see `BlockLock::place`).
                 Link(c.load(Ordering::Relaxed)).collect::<F, V>(out);
             }
         } else if let Some(p) = self.leaf() {
@@ -170,7 +177,7 @@ impl Link {
                 keys.len()
             ));
         }
-        if keys.len() > shape.leaf_max && depth < F::NETWORK_WIDTH {
+        if keys.len() > shape.leaf_max && depth < F::NETWORK_WIDTH && depth + STRIDE <= 128 {
             return Err(format!(
                 "leaf at depth {depth}: {} networks over budget",
                 keys.len()
@@ -248,8 +255,9 @@ struct Head {
     tail: AtomicU32,
 }
 
-/// A leaf, seen through its address: a [`Head`], then `sorted + cap` keys,
-/// then as many value slots, in one allocation. The first `sorted` keys are
+/// A leaf, seen through its address: a [`Head`], the fence (every
+/// [`FENCE`]th sorted key), then `sorted + cap` keys, then as many value
+/// slots, in one allocation. The first `sorted` keys are
 /// in order; the `tail` after them are in the order they were appended
 /// (see the module docs).
 pub(super) struct Leaf<'a, F: Family, V: ?Sized> {
@@ -293,9 +301,13 @@ fn fence_len(sorted: usize) -> usize {
     }
 }
 
-/// The most slots a leaf keeps for appends: a search that misses its
-/// sorted keys scans them all (IPv4: 32 keys, four cache lines).
+/// The most slots a leaf keeps for appends, in bytes of keys and in keys:
+/// a search that misses its sorted keys scans them all (IPv4: 32 keys of
+/// 5 bytes, three cache lines; IPv6: 15 keys of 17 bytes), and a walk
+/// sorts them in a buffer of [`MAX_TAIL_KEYS`] on its stack.
 const MAX_TAIL_BYTES: usize = 256;
+/// See [`MAX_TAIL_BYTES`].
+pub(super) const MAX_TAIL_KEYS: usize = 32;
 
 impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
     /// The layout of a leaf of `sorted` sorted keys and `cap` free slots.
@@ -320,13 +332,13 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
     }
 
     /// The append slots a leaf of `len` sorted keys gets: an eighth of its
-    /// keys, between 2 and [`MAX_TAIL_BYTES`] of keys. A leaf filled by
-    /// appends is copied once per that many new networks, so a load copies
-    /// each network about eight times over, not once per network after it
-    /// in its leaf (a /16 of 256 /24s loaded in order: 2 K slot copies,
-    /// not 32 K), for a sixth more slots a leaf.
+    /// keys, between 2 and [`MAX_TAIL_BYTES`] (or [`MAX_TAIL_KEYS`]). A
+    /// leaf filled by appends is copied once per that many new networks,
+    /// so a load copies each network about eight times over, not once per
+    /// network after it in its leaf (a /16 of 256 /24s loaded in order:
+    /// 2 K slot copies, not 32 K), for an eighth more slots a leaf.
     fn tail_cap(len: usize) -> usize {
-        let most = (MAX_TAIL_BYTES / size_of::<F::Network>()).max(2);
+        let most = (MAX_TAIL_BYTES / size_of::<F::Network>()).clamp(2, MAX_TAIL_KEYS);
         (len / 8).clamp(2, most)
     }
 
@@ -542,7 +554,8 @@ impl<'a, F: Family, V: ?Sized + Pointable> Leaf<'a, F, V> {
                 .filter_map(live),
         );
         if self.tail > 0 {
-            let mut tail: smallvec::SmallVec<[(F::Network, usize); 32]> = keys[self.sorted..]
+            let mut tail: smallvec::SmallVec<[(F::Network, usize); MAX_TAIL_KEYS]> = keys
+                [self.sorted..]
                 .iter()
                 .zip(&values[self.sorted..])
                 .filter_map(live)

@@ -10,7 +10,8 @@
 //! ```text
 //!  root: 2^16 links, one per /16 block (512 KiB; IPv4, IPX, IPv6 alike)
 //!    |
-//!    +-- leaf: [len | keys k0 < k1 < ... | route-set pointers]
+//!    +-- leaf: [header | fence | sorted keys, appended keys, free slots
+//!    |          | a route-set pointer per key]
 //!    |         every network whose top 16 address bits are the block's,
 //!    |         whatever its length (10.1.0.0/16, 10.1.2.0/24, 10.0.0.0/8
 //!    |         sits in block 10.0, 10.1.2.128/25 in block 10.1)
@@ -20,28 +21,31 @@
 //!               inner whose networks fit half a leaf merges back
 //! ```
 //!
-//! A leaf is one allocation: a header, then the keys, then one pointer per
-//! key to the network's published route set (the same `RouteSet` the skip
-//! list's nodes pointed to). The first keys are sorted; after them come up
-//! to an eighth as many free slots (at most 256 bytes of keys), where new
-//! networks are *appended* in arrival order: a search binary-searches the
-//! sorted keys and scans the few appended ones, a walk merges them in. Its budget is about 8 KiB
-//! (512 IPv4 networks, 327 IPv6): a /16 of IPv4 holds at most 511
-//! networks from /16 to /24, so real IPv4 blocks stay one leaf, while
+//! A leaf is one allocation: a header, the fence (every 8th sorted key, for
+//! leaves of more than 16), then the keys, then one pointer per key to the
+//! network's published route set (the same `RouteSet` the skip list's
+//! nodes pointed to). The first keys are sorted; after them come up to an
+//! eighth as many free slots (at most 256 bytes or 32 keys), where new
+//! networks are *appended* in arrival order: a search reads the fence,
+//! one run of 8 sorted keys and the few appended ones; a walk merges them
+//! in. A leaf's budget is about 8 KiB of keys and pointers (630 IPv4
+//! networks of 5-byte keys, 327 IPv6 of 17): a /16 of IPv4 holds at most
+//! 511 networks from /16 to /24, so real IPv4 blocks stay one leaf, while
 //! IPv6's dense /32s (up to 3,948 networks in the RIS table) split by
 //! /24, /32, /40 and so on.
 //!
 //! # Cost in memory accesses
 //! - **A point read** (`get`): the root link (the 512 KiB root stays in
-//!   L2 on a busy table), the leaf's header and a binary search of its
-//!   keys (a few lines of one allocation), the value's pointer beside it,
-//!   then the route set: three to four misses where a skip-list search
-//!   took one per level (about 28 cold nodes in a million).
+//!   L2 on a busy table), the leaf's header and fence (adjacent lines),
+//!   one run of keys, the value's pointer, then the route set: four to
+//!   five misses where a skip-list search took one per level (about 28
+//!   cold nodes in a million).
 //! - **An ordered walk** steps through each leaf's arrays in order and
 //!   skips empty root links with a 1-bit-per-block summary (8 KiB).
-//! - **Memory**: 16 bytes a network in a leaf (IPv4: an 8-byte key and a
-//!   pointer), plus the root's 512 KiB, where a skip-list node took about
-//!   40 bytes.
+//! - **Memory**: 13 bytes a network in a leaf for IPv4 (a 5-byte key and
+//!   a pointer), 25 for IPv6, plus an eighth more in free slots, the
+//!   fence's sixty-fourth and the root's 512 KiB, where a skip-list node
+//!   took about 40 bytes.
 //!
 //! # Concurrency
 //! - **Readers** pin an epoch, load links and value pointers with Acquire
@@ -56,9 +60,12 @@
 //!   the new key and fresh free slots, or split, and the copy published
 //!   with one Release store into the parent link;
 //!   removing one clears its value pointer in place (a *hole*, which
-//!   readers take for "absent") and the holes are compacted out of each
-//!   leaf, one copy per leaf, when the lock is released, so a bulk writer
-//!   walking a block's networks under one hold publishes each leaf once.
+//!   readers take for "absent"). When the lock is released, a leaf whose
+//!   holes are more than a quarter of its keys (or all of them) is
+//!   compacted, one copy per leaf, and a subtree that fits half a leaf is
+//!   merged: a bulk writer walking a block's networks under one hold
+//!   publishes each leaf once, and a sparse one (an end-of-RIB's 1%)
+//!   copies none.
 //!   Replaced leaves and inner nodes, and replaced route sets, are retired
 //!   to crossbeam-epoch and freed after every reader pinned before the
 //!   replacement has unpinned.
@@ -374,8 +381,9 @@ pub(crate) struct BlockLock<'i, F: Family, V: ?Sized + Pointable> {
     index: &'i BlockIndex<F, V>,
     block: usize,
     _held: MutexGuard<'i, ()>,
-    /// A removed network per leaf left with a hole (consecutive removals
-    /// in one leaf are recorded once).
+    /// The networks this hold removed (a network removed twice in a row is
+    /// recorded once): their leaves are looked at for compaction and
+    /// merging when the hold ends.
     holes: Vec<F::Network>,
     /// The slot `get` last found a value in: the `set` of the same network
     /// that usually follows (a rewrite of its route set) swaps it there
@@ -412,6 +420,7 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
     {
         debug_assert_eq!(self.index.block(network), self.block);
         let place = self.place(path_of::<F>(network));
+        // Relaxed: see `place`.
         let p = Link(place.link.load(Ordering::Relaxed)).leaf()?;
         // SAFETY: linked under the held lock: live (see `place`).
         let leaf = unsafe { Leaf::<F, V>::from_ptr(p) };
@@ -489,6 +498,7 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
         }
         let path = path_of::<F>(network);
         let place = self.place(path);
+        // Relaxed: see `place`.
         let link = Link(place.link.load(Ordering::Relaxed));
         let raw = value.map_or(0, Pointer::into_usize);
         if let Some(leaf) = link.leaf() {
@@ -558,7 +568,13 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
         if entries.is_empty() {
             return Link(0);
         }
-        if entries.len() <= self.index.shape.leaf_max || depth >= F::NETWORK_WIDTH {
+        // No split at or past the address width (a leaf there holds at
+        // most one network per length), nor where the next stride would
+        // run past the path's 128 bits (a small root's odd depths).
+        if entries.len() <= self.index.shape.leaf_max
+            || depth >= F::NETWORK_WIDTH
+            || depth + STRIDE > 128
+        {
             return Link::of_leaf(Leaf::<F, V>::alloc(entries));
         }
         let inner = Inner::new(entries.len());
@@ -631,6 +647,7 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
                 let parent = unsafe { &*place.parents[i - 1] };
                 &parent.children[chunk(path, depth - STRIDE)]
             };
+            // Relaxed: see `place`.
             Link(link.load(Ordering::Relaxed)).collect::<F, V>(&mut entries);
             place = Place {
                 link,
@@ -639,6 +656,7 @@ impl<'i, F: Family, V: ?Sized + Pointable> BlockLock<'i, F, V> {
                 depth,
             };
         } else {
+            // Relaxed: see `place`.
             let link = Link(place.link.load(Ordering::Relaxed));
             let Some(leaf) = link.leaf() else {
                 return;
@@ -699,6 +717,7 @@ impl<F: Family, V: ?Sized + Pointable> BlockIndex<F, V> {
         let mut total = 0;
         for (b, link) in self.root.iter().enumerate() {
             let link = Link(link.load(Ordering::Acquire));
+            // Relaxed: `check` runs at quiescence.
             let bit = self.occupied[b / 64].load(std::sync::atomic::Ordering::Relaxed)
                 & (1 << (b % 64))
                 != 0;

@@ -237,3 +237,27 @@ fn readers_see_whole_nodes_while_a_writer_copies_them() {
     }
     assert!(index.check().is_ok());
 }
+
+/// Many IPv6 networks at one address (every length from /0 to /128) under
+/// a 1-bit root with two-network leaves: the split goes down the path
+/// stride by stride and must stop where the next stride would run past
+/// the 128 bits (depth 121 with a 1-bit root), not index past them
+/// (`chunk` would panic, or in release leave keys outside their child and
+/// fail `check`). Catches a split condition that only stops at the
+/// address width.
+#[test]
+fn ipv6_splits_stop_at_the_end_of_the_path_under_a_small_root() {
+    let index = BlockIndex::<Ipv6, u64>::new(shape(1, 2));
+    let guard = crossbeam_epoch::pin();
+    let addr: std::net::Ipv6Addr = "2001:db8::1".parse().unwrap();
+    let mut model = BTreeMap::new();
+    for len in 0..=128u8 {
+        let n = Ipv6Prefix::truncating(addr, len);
+        index.lock(&n).set(&n, Some(Owned::new(len as u64)), &guard);
+        model.insert(n, len as u64);
+    }
+    assert_eq!(index.check(), Ok(model.len()));
+    for (n, v) in &model {
+        assert_eq!(index.get(n, &guard), Some(v), "{n}");
+    }
+}

@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use crossbeam_epoch::{Guard, Pointable};
 
-use super::leaf::{Leaf, Link};
+use super::leaf::{Leaf, Link, MAX_TAIL_KEYS};
 use super::{BlockIndex, FANOUT, STRIDE, chunk, load_value, path_of};
 use crate::family::Family;
 use crate::sync::Ordering;
@@ -95,9 +95,9 @@ where
             Some((_, Bound::Excluded(n))) => keys.partition_point(|k| k <= n),
         };
         // The appended keys, sorted, merged into the sorted ones.
-        let mut tail: smallvec::SmallVec<[usize; 32]> = (sorted..keys.len()).collect();
+        let mut tail: smallvec::SmallVec<[usize; MAX_TAIL_KEYS]> = (sorted..keys.len()).collect();
         tail.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]));
-        let tail_keys: smallvec::SmallVec<[F::Network; 32]> =
+        let tail_keys: smallvec::SmallVec<[F::Network; MAX_TAIL_KEYS]> =
             tail.iter().map(|&i| keys[i]).collect();
         let (mut i, mut j) = (from(&keys[..sorted]), from(&tail_keys));
         while i < sorted || j < tail.len() {
