@@ -21,16 +21,27 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A global allocator that counts live heap bytes (install with
-/// `#[global_allocator]`).
+/// `#[global_allocator]`): it forwards every call to the allocator `A`
+/// (the system's by default) and counts requested sizes on the side, so
+/// the figures are the same whatever allocator serves them.
 #[derive(Debug)]
-pub struct CountingAlloc {
+pub struct CountingAlloc<A = System> {
+    inner: A,
     live: AtomicUsize,
 }
 
 impl CountingAlloc {
-    /// A counter at zero.
+    /// A counter at zero over the system allocator.
     pub const fn new() -> Self {
+        Self::over(System)
+    }
+}
+
+impl<A> CountingAlloc<A> {
+    /// A counter at zero over `inner`.
+    pub const fn over(inner: A) -> Self {
         CountingAlloc {
+            inner,
             live: AtomicUsize::new(0),
         }
     }
@@ -42,7 +53,7 @@ impl CountingAlloc {
     }
 }
 
-impl CountingAlloc {
+impl<A> CountingAlloc<A> {
     /// Live bytes once the garbage retired so far has been reclaimed (see
     /// [`settled`]).
     pub fn settled_live(&self) -> usize {
@@ -69,12 +80,12 @@ impl Default for CountingAlloc {
     }
 }
 
-// SAFETY: forwards every call to the system allocator unchanged and only
-// counts sizes on the side.
-unsafe impl GlobalAlloc for CountingAlloc {
+// SAFETY: forwards every call to `inner` unchanged and only counts sizes
+// on the side.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's layout.
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { self.inner.alloc(layout) };
         if !p.is_null() {
             // Relaxed: a statistic; no memory is published through it.
             self.live.fetch_add(layout.size(), Ordering::Relaxed);
@@ -84,7 +95,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's layout.
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { self.inner.alloc_zeroed(layout) };
         if !p.is_null() {
             // Relaxed: as in `alloc`.
             self.live.fetch_add(layout.size(), Ordering::Relaxed);
@@ -94,14 +105,14 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded; `ptr` came from this allocator with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { self.inner.dealloc(ptr, layout) };
         // Relaxed: as in `alloc`.
         self.live.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded with the caller's arguments.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { self.inner.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             // Relaxed: as in `alloc`.
             self.live.fetch_add(new_size, Ordering::Relaxed);

@@ -56,6 +56,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use super::{FibLimbo, Garbage};
+use smallvec::SmallVec;
 
 use super::arena::{Block, NodeStore};
 
@@ -152,8 +153,19 @@ struct NodeBuf {
     skip: u32,
     expected: u128,
     children: [u64; SLOTS],
-    owned: Vec<Owned>,
+    /// Inline up to 16 (most nodes own fewer): a write decodes and
+    /// re-encodes a node per level, and heap buffers here were a fifth of
+    /// an IPv6 load's time.
+    owned: SmallVec<[Owned; 16]>,
 }
+
+/// An encoded node on the stack (most nodes are under 64 words).
+type Words = SmallVec<[u64; 64]>;
+/// The nodes one update replaces (one per level it rewrites).
+type Retired = SmallVec<[NodeRef; 8]>;
+
+// `NodeBuf::encode` pushes the header in this order.
+const _: () = assert!(W_CHILD == 0 && W_LEAF == 1 && W_META == 2 && HEADER == 3);
 
 /// Reads a node's words. Nodes are `Box<[u64]>` allocations turned into
 /// raw pointers; the length is recomputed from the header.
@@ -261,7 +273,7 @@ impl NodeBuf {
             skip,
             expected,
             children: [0; SLOTS],
-            owned: Vec::new(),
+            owned: SmallVec::new(),
         }
     }
 
@@ -284,37 +296,51 @@ impl NodeBuf {
     /// The slot values: each slot's longest owned prefix (0 if none).
     fn slot_values(&self, node_end: u32) -> [u32; SLOTS] {
         let mut vals = [0u32; SLOTS];
-        let mut owned = self.owned.clone();
-        owned.sort_by_key(|o| o.len);
-        for o in owned {
-            let count = 1usize << (node_end - o.len as u32);
-            for v in &mut vals[o.slot as usize..o.slot as usize + count] {
-                *v = o.leaf;
+        // Shorter prefixes first, so longer ones overwrite them; owned
+        // lengths are the stride's, start + 1 ..= node_end.
+        for len in self.start + 1..=node_end {
+            for o in self.owned.iter().filter(|o| o.len as u32 == len) {
+                let count = 1usize << (node_end - len);
+                vals[o.slot as usize..o.slot as usize + count].fill(o.leaf);
             }
         }
         vals
     }
 
     /// Encodes the node's words.
-    fn encode(&self) -> Vec<u64> {
+    fn encode(&self) -> Words {
         let vals = self.slot_values(self.start + STRIDE);
-        let mut child_bits = 0u64;
         let mut leaf_bits = 0u64;
-        let mut words = vec![0u64; HEADER];
-        let mut leaves = Vec::new();
+        let mut leaves = [0u32; SLOTS];
+        let mut n_leaves = 0;
         for v in 0..SLOTS {
             if v == 0 || vals[v] != vals[v - 1] {
                 leaf_bits |= 1 << v;
-                leaves.push(vals[v]);
+                leaves[n_leaves] = vals[v];
+                n_leaves += 1;
             }
         }
-        for (v, c) in self.children.iter().enumerate() {
-            if *c != 0 {
-                child_bits |= 1 << v;
-                words.push(*c);
-            }
-        }
-        for pair in leaves.chunks(2) {
+        let child_bits = self
+            .children
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != 0)
+            .fold(0u64, |bits, (v, _)| bits | 1 << v);
+        let expected = if self.skip > 0 { EXPECTED } else { 0 };
+        let mut words = Words::with_capacity(
+            HEADER
+                + child_bits.count_ones() as usize
+                + n_leaves.div_ceil(2)
+                + expected
+                + self.owned.len(),
+        );
+        words.push(child_bits);
+        words.push(leaf_bits);
+        words.push(
+            self.top_leaf as u64 | (self.owned.len() as u64) << 32 | (self.skip as u64) << 48,
+        );
+        words.extend(self.children.iter().copied().filter(|c| *c != 0));
+        for pair in leaves[..n_leaves].chunks(2) {
             words.push(pair[0] as u64 | (pair.get(1).copied().unwrap_or(0) as u64) << 32);
         }
         if self.skip > 0 {
@@ -322,10 +348,6 @@ impl NodeBuf {
             words.push((self.expected >> 64) as u64);
         }
         words.extend(self.owned.iter().map(|o| o.pack()));
-        words[W_CHILD] = child_bits;
-        words[W_LEAF] = leaf_bits;
-        words[W_META] =
-            self.top_leaf as u64 | (self.owned.len() as u64) << 32 | (self.skip as u64) << 48;
         words
     }
 }
@@ -823,7 +845,7 @@ impl<W: Word> Trie<W> {
         }
         let s = a.top(self.top_bits);
         let (top_leaf, root) = self.top_slot(s);
-        let mut retired = Vec::new();
+        let mut retired = Retired::new();
         match self.rebuild(root, self.top_bits, a, len, leaf, &mut retired) {
             Some(mut buf) => {
                 // Whatever node now hangs from the top word carries the
@@ -852,7 +874,7 @@ impl<W: Word> Trie<W> {
         a: W,
         len: u32,
         leaf: u32,
-        retired: &mut Vec<NodeRef>,
+        retired: &mut Retired,
     ) -> Option<NodeBuf> {
         let Some(n) = node else {
             if leaf == 0 {
@@ -940,7 +962,7 @@ impl<W: Word> Trie<W> {
     /// Applies path compression to a rebuilt node: None if empty; if it
     /// owns nothing and has one child, that child takes its place with the
     /// node's skip, stride bits and its own skip as one longer skip.
-    fn normalize(&self, buf: NodeBuf, retired: &mut Vec<NodeRef>) -> Option<NodeBuf> {
+    fn normalize(&self, buf: NodeBuf, retired: &mut Retired) -> Option<NodeBuf> {
         if buf.is_empty() {
             return None;
         }
@@ -977,10 +999,10 @@ impl<W: Word> Trie<W> {
         let w = self.encode_root(&buf);
         // Release: see `lookup`.
         self.top[s].store(w, Ordering::Release);
-        self.retire(vec![old], limbo);
+        self.retire(smallvec::smallvec![old], limbo);
     }
 
-    fn retire(&self, nodes: Vec<NodeRef>, limbo: &mut FibLimbo) {
+    fn retire(&self, nodes: Retired, limbo: &mut FibLimbo) {
         for n in nodes {
             // SAFETY: still live (only now handed to the FIB's QSBR limbo, which
             // frees it once every reader has passed a quiescent state), stored

@@ -13,9 +13,11 @@ use rtm::bench::CountingAlloc;
 use rtm::bench::input::Traffic;
 use rtm::bench::lpm::{self, LpmOptions};
 
-/// Counts live heap bytes for the memory figures of `bench` and `demo`.
+/// Counts live heap bytes for the memory figures of `bench` and `demo`,
+/// over mimalloc (Cargo.toml says why; the README's Performance section
+/// gives the figures on the system allocator too).
 #[global_allocator]
-static ALLOC: CountingAlloc = CountingAlloc::new();
+static ALLOC: CountingAlloc<mimalloc::MiMalloc> = CountingAlloc::over(mimalloc::MiMalloc);
 
 /// rtm: a lock-free-read routing table manager (RTMv1 semantics).
 #[derive(Parser, Debug)]
