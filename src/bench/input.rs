@@ -85,6 +85,11 @@ pub enum Traffic {
     Ann,
     /// Uniformly random addresses.
     Rnd,
+    /// A random address inside a table prefix drawn by a Zipf law of
+    /// exponent 1 over a random permutation of the table (the prefix of
+    /// rank r with probability proportional to 1/r): a few destinations
+    /// carry most packets, as in real traces.
+    Zipf,
 }
 
 impl std::fmt::Display for Traffic {
@@ -92,6 +97,7 @@ impl std::fmt::Display for Traffic {
         f.write_str(match self {
             Traffic::Ann => "ann",
             Traffic::Rnd => "rnd",
+            Traffic::Zipf => "zipf",
         })
     }
 }
@@ -108,17 +114,43 @@ pub fn traffic<A: IpAddress>(table: &[Prefix<A>], kind: Traffic, n: usize, seed:
             x & ((1u128 << bits) - 1)
         }
     };
-    (0..n)
-        .map(|_| match kind {
-            Traffic::Rnd => A::from_bits(rand(&mut rng)),
-            Traffic::Ann if table.is_empty() => A::from_bits(rand(&mut rng)),
-            Traffic::Ann => {
+    let inside = |rng: &mut SplitMix64, p: Prefix<A>| {
+        let host = rand(rng) & !crate::prefix::mask_bits(A::BITS, p.len());
+        A::from_bits(p.addr().to_bits() | host)
+    };
+    if table.is_empty() && kind != Traffic::Rnd {
+        return (0..n).map(|_| A::from_bits(rand(&mut rng))).collect();
+    }
+    match kind {
+        Traffic::Rnd => (0..n).map(|_| A::from_bits(rand(&mut rng))).collect(),
+        Traffic::Ann => (0..n)
+            .map(|_| {
                 let p = table[rng.below(table.len() as u64) as usize];
-                let host = rand(&mut rng) & !crate::prefix::mask_bits(A::BITS, p.len());
-                A::from_bits(p.addr().to_bits() | host)
+                inside(&mut rng, p)
+            })
+            .collect(),
+        Traffic::Zipf => {
+            // Ranks over a shuffled table, drawn exactly: the cumulative
+            // weights 1/1 + 1/2 + ... + 1/r, searched for a uniform draw.
+            let mut order: Vec<usize> = (0..table.len()).collect();
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.below(i as u64 + 1) as usize);
             }
-        })
-        .collect()
+            let mut cumulative = Vec::with_capacity(order.len());
+            let mut sum = 0.0f64;
+            for r in 1..=order.len() {
+                sum += 1.0 / r as f64;
+                cumulative.push(sum);
+            }
+            (0..n)
+                .map(|_| {
+                    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * sum;
+                    let rank = cumulative.partition_point(|&c| c <= u).min(order.len() - 1);
+                    inside(&mut rng, table[order[rank]])
+                })
+                .collect()
+        }
+    }
 }
 
 /// Ipv4 convenience for [`traffic`].

@@ -41,9 +41,8 @@ pub(crate) const MAX_CHUNKS: usize = 4096;
 /// `U` is the allocation unit in 64-bit words: blocks start on a `U`-word
 /// boundary and are sized in whole units. The trie uses 4 (32 bytes: a
 /// node's 24-byte header never straddles two cache lines, and small
-/// nodes waste at most 24 bytes), the IPv4 direct core 2 (its lookups read
-/// one 4-byte slot, which never straddles lines, so only rounding waste
-/// matters).
+/// nodes waste at most 24 bytes), the IPv4 compact core 8 (64 bytes: a
+/// chunk's 40-byte header and its first six runs share one line).
 pub(crate) struct NodeArena<const U: usize> {
     state: Mutex<State>,
     /// Chunk bases by number, for [`NodeArena::resolve`]. A slot is stored
@@ -57,8 +56,12 @@ struct State {
     /// Next free unit of the newest chunk, and how many remain in it.
     bump: *mut u64,
     bump_left: usize,
-    /// Per size (in units): freed blocks ready for reuse.
-    free: Vec<Vec<*mut u64>>,
+    /// Per size (in units): the first freed block ready for reuse (null:
+    /// none). Each free block's first word holds the next one's address:
+    /// the lists live in the blocks themselves, so bookkeeping never
+    /// grows (a vector per size doubled its capacity past what the table
+    /// had freed before, and `tests/leak.rs` saw it as growth).
+    free: Vec<*mut u64>,
     /// Lines handed out and not freed (statistics).
     live_units: usize,
     /// Set by `release`: the chunks are gone and late frees are ignored.
@@ -112,7 +115,13 @@ impl<const U: usize> NodeArena<U> {
         );
         let mut s = self.state();
         s.live_units += units;
-        if let Some(p) = s.free.get_mut(units).and_then(Vec::pop) {
+        if let Some(head) = s.free.get_mut(units)
+            && !head.is_null()
+        {
+            let p = *head;
+            // SAFETY: a free block of this arena, whose first word `free`
+            // set to the next free block of its size.
+            *head = unsafe { p.read() } as *mut u64;
             return p;
         }
         if s.bump_left < units {
@@ -164,9 +173,12 @@ impl<const U: usize> NodeArena<U> {
         }
         s.live_units -= units;
         if s.free.len() <= units {
-            s.free.resize_with(units + 1, Vec::new);
+            s.free.resize(units + 1, std::ptr::null_mut());
         }
-        s.free[units].push(p);
+        // SAFETY: the caller's contract: the block is ours again, and it
+        // is at least one unit long.
+        unsafe { p.write(s.free[units] as u64) };
+        s.free[units] = p;
     }
 
     /// The id of a block from [`NodeArena::alloc`] (never 0).

@@ -1,18 +1,32 @@
 //! The lookup structure behind a FIB, chosen per address width: the
-//! direct DIR-20-4-4-4 core for IPv4 ([`Direct`]), the poptrie-style
-//! compressed trie for IPv6 ([`Trie`]), whose sparse 128-bit space needs
-//! compression.
+//! compact core for IPv4 ([`Compact`]: a 2^16 root over per-block chunks),
+//! the poptrie-style compressed trie for IPv6 ([`Trie`]), whose sparse
+//! 128-bit space needs a trie's compression.
 
 use super::FibLimbo;
 use super::arena::Block;
 
-use super::direct::{self, Direct};
+use super::compact::{self, BlockShadow, Compact, Deferred};
 use super::trie::{Trie, TrieShadow};
 use crate::prefix::AddrBits as Word;
 
-/// Bits of either core's direct top level (20: the trie's IPv6 top level
-/// saves most /32 and /48 lookups a level; the direct core's is 4 MiB).
-pub(crate) const TOP_BITS: u32 = 20;
+/// Bits of the IPv6 trie's direct top level (20: it saves most /32 and /48
+/// lookups a level).
+const TRIE_TOP_BITS: u32 = 20;
+
+/// What only the FIB's writer reads: the prefixes of the root's length or
+/// shorter, and (IPv4) each block's longer prefixes.
+pub(crate) struct Shadow<W> {
+    top: TrieShadow<W>,
+    blocks: BlockShadow,
+}
+
+impl<W: Word> Shadow<W> {
+    /// Bytes held (approximately).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.top.memory_bytes() + self.blocks.memory_bytes()
+    }
+}
 
 /// The stages of a batched lookup (see `LpmFib::lookup_batch`), which both
 /// cores provide, so the pipeline is written once.
@@ -55,23 +69,24 @@ impl<W: Word> Stages<W> for Trie<W> {
     }
 }
 
-impl<W: Word> Stages<W> for Direct<W> {
+impl<W: Word> Stages<W> for Compact<W> {
     #[inline(always)]
     fn prefetch_top(&self, a: W) {
-        Direct::prefetch_top(self, a)
+        Compact::prefetch_top(self, a)
     }
     #[inline(always)]
     fn load_group(&self, addrs: &[W], words: &mut [u64]) {
-        Direct::load_group(self, addrs, words)
+        Compact::load_group(self, addrs, words)
     }
     #[inline(always)]
-    unsafe fn prefetch_leaves(&self, _addrs: &[W], _words: &[u64]) {
-        // Stage 2 already prefetched the one node slot a lookup reads.
+    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &[u64]) {
+        // SAFETY: forwarded.
+        unsafe { Compact::prefetch_leaves(self, addrs, words) }
     }
     #[inline(always)]
     unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]) {
         // SAFETY: forwarded.
-        unsafe { Direct::walk_group(self, addrs, words, leaves) }
+        unsafe { Compact::walk_group(self, addrs, words, leaves) }
     }
 }
 
@@ -80,25 +95,39 @@ pub(crate) enum Core<W> {
     /// 128-bit addresses.
     Trie(Trie<W>),
     /// 32-bit addresses.
-    Direct(Direct<W>),
+    Compact(Compact<W>),
 }
 
 impl<W: Word> Core<W> {
     /// The core for `W`'s width, and its writer shadow.
-    pub(crate) fn new() -> (Self, TrieShadow<W>) {
-        let core = if W::BITS == 32 {
-            debug_assert_eq!(direct::TOP_BITS, TOP_BITS);
-            Core::Direct(Direct::new())
+    pub(crate) fn new() -> (Self, Shadow<W>) {
+        if W::BITS == 32 {
+            let shadow = Shadow {
+                top: TrieShadow::new(compact::TOP_BITS),
+                blocks: Compact::<W>::new_shadow(),
+            };
+            (Core::Compact(Compact::new()), shadow)
         } else {
-            Core::Trie(Trie::new(TOP_BITS))
-        };
-        (core, TrieShadow::new(TOP_BITS))
+            let shadow = Shadow {
+                top: TrieShadow::new(TRIE_TOP_BITS),
+                blocks: BlockShadow::default(),
+            };
+            (Core::Trie(Trie::new(TRIE_TOP_BITS)), shadow)
+        }
+    }
+
+    /// Bits of the core's direct top level.
+    pub(crate) fn top_bits(&self) -> u32 {
+        match self {
+            Core::Compact(_) => compact::TOP_BITS,
+            Core::Trie(_) => TRIE_TOP_BITS,
+        }
     }
 
     /// Prefetches the top-level line of `a` (a writer's hint).
     pub(crate) fn prefetch_top(&self, a: W) {
         match self {
-            Core::Direct(d) => d.prefetch_top(a),
+            Core::Compact(d) => d.prefetch_top(a),
             Core::Trie(t) => t.prefetch_top(a),
         }
     }
@@ -109,16 +138,16 @@ impl<W: Word> Core<W> {
     pub(crate) fn lookup(&self, a: W) -> u32 {
         match self {
             Core::Trie(t) => t.lookup(a),
-            Core::Direct(d) => d.lookup(a),
+            Core::Compact(d) => d.lookup(a),
         }
     }
 
     /// The leaf for `a` and how many leading bits decided it (see
-    /// `Direct::lookup_span`). The caller must be pinned.
+    /// `Compact::lookup_span`). The caller must be pinned.
     pub(crate) fn lookup_span(&self, a: W) -> (u32, u32) {
         match self {
             Core::Trie(t) => t.lookup_span(a),
-            Core::Direct(d) => d.lookup_span(a),
+            Core::Compact(d) => d.lookup_span(a),
         }
     }
 
@@ -126,41 +155,47 @@ impl<W: Word> Core<W> {
     pub(crate) fn top_entry(&self, s: usize) -> u32 {
         match self {
             Core::Trie(t) => t.top_entry(s),
-            Core::Direct(d) => d.top_entry(s),
+            Core::Compact(d) => d.top_entry(s),
         }
     }
 
     /// Sets (`leaf != 0`) or removes the prefix `a/len`; the old leaf.
-    /// Given `pending`, the direct core may hold the change back there
-    /// (see `Direct::update_deferred`); the trie always applies it now.
+    /// Given `pending`, the compact core may hold the change back there
+    /// (see `Compact::update_deferred`); the trie always applies it now.
     pub(crate) fn update(
         &self,
-        shadow: &mut TrieShadow<W>,
-        pending: Option<&mut direct::Deferred>,
+        shadow: &mut Shadow<W>,
+        pending: Option<&mut Deferred>,
         a: W,
         len: u32,
         leaf: u32,
         limbo: &mut FibLimbo,
     ) -> u32 {
+        let Shadow { top, blocks } = shadow;
         match (self, pending) {
-            (Core::Trie(t), _) => t.update(shadow, a, len, leaf, limbo),
-            (Core::Direct(d), None) => d.update(shadow, a, len, leaf, limbo),
-            (Core::Direct(d), Some(p)) => d.update_deferred(shadow, p, a, len, leaf, limbo),
+            (Core::Trie(t), _) => t.update(top, a, len, leaf, limbo),
+            (Core::Compact(d), None) => d.update(top, blocks, a, len, leaf, limbo),
+            (Core::Compact(d), Some(p)) => d.update_deferred(top, blocks, p, a, len, leaf, limbo),
         }
     }
 
     /// Publishes what `update_deferred` held back.
-    pub(crate) fn publish_pending(&self, pending: &mut direct::Deferred, limbo: &mut FibLimbo) {
-        if let Core::Direct(d) = self {
-            d.publish_pending(pending, limbo);
+    pub(crate) fn publish_pending(
+        &self,
+        shadow: &Shadow<W>,
+        pending: &mut Deferred,
+        limbo: &mut FibLimbo,
+    ) {
+        if let Core::Compact(d) = self {
+            d.publish_pending(&shadow.blocks, pending, limbo);
         }
     }
 
     /// The leaf of exactly `a/len` (writer side).
-    pub(crate) fn exact(&self, shadow: &TrieShadow<W>, a: W, len: u32) -> u32 {
+    pub(crate) fn exact(&self, shadow: &Shadow<W>, a: W, len: u32) -> u32 {
         match self {
-            Core::Trie(t) => t.exact(shadow, a, len),
-            Core::Direct(d) => d.exact(shadow, a, len),
+            Core::Trie(t) => t.exact(&shadow.top, a, len),
+            Core::Compact(d) => d.exact(&shadow.top, &shadow.blocks, a, len),
         }
     }
 
@@ -168,7 +203,7 @@ impl<W: Word> Core<W> {
     pub(crate) fn memory_bytes(&self) -> usize {
         match self {
             Core::Trie(t) => t.memory_bytes(),
-            Core::Direct(d) => d.memory_bytes(),
+            Core::Compact(d) => d.memory_bytes(),
         }
     }
 
@@ -176,7 +211,7 @@ impl<W: Word> Core<W> {
     pub(crate) fn node_bytes(&self) -> usize {
         match self {
             Core::Trie(t) => t.node_bytes(),
-            Core::Direct(d) => d.node_bytes(),
+            Core::Compact(d) => d.node_bytes(),
         }
     }
 
@@ -184,7 +219,7 @@ impl<W: Word> Core<W> {
     pub(crate) fn node_count(&self) -> usize {
         match self {
             Core::Trie(t) => t.node_count(),
-            Core::Direct(d) => d.node_count(),
+            Core::Compact(d) => d.node_count(),
         }
     }
 
@@ -197,7 +232,7 @@ impl<W: Word> Core<W> {
         unsafe {
             match self {
                 Core::Trie(t) => t.free(b),
-                Core::Direct(d) => d.free(b),
+                Core::Compact(d) => d.free(b),
             }
         }
     }

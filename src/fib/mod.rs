@@ -7,15 +7,16 @@
 //! RIB call that made it returns. Bulk calls (a batch of updates,
 //! deregistration, block operations, aging) use
 //! [`ForwardingTable::apply_deferred`] instead: the IPv4 core gathers the
-//! changes of one top-level slot's node in a writer-side copy and publishes
-//! it once, when the writer moves on to another slot, at the end of each
-//! chunk of a few hundred networks, and before any other write; a sorted
-//! table load then copies each node once instead of once per prefix in it.
+//! changes of one /16 block in its writer-side list and compiles the
+//! block's chunk once, when the writer moves on to another block, at the
+//! end of each chunk of a few hundred networks, and before any other
+//! write; a sorted table load then compiles each block once instead of
+//! once per prefix in it.
 //!
-//! [`LpmFib`] runs one of two cores (module `core`): for IPv4 a direct,
-//! leaf-pushed DIR-20-4-4-4 trie (module `direct`: one top-level entry
-//! and one node entry per lookup up to /24, each address computed from the
-//! previous entry alone); for IPv6 a poptrie-family compressed trie (module
+//! [`LpmFib`] runs one of two cores (module `core`): for IPv4 a 2^16-entry
+//! root over one popcount-compressed chunk of runs per /16 block (module
+//! `compact`: a root entry in L2, then one or two lines of the block's
+//! chunk up to /24); for IPv6 a poptrie-family compressed trie (module
 //! `trie`: a 20-bit top level, popcount-compressed 6-bit nodes, path
 //! compression). Both keep their nodes in a huge-page arena (`arena`) and
 //! their top level on huge pages (`pages`). Readers never lock, never retry
@@ -25,14 +26,14 @@
 //! (`crate::qsbr`), by the writer, never by a reader. Throughout these
 //! modules a caller *pinned* means an online reader of that domain that
 //! has not reported a quiescent state since it loaded what it reads. An update is atomic per address, not across
-//! addresses: a prefix shorter than the top level (/20) spans many
-//! top-level entries, stored one by one, so while it is added a lookup of
+//! addresses: a prefix shorter than the top level (/16 for IPv4, /20 for
+//! IPv6) spans many top-level entries, stored one by one, so while it is added a lookup of
 //! one address it covers can find it and a lookup of another not yet
 //! (`tests/linearizability.rs` checks exactly this, address by address).
 
 mod arena;
+mod compact;
 mod core;
-mod direct;
 mod group;
 mod next_hop_id;
 mod nexthop;
@@ -51,14 +52,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use smallvec::SmallVec;
 
 use self::arena::Block;
-use self::core::{Core, Stages};
+use self::core::{Core, Shadow, Stages};
 use self::group::{GROUP_BIT, GroupIds, GroupTable, Path};
 use crate::family::{Family, IpFamily};
 use crate::prefix::{IpAddress, Prefix};
 use crate::qsbr::{self, Domain, Limbo};
 use crate::route::{ProtocolId, Route};
 use nexthop::{Nexthop, NexthopIds, NexthopTable};
-use trie::TrieShadow;
 
 /// A forwarding structure the RIB feeds with best-route changes.
 pub trait ForwardingTable<F: Family>: Send + Sync + 'static {
@@ -177,10 +177,10 @@ const FREE_LIMIT: usize = 4096;
 type Bits<F> = <<F as IpFamily>::Addr as IpAddress>::Bits;
 
 struct Writer<A: IpAddress> {
-    shadow: TrieShadow<A::Bits>,
+    shadow: Shadow<A::Bits>,
     /// A node the bulk writer's deferred changes are gathered in, published
     /// by every other use of the writer (see [`LpmFib::writer`]).
-    deferred: direct::Deferred,
+    deferred: compact::Deferred,
     ids: NexthopIds<A>,
     /// ECMP groups: interning, reference counts, the next-hop index.
     groups: GroupIds<A>,
@@ -247,7 +247,7 @@ impl<F: IpFamily> LpmFib<F> {
             groups: GroupTable::new(),
             writer: Mutex::new(Writer {
                 shadow,
-                deferred: direct::Deferred::default(),
+                deferred: compact::Deferred::default(),
                 // Ids from GROUP_BIT on name groups.
                 ids: NexthopIds::with_limit(GROUP_BIT),
                 groups: GroupIds::new(),
@@ -267,7 +267,8 @@ impl<F: IpFamily> LpmFib<F> {
         let mut w = self.writer_as_is();
         let w_ = &mut *w;
         if w_.deferred.is_pending() {
-            self.core.publish_pending(&mut w_.deferred, &mut w_.limbo);
+            self.core
+                .publish_pending(&w_.shadow, &mut w_.deferred, &mut w_.limbo);
         }
         // Published: no lookup can reach the held ids through a new load.
         for id in w_.held.drain(..) {
@@ -599,7 +600,7 @@ impl<F: IpFamily> LpmFib<F> {
     ) -> usize {
         match &self.core {
             Core::Trie(t) => self.pipeline(t, addrs, out, emit),
-            Core::Direct(d) => self.pipeline(d, addrs, out, emit),
+            Core::Compact(d) => self.pipeline(d, addrs, out, emit),
         }
     }
 
@@ -696,15 +697,16 @@ impl<F: IpFamily> LpmFib<F> {
     /// online through this thread's slot for the whole walk.
     pub(crate) fn walk_lookups(&self, mut f: impl FnMut(u128, u128, Option<FibEntry<F>>)) {
         let width = <F::Addr as IpAddress>::BITS as u32;
-        let slot_bits = width - core::TOP_BITS;
-        let slots = 1usize << core::TOP_BITS;
+        let top_bits = self.core.top_bits();
+        let slot_bits = width - top_bits;
+        let slots = 1usize << top_bits;
         qsbr::read_locally(&self.domain, || {
             let mut start: u128 = 0;
             loop {
                 let a = <F::Addr as IpAddress>::from_bits(start).to_native();
                 let (leaf, depth) = self.core.lookup_span(a);
                 let mut size = 1u128.checked_shl(width - depth).unwrap_or(0);
-                if depth == core::TOP_BITS {
+                if depth == top_bits {
                     // Decided at the top level: so is every following slot
                     // holding the same entry inside the same prefix (equal
                     // leaves name one next hop and one length, not one
@@ -712,7 +714,7 @@ impl<F: IpFamily> LpmFib<F> {
                     // same leaf, and their answers differ in the prefix).
                     let s = (start >> slot_bits) as usize;
                     let e = self.core.top_entry(s);
-                    let outside = core::TOP_BITS - (leaf as u8 as u32).min(core::TOP_BITS);
+                    let outside = top_bits - (leaf as u8 as u32).min(top_bits);
                     let same_prefix = |t: usize| leaf == 0 || t >> outside == s >> outside;
                     let run = (s + 1..slots)
                         .take_while(|&t| self.core.top_entry(t) == e && same_prefix(t))

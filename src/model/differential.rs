@@ -39,8 +39,8 @@ pub trait DiffFamily: Family {
     fn set_weight(_data: &mut Self::Data, _weight: u8) {}
 }
 
-/// 10.1.0.0/22 and 10.1.2.0/24 share a node of the direct FIB (one /20
-/// top-level slot), so a bulk writer's deferred FIB changes gather both.
+/// 10.1.0.0/22 and 10.1.2.0/24 share a chunk of the IPv4 FIB (one /16
+/// block), so a bulk writer's deferred FIB changes gather both.
 const V4_NETS: [&str; 8] = [
     "0.0.0.0/0",
     "10.0.0.0/8",

@@ -98,7 +98,11 @@ fn bench_churn(args: &ChurnArgs) -> Result<(), String> {
 enum TrafficArg {
     Ann,
     Rnd,
+    Zipf,
+    /// ann and rnd.
     Both,
+    /// ann, rnd and zipf.
+    All,
 }
 
 #[derive(Args, Debug)]
@@ -107,8 +111,10 @@ struct LpmArgs {
     /// ../shared/routing-data, else the synthetic full-size tables.
     #[arg(long)]
     table: Option<PathBuf>,
-    /// ann: random address inside a random table prefix; rnd: uniform.
-    #[arg(long, value_enum, default_value_t = TrafficArg::Both)]
+    /// ann: random address inside a random table prefix; rnd: uniform;
+    /// zipf: inside a table prefix drawn by a Zipf law (exponent 1) over a
+    /// shuffled table.
+    #[arg(long, value_enum, default_value_t = TrafficArg::All)]
     traffic: TrafficArg,
     /// Lookups per measurement.
     #[arg(long, default_value_t = 10_000_000)]
@@ -138,7 +144,9 @@ fn bench_lpm(args: &LpmArgs) -> Result<(), String> {
         traffic: match args.traffic {
             TrafficArg::Ann => vec![Traffic::Ann],
             TrafficArg::Rnd => vec![Traffic::Rnd],
+            TrafficArg::Zipf => vec![Traffic::Zipf],
             TrafficArg::Both => vec![Traffic::Ann, Traffic::Rnd],
+            TrafficArg::All => vec![Traffic::Ann, Traffic::Rnd, Traffic::Zipf],
         },
         lookups: args.lookups.max(1),
         threads: args.threads.max(1),
