@@ -283,9 +283,10 @@ fn never_flickers<F: IpFamily>(
 }
 
 /// IPv4: probes 10.1.255.x under an untouched /16; churn never covering
-/// them inside 10.1.240.0/21 (the probes' /20 top-level slot and node: the
-/// IPv4 core's) or inside 10.1.192.0/19 (shorter prefixes that rewrite
-/// top-level entries next to the probes'); a covering /8.
+/// them inside 10.1.240.0/21 and 10.1.192.0/19 (the probes' /16 block: its
+/// chunk is patched and replaced under them, and their slots fall through
+/// to the block's inherited match); a covering /8, whose add and
+/// withdrawal store into that inherited word in place.
 #[test]
 fn untouched_route_never_flickers_under_churn() {
     never_flickers::<Ipv4>(
@@ -300,6 +301,32 @@ fn untouched_route_never_flickers_under_churn() {
                 (0x0a01_c000u32, 0x1fff, 19)
             };
             let len = min_len + rng.below(33 - min_len as u64) as u8;
+            Prefix::truncating(Ipv4Addr::from(base | (rng.next_u64() as u32 & span)), len)
+        },
+    );
+}
+
+/// IPv4 past /24: probes 10.1.255.16-31 under an untouched /28, so their
+/// /24 slot holds a sub-chunk in the IPv4 core; churn of /25../32 in
+/// 10.1.255.128/25 (the same sub-chunk, rebuilt and swapped in place) and
+/// of /21../24 in 10.1.240.0/21 (the block's chunk, patched around the
+/// sub-chunk); a covering /24 whose add and withdrawal change the
+/// sub-chunk's inherited match in place. Catches a sub-chunk swap or an
+/// inherited store that leaves a reader a moment without the /28.
+#[test]
+fn untouched_long_route_never_flickers_under_sub_chunk_churn() {
+    never_flickers::<Ipv4>(
+        "10.1.255.16/28".parse().unwrap(),
+        "10.1.255.0/24".parse().unwrap(),
+        (16..32).map(|i| Ipv4Addr::new(10, 1, 255, i)).collect(),
+        Ipv4Addr::new(192, 0, 2, 7),
+        |rng| {
+            let (base, span, min_len) = if rng.below(2) == 0 {
+                (0x0a01_ff80u32, 0x7f, 25)
+            } else {
+                (0x0a01_f000u32, 0x07ff, 21)
+            };
+            let len = min_len + rng.below(if min_len == 25 { 8 } else { 4 }) as u8;
             Prefix::truncating(Ipv4Addr::from(base | (rng.next_u64() as u32 & span)), len)
         },
     );
