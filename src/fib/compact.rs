@@ -36,8 +36,9 @@
 //!
 //! # Updates
 //! The bitmap, counts and run layout of a published chunk never change;
-//! only its `inherited` word and its sub-chunk references are stored in
-//! place (atomic words). A change of a /17-/24 prefix recompiles the
+//! its `inherited` word and its leaves are atomic words, stored in place
+//! when a change keeps the runs where they are (a next hop's change of an
+//! existing prefix, a sub-chunk swapped for its rebuilt copy). A change of a /17-/24 prefix recompiles the
 //! block's chunk from the writer's sorted list of the block's prefixes
 //! (one pass painting the 256 slots in prefix order, one pass forming the
 //! runs) and publishes it with one Release store into the root; sub-chunks
@@ -767,7 +768,6 @@ impl<W: Word> Compact<W> {
         }
         let c = self.chunk(e);
         let mut retired = Retired::new();
-        retired.push(c);
         // SAFETY (of every read of `c` and its sub-chunks below): the
         // writer only reads chunks it has not retired, and `c` is retired
         // only after its replacement is published.
@@ -837,6 +837,23 @@ impl<W: Word> Compact<W> {
                 bits[x >> 6] &= !bit;
             }
         }
+        if bits == old_bits {
+            // The same runs: only the leaves of runs starting in the range
+            // change, each stored in place (a lookup sees its address's old
+            // answer or its new one, as when a short prefix changes). A
+            // next hop's change of an existing prefix lands here.
+            for x in x0..x1 {
+                if bits[x >> 6] >> (x & 63) & 1 == 1 && value(x) != old_at(x) {
+                    // Release: see `ChunkRef::slot` (a new sub-chunk's
+                    // words, a new next-hop id's entry, come first).
+                    // SAFETY: as above; the run of `x` is within the leaves.
+                    unsafe { c.atomic(W_LEAVES + c.rank(x)) }.store(value(x), Ordering::Release);
+                }
+            }
+            self.retire(&retired, limbo);
+            return true;
+        }
+        retired.push(c);
         // SAFETY: as above.
         let inherited = unsafe { c.inherited() };
         // The runs starting before the range and after its end are the old
