@@ -106,8 +106,8 @@ impl<const U: usize> NodeArena<U> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A block of `units` units (`1..=` a chunk's worth), 32-byte aligned and
-    /// uninitialised.
+    /// A block of `units` units (`1..=` a chunk's worth), `U`-word aligned
+    /// and uninitialised.
     pub(crate) fn alloc(&self, units: usize) -> *mut u64 {
         assert!(
             (1..=Self::CHUNK_UNITS).contains(&units),

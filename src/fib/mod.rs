@@ -178,17 +178,17 @@ type Bits<F> = <<F as IpFamily>::Addr as IpAddress>::Bits;
 
 struct Writer<A: IpAddress> {
     shadow: Shadow<A::Bits>,
-    /// A node the bulk writer's deferred changes are gathered in, published
-    /// by every other use of the writer (see [`LpmFib::writer`]).
+    /// The block the bulk writer's deferred changes are gathered in (IPv4),
+    /// compiled by every other use of the writer (see [`LpmFib::writer`]).
     deferred: compact::Deferred,
     ids: NexthopIds<A>,
     /// ECMP groups: interning, reference counts, the next-hop index.
     groups: GroupIds<A>,
     /// Replaced nodes and released next-hop ids waiting for a grace period.
     limbo: FibLimbo,
-    /// Next-hop ids released by deferred changes: the pending node's
-    /// predecessor, still published, may name them, so they go to the
-    /// limbo only once the pending node is published.
+    /// Next-hop ids released by deferred changes: the pending block's
+    /// published chunk may still name them, so they go to the limbo only
+    /// once the block is compiled and published.
     held: Vec<u32>,
     /// Routes that could not be installed because all 2^24 - 1 next-hop
     /// ids were in use (never expected: that needs 16M distinct next hops).
@@ -415,8 +415,8 @@ impl<F: IpFamily> LpmFib<F> {
         }
         for id in freed {
             if defer {
-                // The pending node's predecessor, still published, may
-                // name it: see `Writer::held`.
+                // The pending block's published chunk may still name it:
+                // see `Writer::held`.
                 w.held.push(id);
             } else {
                 w.limbo.retire(Garbage::Nexthop(id));
