@@ -396,10 +396,10 @@ impl<W: Word> TrieShadow<W> {
 
     /// Bytes held (approximately): std's map keeps about 8 buckets per 7
     /// entries of capacity, each bucket an entry and a control byte. (It
-    /// was counted at 24 bytes an entry, three times a 32-bit map's
-    /// buckets: with the direct core's /20 top level, 120 k prefixes, that
-    /// put some 4 bytes a route of the RIB's memory on the FIB's side of
-    /// `rtm bench churn`'s M1 split.)
+    /// was counted at 24 bytes an entry, more than twice what a 32-bit
+    /// map holds: with the old IPv4 core's /20 top level, the RIS table's
+    /// 110,887 prefixes of /20 or shorter, that moved megabytes of the
+    /// RIB's memory to the FIB's side of `rtm bench churn`'s M1 split.)
     pub(crate) fn memory_bytes(&self) -> usize {
         let bucket = std::mem::size_of::<(W, u32)>() + 1;
         self.top_prefixes
