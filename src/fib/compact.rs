@@ -260,6 +260,13 @@ fn encode(vals: &[u32; SPAN], inherited: u32) -> Words {
             words.push(v);
         }
     }
+    write_header(&mut words, &bits, inherited);
+    words
+}
+
+/// Fills a chunk's header (its first `W_LEAVES` words): the run-start
+/// bitmap, the run counts before each 64-bit word, the inherited match.
+fn write_header(words: &mut Words, bits: &[u64; 4], inherited: u32) {
     let mut counts = 0u32;
     let mut before = 0u32;
     for (i, b) in bits.iter().enumerate() {
@@ -270,7 +277,6 @@ fn encode(vals: &[u32; SPAN], inherited: u32) -> Words {
     }
     words[W_COUNTS] = counts;
     words[W_INHERITED] = inherited;
-    words
 }
 
 /// The writer's list of each block's prefixes longer than /16: per block,
@@ -421,6 +427,11 @@ impl<W: Word> Compact<W> {
     #[inline(always)]
     fn chunk(&self, e: u32) -> ChunkRef {
         ChunkRef(self.chunks.resolve(e >> 1) as *const u32)
+    }
+
+    /// The low 16 bits of the network `a/len`: its key within its block.
+    fn low16(a: W, len: u32) -> u32 {
+        a.network(len).top(32) as u32 & 0xffff
     }
 
     /// The third and fourth bytes of `a`.
@@ -586,7 +597,7 @@ impl<W: Word> Compact<W> {
             return self.update_top(top, a, len, leaf);
         }
         let b = a.top(TOP_BITS);
-        let low = a.network(len).top(32) as u32 & 0xffff;
+        let low = Self::low16(a, len);
         let old = blocks.set(b, low, len, leaf);
         if old == leaf {
             return old;
@@ -643,7 +654,7 @@ impl<W: Word> Compact<W> {
         if pending.0.as_ref().is_some_and(|p| p.block != b) {
             self.publish_pending(blocks, pending, limbo);
         }
-        let low = a.network(len).top(32) as u32 & 0xffff;
+        let low = Self::low16(a, len);
         let old = blocks.set(b, low, len, leaf);
         if old != leaf {
             let x = (low >> 8) as usize;
@@ -682,7 +693,7 @@ impl<W: Word> Compact<W> {
         if len <= TOP_BITS {
             top.get(a.network(len), len)
         } else {
-            let low = a.network(len).top(32) as u32 & 0xffff;
+            let low = Self::low16(a, len);
             blocks.get(a.top(TOP_BITS), low, len)
         }
     }
@@ -934,16 +945,7 @@ impl<W: Word> Compact<W> {
             }
         }
         words.extend_from_slice(&old_leaves[runs_below(&old_bits, end)..]);
-        let mut counts = 0u32;
-        let mut before = 0u32;
-        for (i, &word) in bits.iter().enumerate() {
-            words[2 * i] = word as u32;
-            words[2 * i + 1] = (word >> 32) as u32;
-            counts |= before << (8 * i);
-            before += word.count_ones();
-        }
-        words[W_COUNTS] = counts;
-        words[W_INHERITED] = inherited;
+        write_header(&mut words, &bits, inherited);
         let p = self.chunks.store(&words);
         // Release: see `lookup`.
         // SAFETY: `p` was just stored.
@@ -1077,19 +1079,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    /// A tiny deterministic generator (xorshift).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::synth::SplitMix64;
 
     struct Harness {
         core: Compact<u32>,
@@ -1192,7 +1182,7 @@ mod tests {
     /// any rank off by one.
     #[test]
     fn agrees_with_brute_force_through_random_changes() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = SplitMix64::new(0x9e37_79b9_7f4a_7c15);
         let mut h = Harness::new();
         let mut live: Vec<(u32, u32)> = Vec::new();
         for step in 0..3000 {
@@ -1206,8 +1196,8 @@ mod tests {
                     1..=2 => 25 + rng.below(8) as u32,
                     _ => 17 + rng.below(8) as u32,
                 };
-                let a = 0x0a00_0000 | (rng.below(4) as u32) << 16 | rng.next() as u32 & 0xffff;
-                let a = if len < 16 { rng.next() as u32 } else { a };
+                let a = 0x0a00_0000 | (rng.below(4) as u32) << 16 | rng.next_u64() as u32 & 0xffff;
+                let a = if len < 16 { rng.next_u64() as u32 } else { a };
                 (a.network(len), len)
             };
             let leaf = if remove {
@@ -1224,7 +1214,7 @@ mod tests {
                 let probes = [
                     net,
                     net | 0xff,
-                    rng.next() as u32 & 0x0a03_ffff | 0x0a00_0000,
+                    rng.next_u64() as u32 & 0x0a03_ffff | 0x0a00_0000,
                 ];
                 h.check(&probes);
             }
