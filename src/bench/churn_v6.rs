@@ -133,7 +133,7 @@ pub fn run(
 /// The IPv6 update stream from `path` (synthetic churn if it has no IPv6
 /// update), else the RIS day of IPv6 updates, else synthetic churn over
 /// `table` (97% announcements) from `seed`.
-fn updates_v6(
+pub(crate) fn updates_v6(
     path: Option<&Path>,
     table: &[Ipv6Prefix],
     seed: u64,

@@ -180,9 +180,14 @@ fn next_hop<A: IpAddress>(value: u32) -> A {
 pub fn build_rtm<F: IpFamily>(routes: &[(Prefix<F::Addr>, u32)]) -> LpmFib<F> {
     let fib = LpmFib::<F>::new();
     for (p, v) in routes {
-        fib.insert(*p, next_hop(*v), *v, ProtocolId(1));
+        set_rtm(&fib, *p, *v);
     }
     fib
+}
+
+/// Sets `p` to `value` in rtm's FIB, as [`build_rtm`] does.
+pub(crate) fn set_rtm<F: IpFamily>(fib: &LpmFib<F>, p: Prefix<F::Addr>, value: u32) {
+    fib.insert(p, next_hop(value), value, ProtocolId(1));
 }
 
 impl<F: IpFamily> Lpm<F::Addr> for RtmFib<F> {

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::competitors::{self, Lpm, RtmFib, RtmFibIds, RtmFibPerCall};
 use super::dir24::Dir24_8;
+use super::fib_writes::{self, WriteRow};
 use super::input::{self, Tables, Traffic};
 use crate::family::{Ipv4, Ipv6};
 use crate::prefix::{IpAddress, Prefix};
@@ -26,6 +27,9 @@ pub struct LpmOptions {
     pub threads: usize,
     /// Seed of traffic and synthetic tables.
     pub seed: u64,
+    /// An `A,prefix` / `W,prefix` update stream for the write rows (and
+    /// `--churn`); default: the RIS days of updates or synthetic churn.
+    pub updates: Option<PathBuf>,
 }
 
 /// One measured structure.
@@ -65,6 +69,10 @@ pub struct LpmReport {
     pub lookups: usize,
     /// The rows.
     pub rows: Vec<LpmRow>,
+    /// The write rows: each structure replaying the day of updates.
+    pub writes: Vec<WriteRow>,
+    /// Where the update streams came from.
+    pub writes_source: String,
     /// Whether every measured path of every structure gave the same
     /// answers (see [`run`]).
     pub agree: bool,
@@ -76,7 +84,7 @@ pub struct LpmReport {
 
 /// The value a route carries: one of 64 next hops, like a router with 64
 /// neighbours (every structure stores the same value).
-fn value_of<A: IpAddress>(p: &Prefix<A>) -> u32 {
+pub(crate) fn value_of<A: IpAddress>(p: &Prefix<A>) -> u32 {
     let h = (p.addr().to_bits() as u64 ^ (p.addr().to_bits() >> 64) as u64)
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ p.len() as u64;
@@ -379,13 +387,18 @@ pub fn run(opts: &LpmOptions, live: &dyn Fn() -> usize) -> Result<LpmReport, Str
         drop(check);
         let built = structures_v6(&routes(&tables.v6), live);
         measure("ipv6", &built, &tables.v6, opts, &mut rows, &mut mismatches);
+        drop(built);
     }
+    let (writes, writes_source) =
+        fib_writes::run(&tables, opts.updates.as_deref(), opts.seed, &mut mismatches)?;
     Ok(LpmReport {
         source: tables.source,
         prefixes: (tables.v4.len(), tables.v6.len()),
         threads: opts.threads,
         lookups: opts.lookups,
         rows,
+        writes,
+        writes_source,
         agree: mismatches.is_empty(),
         mismatches,
     })
@@ -442,7 +455,20 @@ impl LpmReport {
             );
         }
         s += &format!(
-            "\nevery path of every structure agrees with rtm's scalar path (measured answers, and distinct values per prefix on a 200k sample): {}\n",
+            "\nthe FIB alone replays the day of updates, one call per update in arrival order, from the full table ({}):\n{:<5} {:<20} {:>10} {:>12}\n",
+            self.writes_source, "fam", "structure", "updates", "M ops/s"
+        );
+        for w in &self.writes {
+            s += &format!(
+                "{:<5} {:<20} {:>10} {:>12.2}\n",
+                w.family,
+                w.name,
+                w.updates,
+                w.ops_per_sec / 1e6
+            );
+        }
+        s += &format!(
+            "\nevery path of every structure agrees with rtm's scalar path (measured answers, and distinct values per prefix on a 200k sample; after the replays too): {}\n",
             if self.agree { "yes" } else { "NO" }
         );
         for m in &self.mismatches {
@@ -472,6 +498,15 @@ impl LpmReport {
                 parts.join(", ")
             );
         }
+        for w in self.writes.iter().filter(|w| w.name == "rtm") {
+            let parts: Vec<String> = self
+                .writes
+                .iter()
+                .filter(|o| o.family == w.family && o.name != w.name && o.ops_per_sec > 0.0)
+                .map(|o| format!("{:.2}x {}", w.ops_per_sec / o.ops_per_sec, o.name))
+                .collect();
+            s += &format!("rtm {} writes: {}\n", w.family, parts.join(", "));
+        }
         s
     }
 
@@ -494,8 +529,18 @@ impl LpmReport {
                 )
             })
             .collect();
+        let writes: Vec<String> = self
+            .writes
+            .iter()
+            .map(|w| {
+                format!(
+                    "{{\"family\":\"{}\",\"structure\":\"{}\",\"updates\":{},\"ops_per_sec\":{:.0}}}",
+                    w.family, w.name, w.updates, w.ops_per_sec
+                )
+            })
+            .collect();
         format!(
-            "{{\"source\":{:?},\"ipv4_prefixes\":{},\"ipv6_prefixes\":{},\"threads\":{},\"lookups\":{},\"agree\":{},\"mismatches\":[{}],\"rows\":[{}]}}",
+            "{{\"source\":{:?},\"ipv4_prefixes\":{},\"ipv6_prefixes\":{},\"threads\":{},\"lookups\":{},\"agree\":{},\"mismatches\":[{}],\"rows\":[{}],\"writes_source\":{:?},\"writes\":[{}]}}",
             self.source,
             self.prefixes.0,
             self.prefixes.1,
@@ -507,7 +552,9 @@ impl LpmReport {
                 .map(|m| format!("{m:?}"))
                 .collect::<Vec<_>>()
                 .join(","),
-            rows.join(",")
+            rows.join(","),
+            self.writes_source,
+            writes.join(",")
         )
     }
 }

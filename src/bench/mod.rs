@@ -11,6 +11,7 @@ pub mod churn_v6;
 pub mod competitors;
 pub mod dir24;
 pub mod ecmp;
+pub mod fib_writes;
 pub mod input;
 pub mod lpm;
 pub mod reader;

@@ -42,9 +42,17 @@
 //! stalling it.
 //!
 //! # Updates
-//! Nodes are immutable once published. A writer (serialised by the FIB's
-//! writer lock) rebuilds the nodes on the path from the top slot to the
-//! node where the prefix ends (path copying; siblings are shared), publishes
+//! A node's bitmaps, children and run layout never change once published;
+//! only its leaf words may, in one case. A new next hop for an existing
+//! prefix (most of a day of BGP updates) whose runs stay as they are (the
+//! new leaf merges with no neighbouring run) is stored in place: one
+//! atomic store per changed leaf word, never turning a leaf to or from 0,
+//! so a racing lookup still answers from one word read once (see
+//! `Trie::update_in_place`). Over the RIS IPv6 day this took the FIB
+//! alone from 0.65 to 2.3 M updates a second. Every other change is path
+//! copying: the writer (serialised by the FIB's writer lock) rebuilds the
+//! nodes on the path from the top slot to the
+//! node where the prefix ends (siblings are shared), publishes
 //! the new path with one atomic store into the top-level word, and retires
 //! the replaced nodes to the FIB's QSBR limbo (`crate::qsbr`). A prefix of length <= T rewrites
 //! the top-level words it covers whose longest match changes (a root node
@@ -53,7 +61,7 @@
 //! lists in bounded steps, once no reader can hold them.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{FibLimbo, Garbage};
 use smallvec::SmallVec;
@@ -182,6 +190,18 @@ impl NodeRef {
         unsafe { *self.0.add(i) }
     }
 
+    /// Word `i` as an atomic (the leaf words, which the writer may store
+    /// in place).
+    ///
+    /// # Safety
+    /// As for `word`.
+    #[inline(always)]
+    unsafe fn atomic<'a>(self, i: usize) -> &'a AtomicU64 {
+        // SAFETY: forwarded; arena words are u64-aligned and `AtomicU64`
+        // has `u64`'s layout.
+        unsafe { &*(self.0.add(i) as *const AtomicU64) }
+    }
+
     /// The node's section offsets.
     ///
     /// # Safety
@@ -293,30 +313,15 @@ impl NodeBuf {
         self.owned.is_empty() && self.children.iter().all(|c| *c == 0)
     }
 
-    /// The slot values: each slot's longest owned prefix (0 if none).
-    fn slot_values(&self, node_end: u32) -> [u32; SLOTS] {
-        let mut vals = [0u32; SLOTS];
-        // Shorter prefixes first, so longer ones overwrite them; owned
-        // lengths are the stride's, start + 1 ..= node_end.
-        for len in self.start + 1..=node_end {
-            for o in self.owned.iter().filter(|o| o.len as u32 == len) {
-                let count = 1usize << (node_end - len);
-                vals[o.slot as usize..o.slot as usize + count].fill(o.leaf);
-            }
-        }
-        vals
-    }
-
     /// Encodes the node's words.
     fn encode(&self) -> Words {
-        let vals = self.slot_values(self.start + STRIDE);
-        let mut leaf_bits = 0u64;
+        let vals = slot_values_of(&self.owned, self.start);
+        let leaf_bits = run_starts(&vals);
         let mut leaves = [0u32; SLOTS];
         let mut n_leaves = 0;
-        for v in 0..SLOTS {
-            if v == 0 || vals[v] != vals[v - 1] {
-                leaf_bits |= 1 << v;
-                leaves[n_leaves] = vals[v];
+        for (v, &val) in vals.iter().enumerate() {
+            if leaf_bits >> v & 1 == 1 {
+                leaves[n_leaves] = val;
                 n_leaves += 1;
             }
         }
@@ -350,6 +355,29 @@ impl NodeBuf {
         words.extend(self.owned.iter().map(|o| o.pack()));
         words
     }
+}
+
+/// The slot values of a node whose stride starts at `start` and which owns
+/// `owned`: each slot's longest owned prefix (0 if none).
+fn slot_values_of(owned: &[Owned], start: u32) -> [u32; SLOTS] {
+    let end = start + STRIDE;
+    let mut vals = [0u32; SLOTS];
+    // Shorter prefixes first, so longer ones overwrite them; owned lengths
+    // are the stride's, start + 1 ..= end.
+    for len in start + 1..=end {
+        for o in owned.iter().filter(|o| o.len as u32 == len) {
+            let count = 1usize << (end - len);
+            vals[o.slot as usize..o.slot as usize + count].fill(o.leaf);
+        }
+    }
+    vals
+}
+
+/// The bitmap of the slots where a run of equal values starts.
+fn run_starts(vals: &[u32; SLOTS]) -> u64 {
+    (0..SLOTS)
+        .filter(|&v| v == 0 || vals[v] != vals[v - 1])
+        .fold(0, |bits, v| bits | 1 << v)
 }
 
 /// The trie's shared part: everything lookups read. Addresses are passed
@@ -594,7 +622,10 @@ impl<W: Word> Trie<W> {
             let child_bits = node.word(W_CHILD);
             let li = rank_incl(node.word(W_LEAF), v) - 1;
             let at = HEADER + child_bits.count_ones() as usize + li / 2;
-            let leaf = (node.word(at) >> (32 * (li & 1))) as u32;
+            // Acquire pairs with the writer's in-place Release store of a
+            // leaf word (`update_in_place`): the next-hop entry the leaf
+            // names is visible first.
+            let leaf = (node.atomic(at).load(Ordering::Acquire) >> (32 * (li & 1))) as u32;
             if leaf != 0 {
                 best = leaf;
             }
@@ -814,6 +845,12 @@ impl<W: Word> Trie<W> {
 
     /// The leaf of exactly `a/len` (len > T) in the nodes, 0 if absent.
     fn find_deep(&self, a: W, len: u32) -> u32 {
+        self.find_owner(a, len).map_or(0, |(_, _, o)| o.leaf)
+    }
+
+    /// The node owning the prefix `a/len` (len > T), its stride's start and
+    /// the prefix's owned entry; None if the prefix is absent.
+    fn find_owner(&self, a: W, len: u32) -> Option<(NodeRef, u32, Owned)> {
         let (_, mut node) = self.top_slot(a.top(self.top_bits));
         let mut o = self.top_bits;
         while let Some(n) = node {
@@ -823,7 +860,7 @@ impl<W: Word> Trie<W> {
                 // A prefix ending inside a skipped run would own a node,
                 // and a path off the run has no node: absent either way.
                 if len <= o + skip || a.bits(o, skip) != expected {
-                    return 0;
+                    return None;
                 }
                 o += skip;
             }
@@ -832,7 +869,7 @@ impl<W: Word> Trie<W> {
                 // SAFETY: as above; the owned section lies within the node.
                 return unsafe { n.owned() }
                     .find(|w| w.len as u32 == len && w.slot == first)
-                    .map_or(0, |w| w.leaf);
+                    .map(|w| (n, o, w));
             }
             // SAFETY: as above.
             let child_bits = unsafe { n.word(W_CHILD) };
@@ -844,12 +881,76 @@ impl<W: Word> Trie<W> {
                 });
             o += STRIDE;
         }
-        0
+        None
+    }
+
+    /// Changes the leaf of an existing deep prefix from `old` to `leaf`
+    /// (both non-zero) in place, if the node's runs stay as they are (the
+    /// new leaf merges with no neighbouring run): the changed leaf words
+    /// are stored with one atomic store each, and the owned entry is
+    /// rewritten in the writer section. Returns whether it did; if not,
+    /// nothing was written and the caller rebuilds the path.
+    ///
+    /// Why a lookup racing this still answers one moment: it reads each
+    /// leaf word once, and whether a slot's leaf is 0 (falls through to
+    /// the best leaf above) is unchanged, since both leaves are non-zero.
+    /// So the word that decides a lookup is the same before and after, and
+    /// the lookup answers what that word held at one instant.
+    fn update_in_place(&self, n: NodeRef, start: u32, owned: Owned, leaf: u32) -> bool {
+        // SAFETY: the writer only reads nodes it has not retired; every
+        // index below is within the node's sections.
+        unsafe {
+            let sec = n.sections();
+            let mut list: SmallVec<[Owned; 16]> = n.owned().collect();
+            let Some(k) = list.iter().position(|w| *w == owned) else {
+                return false;
+            };
+            let before = slot_values_of(&list, start);
+            list[k].leaf = leaf;
+            let after = slot_values_of(&list, start);
+            let leaf_bits = n.word(W_LEAF);
+            if run_starts(&after) != leaf_bits {
+                return false;
+            }
+            let leaves = HEADER + n.word(W_CHILD).count_ones() as usize;
+            let mut run = 0;
+            let mut dirty = 0u64; // leaf words (pairs of runs) to store
+            let mut values = [0u32; SLOTS];
+            for v in 0..SLOTS {
+                if leaf_bits >> v & 1 == 1 {
+                    values[run] = after[v];
+                    if after[v] != before[v] {
+                        dirty |= 1 << (run / 2);
+                    }
+                    run += 1;
+                }
+            }
+            while dirty != 0 {
+                let pair = dirty.trailing_zeros() as usize;
+                dirty &= dirty - 1;
+                let word = values[2 * pair] as u64 | (values[2 * pair + 1] as u64) << 32;
+                // Release pairs with the lookup's Acquire load of the word:
+                // the new leaf's next-hop entry was published before it.
+                n.atomic(leaves + pair).store(word, Ordering::Release);
+            }
+            // Lookups never read the owned section: a plain write.
+            *(n.0 as *mut u64).add(sec.owned + k) = list[k].pack();
+        }
+        true
     }
 
     fn update_deep(&self, a: W, len: u32, leaf: u32, limbo: &mut FibLimbo) -> u32 {
-        let old = self.find_deep(a, len);
+        let found = self.find_owner(a, len);
+        let old = found.map_or(0, |(_, _, o)| o.leaf);
         if old == leaf {
+            return old;
+        }
+        // A new next hop for an existing prefix (most of a day of BGP
+        // updates) usually leaves the node's runs as they are.
+        if let Some((n, start, owned)) = found
+            && leaf != 0
+            && self.update_in_place(n, start, owned, leaf)
+        {
             return old;
         }
         let s = a.top(self.top_bits);
@@ -1059,4 +1160,130 @@ pub(crate) fn prefetch(p: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::synth::SplitMix64;
+
+    /// The IPv6 trie through a day's worth of next-hop changes on nested
+    /// prefixes sharing nodes, against brute force; and whether the
+    /// changes were made in place.
+    struct Harness {
+        trie: Trie<u128>,
+        shadow: TrieShadow<u128>,
+        limbo: FibLimbo,
+        model: HashMap<(u128, u32), u32>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            Harness {
+                trie: Trie::new(20),
+                shadow: TrieShadow::new(20),
+                limbo: FibLimbo::default(),
+                model: HashMap::new(),
+            }
+        }
+
+        /// Sets `net/len` to `leaf`; returns whether the write copied no
+        /// node (nothing allocated, nothing retired).
+        fn set(&mut self, net: u128, len: u32, leaf: u32) -> bool {
+            let (nodes, retired) = (self.trie.nodes.count(), self.limbo.open_len());
+            let old = self
+                .trie
+                .update(&mut self.shadow, net, len, leaf, &mut self.limbo);
+            let want = self.model.get(&(net, len)).copied().unwrap_or(0);
+            assert_eq!(old, want, "old leaf of {net:#x}/{len}");
+            if leaf == 0 {
+                self.model.remove(&(net, len));
+            } else {
+                self.model.insert((net, len), leaf);
+            }
+            nodes == self.trie.nodes.count() && retired == self.limbo.open_len()
+        }
+
+        fn check(&self, probes: &[u128]) {
+            for &a in probes {
+                let want = self
+                    .model
+                    .iter()
+                    .filter(|((net, len), _)| a.network(*len) == *net)
+                    .max_by_key(|((_, len), _)| *len)
+                    .map_or(0, |(_, leaf)| *leaf);
+                assert_eq!(self.trie.lookup(a), want, "lookup {a:#x}");
+            }
+        }
+    }
+
+    /// Would catch an in-place next-hop change that stores a wrong leaf
+    /// word or the wrong half of a pair, that leaves the writer's owned
+    /// entry stale (a later rebuild or removal then brings back the old
+    /// leaf, and `update` returns it), or that keeps two equal runs apart
+    /// instead of rebuilding; and, by counting, a fast path never taken
+    /// (planted: the pair's second leaf stored as 0 fails the lookup
+    /// check at once).
+    #[test]
+    fn next_hop_changes_in_place_agree_with_brute_force() {
+        let mut rng = SplitMix64::new(7);
+        let mut h = Harness::new();
+        let base = 0x2001_0db8_u128 << 96;
+        let mut prefixes = Vec::new();
+        for _ in 0..200 {
+            // /21../64 under one /32 (shared nodes, nested strides), and a
+            // few host routes.
+            let len = if rng.below(10) == 0 {
+                128
+            } else {
+                21 + rng.below(44) as u32
+            };
+            let bits = base | (rng.next_u64() as u128) << 32 | rng.next_u64() as u128;
+            let net = bits.network(len);
+            prefixes.push((net, len));
+        }
+        let leaf = |rng: &mut SplitMix64, len: u32| (1 + rng.below(6) as u32) << 8 | len;
+        for &(net, len) in &prefixes {
+            let l = leaf(&mut rng, len);
+            h.set(net, len, l);
+        }
+        let probes: Vec<u128> = prefixes
+            .iter()
+            .flat_map(|&(net, len)| {
+                let span = u128::MAX.checked_shr(len).unwrap_or(0);
+                [
+                    net,
+                    net | span,
+                    net.wrapping_sub(1),
+                    (net | span).wrapping_add(1),
+                ]
+            })
+            .collect();
+        h.check(&probes);
+        let (mut in_place, mut changes) = (0, 0);
+        for i in 0..3000 {
+            let (net, len) = prefixes[rng.below(prefixes.len() as u64) as usize];
+            let before = h.model.get(&(net, len)).copied();
+            let l = if rng.below(8) == 0 {
+                0
+            } else {
+                leaf(&mut rng, len)
+            };
+            let copied_nothing = h.set(net, len, l);
+            if before.is_some_and(|b| b != l) && l != 0 {
+                changes += 1;
+                in_place += copied_nothing as usize;
+            }
+            if i % 16 == 0 {
+                h.check(&probes);
+            }
+        }
+        h.check(&probes);
+        assert!(
+            in_place * 2 > changes,
+            "only {in_place} of {changes} next-hop changes were made in place"
+        );
+    }
 }

@@ -132,8 +132,9 @@ struct LpmArgs {
     /// full-table client registers and deregisters.
     #[arg(long)]
     churn: bool,
-    /// Update stream for --churn (A,prefix / W,prefix; gzip allowed).
-    /// Default: the RIS day of IPv4 updates, else synthetic churn.
+    /// Update stream for the write rows and --churn (A,prefix / W,prefix;
+    /// gzip allowed). Default: the RIS days of updates, else synthetic
+    /// churn.
     #[arg(long)]
     updates: Option<PathBuf>,
 }
@@ -151,6 +152,7 @@ fn bench_lpm(args: &LpmArgs) -> Result<(), String> {
         lookups: args.lookups.max(1),
         threads: args.threads.max(1),
         seed: args.seed,
+        updates: args.updates.clone(),
     };
     let (json, table) = if args.churn {
         let r = rtm::bench::churn::run(&opts, args.updates.as_deref())?;
