@@ -1,7 +1,7 @@
 //! Best-route changes: the outcome of a table operation and the change
 //! messages queued for clients.
 
-use crate::family::Family;
+use crate::engine_family::Family;
 use crate::route::Route;
 
 /// `RTM_NO_CHANGE`.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::client_index::ClientIndex;
 
 use crate::criteria::RTM_PROTOCOL_SINGLE_ROUTE;
+use crate::engine_family::Family;
 use crate::error::RtmError;
-use crate::family::Family;
 use crate::notify::ChangeQueue;
 use crate::route::ProtocolId;
 use crate::sync::{Arc, RwLock};

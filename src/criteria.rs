@@ -3,8 +3,8 @@
 
 use std::fmt;
 
+use crate::engine_family::Family;
 use crate::error::RtmError;
-use crate::family::Family;
 use crate::route::{ProtocolId, Route};
 
 /// `RTM_ONLY_THIS_NETWORK`.

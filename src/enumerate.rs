@@ -15,8 +15,8 @@ use std::ops::Bound;
 use crossbeam_epoch as epoch;
 
 use crate::criteria::Criteria;
+use crate::engine_family::Family;
 use crate::error::RtmError;
-use crate::family::Family;
 use crate::rib::{RouteMarks, Table};
 use crate::route::Route;
 

@@ -1,7 +1,10 @@
 //! Address families: one generic core, three instantiations.
 //!
-//! [`Family`] ties a network type, a next-hop type and the family-specific
-//! route data together; the whole engine is written once over it.
+//! [`AddressFamily`] ties a network type, a next-hop type and the
+//! family-specific route data together: the vocabulary every layer shares.
+//! This module depends on no layer above it; the engine's
+//! [`Family`](crate::Family), which also names each family's forwarding
+//! table, is `crate::engine_family`'s.
 //! [`Ipv4`] and [`Ipx`] are RTMv1's two families; [`Ipv6`] is our extension
 //! with IPv4's semantics on 128-bit prefixes.
 
@@ -11,7 +14,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use crate::error::RtmError;
-use crate::fib::{ForwardingTable, LpmFib, NoFib};
 use crate::prefix::{IpAddress, IpxNetwork, MacAddr, Prefix};
 use crate::route::{IpRouteData, IpxRouteData, RouteData};
 
@@ -111,10 +113,12 @@ mod sealed {
     impl Sealed for super::Ipx {}
 }
 
-/// An address family: the types its routes are made of.
+/// An address family: the types its routes are made of (the vocabulary;
+/// the engine works over [`Family`](crate::Family), which adds the
+/// family's forwarding table).
 ///
 /// Sealed: implemented by [`Ipv4`], [`Ipv6`] and [`Ipx`] only.
-pub trait Family:
+pub trait AddressFamily:
     sealed::Sealed + Copy + Eq + Ord + Hash + fmt::Debug + Default + Send + Sync + 'static
 {
     /// The family's identifier.
@@ -137,9 +141,6 @@ pub trait Family:
     /// attribute table hold).
     #[doc(hidden)]
     const UNSPECIFIED_NEXT_HOP: Self::NextHop;
-    /// The forwarding structure fed by best-route changes.
-    #[doc(hidden)]
-    type Fib: ForwardingTable<Self>;
     /// The width of a network's address in bits (the RIB's index splits
     /// its blocks no deeper).
     #[doc(hidden)]
@@ -151,10 +152,11 @@ pub trait Family:
     fn network_path(network: &Self::Network) -> u128;
 }
 
-/// The IP families: networks are prefixes and the FIB answers
-/// longest-prefix-match lookups.
-pub trait IpFamily:
-    Family<Network = Prefix<Self::Addr>, NextHop = Self::Addr, Data = IpRouteData, Fib = LpmFib<Self>>
+/// The IP families' vocabulary: networks are prefixes of an address type
+/// (the engine works over [`IpFamily`](crate::IpFamily), whose forwarding
+/// table answers longest-prefix-match lookups).
+pub trait IpAddressFamily:
+    AddressFamily<Network = Prefix<Self::Addr>, NextHop = Self::Addr, Data = IpRouteData>
 {
     /// The address type.
     type Addr: IpAddress;
@@ -170,47 +172,44 @@ pub struct Ipv6;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Ipx;
 
-impl Family for Ipv4 {
+impl AddressFamily for Ipv4 {
     const ID: FamilyId = FamilyId::Ipv4;
     type Network = Prefix<Ipv4Addr>;
     type NextHop = Ipv4Addr;
     type Data = IpRouteData;
     const UNSPECIFIED_NEXT_HOP: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
-    type Fib = LpmFib<Ipv4>;
     const NETWORK_WIDTH: u32 = 32;
     #[inline(always)]
     fn network_path(network: &Self::Network) -> u128 {
         (u32::from(network.addr()) as u128) << 96
     }
 }
-impl IpFamily for Ipv4 {
+impl IpAddressFamily for Ipv4 {
     type Addr = Ipv4Addr;
 }
 
-impl Family for Ipv6 {
+impl AddressFamily for Ipv6 {
     const ID: FamilyId = FamilyId::Ipv6;
     type Network = Prefix<Ipv6Addr>;
     type NextHop = Ipv6Addr;
     type Data = IpRouteData;
     const UNSPECIFIED_NEXT_HOP: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
-    type Fib = LpmFib<Ipv6>;
     const NETWORK_WIDTH: u32 = 128;
     #[inline(always)]
     fn network_path(network: &Self::Network) -> u128 {
         u128::from(network.addr())
     }
 }
-impl IpFamily for Ipv6 {
+impl IpAddressFamily for Ipv6 {
     type Addr = Ipv6Addr;
 }
 
-impl Family for Ipx {
+impl AddressFamily for Ipx {
     const ID: FamilyId = FamilyId::Ipx;
     type Network = IpxNetwork;
     type NextHop = MacAddr;
     type Data = IpxRouteData;
     const UNSPECIFIED_NEXT_HOP: MacAddr = MacAddr([0; 6]);
-    type Fib = NoFib;
     const NETWORK_WIDTH: u32 = 32;
     #[inline(always)]
     fn network_path(network: &Self::Network) -> u128 {

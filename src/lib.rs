@@ -129,6 +129,7 @@ mod client;
 mod client_index;
 mod clock;
 mod criteria;
+mod engine_family;
 mod enumerate;
 mod error;
 mod family;
@@ -158,9 +159,10 @@ pub use criteria::{
     RTM_ONLY_STALE_ROUTES, RTM_ONLY_THIS_INTERFACE, RTM_ONLY_THIS_NETWORK, RTM_ONLY_THIS_PROTOCOL,
     RTM_PROTOCOL_SINGLE_ROUTE,
 };
+pub use engine_family::{Family, IpFamily};
 pub use enumerate::Enumeration;
 pub use error::{ERROR_MORE_MESSAGES, NO_ERROR, Result, RtmError};
-pub use family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
+pub use family::{AddressFamily, FamilyId, IpAddressFamily, Ipv4, Ipv6, Ipx};
 pub use fib::{
     FibEntry, FibMemory, FibNextHop, FibPath, FibReader, ForwardingTable, LpmFib, MAX_PATHS,
     NextHopId, NoFib, OfflineFibReader,

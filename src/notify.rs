@@ -31,8 +31,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::change::Change;
+use crate::engine_family::Family;
 use crate::error::{ERROR_MORE_MESSAGES, NO_ERROR, RtmError};
-use crate::family::Family;
 use crate::route::Route;
 use crate::sync::{Condvar, Mutex, lock};
 // The notifier is the caller's object, outside the modelled state: std's

@@ -26,9 +26,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::client::{ClientHandle, RegisterOptions};
 use crate::criteria::Criteria;
+use crate::engine_family::Family;
 use crate::enumerate::Enumeration;
 use crate::error::RtmError;
-use crate::family::{Family, FamilyId, Ipv4, Ipv6, Ipx, for_family_id};
+use crate::family::{FamilyId, Ipv4, Ipv6, Ipx, for_family_id};
 use crate::prefix::{IpxNetwork, Prefix};
 use crate::route::{ProtocolId, Route};
 use crate::rtm::Rtm;

@@ -5,7 +5,7 @@ use std::hash::Hash;
 
 use crate::clock::Timestamp;
 use crate::error::RtmError;
-use crate::family::Family;
+use crate::family::AddressFamily;
 
 /// A routing protocol id (`PROTO_IP_RIP`, `PROTO_IP_OSPF`, ...): opaque to the RTM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -54,7 +54,7 @@ impl Ttl {
     }
 }
 
-/// Family-specific route data: what best-route selection reads.
+/// AddressFamily-specific route data: what best-route selection reads.
 pub trait RouteData: Copy + Eq + Hash + fmt::Debug + Default + Send + Sync + 'static {
     /// The metric part of the rank, compared after the protocol priority;
     /// lower is better.
@@ -203,7 +203,7 @@ impl RouteData for IpxRouteData {
 /// takes them from the client handle and the clock) and, for IP, so is
 /// `data.priority`. Route images returned by the RTM carry the stored values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Route<F: Family> {
+pub struct Route<F: AddressFamily> {
     /// The destination network.
     pub network: F::Network,
     /// The next-hop router.
@@ -220,7 +220,7 @@ pub struct Route<F: Family> {
     pub data: F::Data,
 }
 
-impl<F: Family> Route<F> {
+impl<F: AddressFamily> Route<F> {
     /// A route to `network` via `next_hop` on `interface` with this data.
     pub fn new(network: F::Network, next_hop: F::NextHop, interface: u32, data: F::Data) -> Self {
         Route {
@@ -258,7 +258,7 @@ impl<F: Family> Route<F> {
 
 /// One update of a batch given to [`Rtm::update_routes`](crate::Rtm::update_routes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteUpdate<F: Family> {
+pub enum RouteUpdate<F: AddressFamily> {
     /// `add_route(route, ttl)`.
     Add {
         /// The route to add or update.
@@ -273,7 +273,7 @@ pub enum RouteUpdate<F: Family> {
 
 /// A route's identity and position in RTMv1's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RouteKey<F: Family> {
+pub struct RouteKey<F: AddressFamily> {
     /// First: the network.
     pub network: F::Network,
     /// Second: the owning protocol.

@@ -8,7 +8,8 @@ use std::str::FromStr;
 use super::json::Json;
 use crate::client::RegisterOptions;
 use crate::criteria::Criteria;
-use crate::family::{Family, FamilyId, Ipv4, Ipv6, Ipx};
+use crate::engine_family::Family;
+use crate::family::{AddressFamily, FamilyId, Ipv4, Ipv6, Ipx};
 use crate::prefix::IpxNetwork;
 use crate::route::{IpRouteData, IpxRouteData, ProtocolId, Route, Ttl};
 
@@ -28,8 +29,11 @@ pub type AnyRoute = AnyFamily<Route<Ipv4>, Route<Ipv6>, Route<Ipx>>;
 /// Enumeration criteria of any family.
 pub type AnyCriteria = AnyFamily<Criteria<Ipv4>, Criteria<Ipv6>, Criteria<Ipx>>;
 /// A network of any family.
-pub type AnyNetwork =
-    AnyFamily<<Ipv4 as Family>::Network, <Ipv6 as Family>::Network, <Ipx as Family>::Network>;
+pub type AnyNetwork = AnyFamily<
+    <Ipv4 as AddressFamily>::Network,
+    <Ipv6 as AddressFamily>::Network,
+    <Ipx as AddressFamily>::Network,
+>;
 
 /// Which block operation (RtmBlockDeleteRoutes, RtmBlockSetRouteEnable,
 /// RtmBlockConvertRoutesToStatic).

@@ -7,7 +7,7 @@ use ip_network_table_deps_treebitmap::IpLookupTable;
 use prefix_trie::PrefixMap;
 
 use super::dir24::Dir24_8;
-use crate::family::IpFamily;
+use crate::engine_family::IpFamily;
 use crate::fib::{FibReader, LpmFib, NextHopId};
 use crate::prefix::{IpAddress, Prefix};
 use crate::route::ProtocolId;

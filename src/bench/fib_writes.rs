@@ -11,7 +11,7 @@
 //! answer (a refresh that keeps the next hop would cost rtm a comparison
 //! and the crates a full write); a withdrawal removes its prefix (a prefix
 //! not in the table is a no-op for every structure). Every structure is
-//! rebuilt for each of [`ROUNDS`] rounds, the structures taking turns, and
+//! rebuilt for each of two rounds, the structures taking turns, and
 //! keeps its best rate.
 //!
 //! After each replay every structure answers the same addresses (random
@@ -26,7 +26,8 @@ use ip_network_table_deps_treebitmap::IpLookupTable;
 
 use super::competitors::{self, Lpm, PrefixTrie, RtmFib, TreeBitmap};
 use super::input::{self, Traffic};
-use crate::family::{IpFamily, Ipv4, Ipv6};
+use crate::engine_family::IpFamily;
+use crate::family::{Ipv4, Ipv6};
 use crate::prefix::{IpAddress, Prefix};
 
 /// Rounds of each replay; each structure keeps its best.
@@ -43,7 +44,7 @@ pub struct WriteRow {
     pub name: &'static str,
     /// Updates replayed.
     pub updates: usize,
-    /// Updates per second, one call each (best of [`ROUNDS`]).
+    /// Updates per second, one call each (the best of two rounds).
     pub ops_per_sec: f64,
 }
 

@@ -54,14 +54,14 @@ use smallvec::SmallVec;
 use self::arena::Block;
 use self::core::{Core, Shadow, Stages};
 use self::group::{GROUP_BIT, GroupIds, GroupTable, Path};
-use crate::family::{Family, IpFamily};
+use crate::family::{AddressFamily, IpAddressFamily};
 use crate::prefix::{IpAddress, Prefix};
 use crate::qsbr::{self, Domain, Limbo};
 use crate::route::{ProtocolId, Route};
 use nexthop::{Nexthop, NexthopIds, NexthopTable};
 
 /// A forwarding structure the RIB feeds with best-route changes.
-pub trait ForwardingTable<F: Family>: Send + Sync + 'static {
+pub trait ForwardingTable<F: AddressFamily>: Send + Sync + 'static {
     /// An empty structure.
     fn empty() -> Self;
     /// Sets (`Some`) or removes (`None`) the best route of `network`.
@@ -100,7 +100,7 @@ pub trait ForwardingTable<F: Family>: Send + Sync + 'static {
 #[derive(Debug, Default)]
 pub struct NoFib;
 
-impl<F: Family> ForwardingTable<F> for NoFib {
+impl<F: AddressFamily> ForwardingTable<F> for NoFib {
     fn empty() -> Self {
         NoFib
     }
@@ -109,7 +109,7 @@ impl<F: Family> ForwardingTable<F> for NoFib {
 
 /// What the forwarding path needs of a best route: small and copyable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FibEntry<F: IpFamily> {
+pub struct FibEntry<F: IpAddressFamily> {
     /// The matched network.
     pub prefix: Prefix<F::Addr>,
     /// Where to send the packet.
@@ -120,7 +120,7 @@ pub struct FibEntry<F: IpFamily> {
     pub protocol: ProtocolId,
 }
 
-impl<F: IpFamily> FibEntry<F> {
+impl<F: IpAddressFamily> FibEntry<F> {
     pub(crate) fn of(route: &Route<F>) -> Self {
         FibEntry {
             prefix: route.network,
@@ -174,7 +174,7 @@ const RECLAIM_EVERY: usize = 256;
 const FREE_LIMIT: usize = 4096;
 
 /// The native bits of a family's addresses.
-type Bits<F> = <<F as IpFamily>::Addr as IpAddress>::Bits;
+type Bits<F> = <<F as IpAddressFamily>::Addr as IpAddress>::Bits;
 
 struct Writer<A: IpAddress> {
     shadow: Shadow<A::Bits>,
@@ -208,7 +208,7 @@ struct Writer<A: IpAddress> {
 /// assert_eq!(reader.lookup("10.2.0.1".parse().unwrap()).unwrap().interface, 1);
 /// reader.quiescent(); // between bursts: lets replaced nodes be freed
 /// ```
-pub struct LpmFib<F: IpFamily> {
+pub struct LpmFib<F: IpAddressFamily> {
     core: Core<<F::Addr as IpAddress>::Bits>,
     nexthops: NexthopTable<F::Addr>,
     /// ECMP groups' published members, by group id.
@@ -218,7 +218,7 @@ pub struct LpmFib<F: IpFamily> {
     prefixes: AtomicUsize,
 }
 
-impl<F: IpFamily> fmt::Debug for LpmFib<F> {
+impl<F: IpAddressFamily> fmt::Debug for LpmFib<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LpmFib")
             .field("family", &F::ID)
@@ -229,13 +229,13 @@ impl<F: IpFamily> fmt::Debug for LpmFib<F> {
     }
 }
 
-impl<F: IpFamily> Default for LpmFib<F> {
+impl<F: IpAddressFamily> Default for LpmFib<F> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<F: IpFamily> LpmFib<F> {
+impl<F: IpAddressFamily> LpmFib<F> {
     /// An empty FIB.
     pub fn new() -> Self {
         let (core, shadow) = Core::new();
@@ -639,7 +639,7 @@ impl<F: IpFamily> LpmFib<F> {
         // Loads group g into its ring slot: native addresses, top-level
         // words (prefetching the node lines they name).
         #[inline(always)]
-        fn load<F: IpFamily, C: Stages<Bits<F>>>(
+        fn load<F: IpAddressFamily, C: Stages<Bits<F>>>(
             core: &C,
             src: &[F::Addr],
             native: &mut [Bits<F>],
@@ -802,7 +802,7 @@ impl<F: IpFamily> LpmFib<F> {
     }
 }
 
-impl<F: IpFamily> ForwardingTable<F> for LpmFib<F> {
+impl<F: IpAddressFamily> ForwardingTable<F> for LpmFib<F> {
     fn empty() -> Self {
         LpmFib::new()
     }
@@ -845,14 +845,14 @@ enum Target<'k, A> {
 
 impl<A: IpAddress> Target<'_, A> {
     /// A single best route's entry, or none.
-    fn of<F: IpFamily<Addr = A>>(best: Option<&Route<F>>) -> Self {
+    fn of<F: IpAddressFamily<Addr = A>>(best: Option<&Route<F>>) -> Self {
         best.map_or(Target::Remove, |r| Target::One(forwarding_of(r)))
     }
 }
 
 /// One path of a FIB entry ([`LpmFib::paths`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FibPath<F: IpFamily> {
+pub struct FibPath<F: IpAddressFamily> {
     /// Where it forwards.
     pub next_hop: FibNextHop<F>,
     /// Its share of the flows (1 for a plain entry).
@@ -862,7 +862,7 @@ pub struct FibPath<F: IpFamily> {
 }
 
 /// What the FIB keeps of a best route.
-fn forwarding_of<F: IpFamily>(r: &Route<F>) -> Nexthop<F::Addr> {
+fn forwarding_of<F: IpAddressFamily>(r: &Route<F>) -> Nexthop<F::Addr> {
     Nexthop {
         next_hop: r.next_hop,
         interface: r.interface,
@@ -873,18 +873,18 @@ fn forwarding_of<F: IpFamily>(r: &Route<F>) -> Nexthop<F::Addr> {
 /// A slot registered in a FIB's QSBR domain, given back when dropped: what
 /// [`FibReader`] and [`OfflineFibReader`] both hold, so that turning one
 /// into the other moves the registration instead of re-registering.
-struct Registration<'a, F: IpFamily> {
+struct Registration<'a, F: IpAddressFamily> {
     fib: &'a LpmFib<F>,
     slot: usize,
 }
 
-impl<F: IpFamily> Drop for Registration<'_, F> {
+impl<F: IpAddressFamily> Drop for Registration<'_, F> {
     fn drop(&mut self) {
         self.fib.domain.unregister(self.slot);
     }
 }
 
-impl<F: IpFamily> fmt::Debug for Registration<'_, F> {
+impl<F: IpAddressFamily> fmt::Debug for Registration<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registration")
             .field("slot", &self.slot)
@@ -903,11 +903,11 @@ impl<F: IpFamily> fmt::Debug for Registration<'_, F> {
 /// going offline take `&mut self` / `self`, so no lookup through it can be
 /// in flight meanwhile.
 #[derive(Debug)]
-pub struct FibReader<'a, F: IpFamily> {
+pub struct FibReader<'a, F: IpAddressFamily> {
     reg: Registration<'a, F>,
 }
 
-impl<'a, F: IpFamily> FibReader<'a, F> {
+impl<'a, F: IpAddressFamily> FibReader<'a, F> {
     /// The longest-prefix match for `addr`.
     #[inline]
     pub fn lookup(&self, addr: F::Addr) -> Option<FibEntry<F>> {
@@ -946,11 +946,11 @@ impl<'a, F: IpFamily> FibReader<'a, F> {
 /// A registered reader gone offline ([`FibReader::offline`]): it keeps its
 /// slot and holds no reclamation back; dropping it unregisters it.
 #[derive(Debug)]
-pub struct OfflineFibReader<'a, F: IpFamily> {
+pub struct OfflineFibReader<'a, F: IpAddressFamily> {
     reg: Registration<'a, F>,
 }
 
-impl<'a, F: IpFamily> OfflineFibReader<'a, F> {
+impl<'a, F: IpAddressFamily> OfflineFibReader<'a, F> {
     /// Comes online again (a store and a light barrier).
     pub fn online(self) -> FibReader<'a, F> {
         self.reg.fib.domain.online(self.reg.slot);

@@ -24,12 +24,12 @@ use std::fmt;
 use std::num::NonZeroU32;
 
 use super::{Bits, FibReader, LpmFib};
-use crate::family::IpFamily;
+use crate::family::IpAddressFamily;
 use crate::route::ProtocolId;
 
 /// What a next-hop id stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FibNextHop<F: IpFamily> {
+pub struct FibNextHop<F: IpAddressFamily> {
     /// Where to send the packet.
     pub next_hop: F::Addr,
     /// Out of which interface.
@@ -42,13 +42,13 @@ pub struct FibNextHop<F: IpFamily> {
 /// the reader that returned it is borrowed, which keeps the reader from
 /// reporting a quiescent state meanwhile.
 #[derive(Clone, Copy)]
-pub struct NextHopId<'r, F: IpFamily> {
+pub struct NextHopId<'r, F: IpAddressFamily> {
     fib: &'r LpmFib<F>,
     /// The leaf: `id << 8 | prefix length`, never 0.
     leaf: NonZeroU32,
 }
 
-impl<F: IpFamily> fmt::Debug for NextHopId<'_, F> {
+impl<F: IpAddressFamily> fmt::Debug for NextHopId<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NextHopId")
             .field("id", &self.raw())
@@ -57,7 +57,7 @@ impl<F: IpFamily> fmt::Debug for NextHopId<'_, F> {
     }
 }
 
-impl<'r, F: IpFamily> NextHopId<'r, F> {
+impl<'r, F: IpAddressFamily> NextHopId<'r, F> {
     /// The id as a number: equal for every prefix whose best route has the
     /// same (next hop, interface, protocol), or the same ECMP group of
     /// them, below 2^24; ids of groups are 2^23 and above
@@ -112,7 +112,7 @@ impl<'r, F: IpFamily> NextHopId<'r, F> {
     }
 }
 
-impl<'a, F: IpFamily> FibReader<'a, F> {
+impl<'a, F: IpAddressFamily> FibReader<'a, F> {
     /// The longest-prefix match for `addr` as a next-hop id: the top-level
     /// entry and the nodes below it, nothing else (no next-hop table read,
     /// no prefix built). `None` if no route covers `addr`.

@@ -24,8 +24,9 @@ use crate::change::Change;
 use crate::client::RegisterOptions;
 use crate::clock::{TICKS_PER_SECOND, Timestamp};
 use crate::criteria::Criteria;
+use crate::engine_family::{Family, IpFamily};
 use crate::error::RtmError;
-use crate::family::{Family, FamilyId, IpFamily, Ipv4, Ipv6, Ipx};
+use crate::family::{AddressFamily, FamilyId, Ipv4, Ipv6, Ipx};
 use crate::fib::FibEntry;
 use crate::notify::{DequeueStatus, Dequeued};
 use crate::priority::PriorityTable;
@@ -103,7 +104,7 @@ struct ModelEntry<F: Family> {
 
 /// What forwarding sees of a best path: next hop, interface, protocol,
 /// weight.
-type PathKey<F> = (<F as Family>::NextHop, u32, ProtocolId, u16);
+type PathKey<F> = (<F as AddressFamily>::NextHop, u32, ProtocolId, u16);
 
 /// A network's state before an operation: its best route and best paths.
 struct Before<F: Family> {
@@ -146,7 +147,7 @@ impl<F: Family> Default for ModelTable<F> {
 }
 
 /// (protocol priority, stale and yielding, metric): lower wins.
-type Rank<F> = (u32, bool, <<F as Family>::Data as RouteData>::Metric);
+type Rank<F> = (u32, bool, <<F as AddressFamily>::Data as RouteData>::Metric);
 
 enum Notify {
     AllBut(ProtocolId),

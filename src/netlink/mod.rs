@@ -94,7 +94,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use crate::family::{IpFamily, Ipv4, Ipv6};
+use crate::engine_family::IpFamily;
+use crate::family::{Ipv4, Ipv6};
 use crate::prefix::Prefix;
 use crate::route::ProtocolId;
 

@@ -10,7 +10,7 @@ use crossbeam_epoch::Pointable;
 use smallvec::SmallVec;
 
 use crate::clock::Timestamp;
-use crate::family::Family;
+use crate::engine_family::Family;
 use crate::route::{ProtocolId, Route, RouteData, RouteKey, Ttl};
 
 /// How long a route lives after its timestamp: the TTL it was added with,

@@ -3,6 +3,7 @@
 //! delete, batches).
 
 use super::*;
+use crate::family::AddressFamily;
 
 impl<F: Family> Table<F> {
     /// Rewrites one destination's route set with `op` and publishes the
@@ -593,7 +594,7 @@ impl<F: Family> Table<F> {
 
 /// What forwarding sees of one best path: next hop, interface, protocol
 /// and ECMP weight.
-type PathKey<F> = (<F as Family>::NextHop, u32, ProtocolId, u16);
+type PathKey<F> = (<F as AddressFamily>::NextHop, u32, ProtocolId, u16);
 
 /// Sorted path keys: a set of best paths' identity (two sets forward
 /// alike exactly when these are equal).

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize as ValueSlot};
 use crossbeam_epoch::{Guard, Owned, Pointable, Pointer};
 
 use super::{FANOUT, STRIDE, Shape, path_of};
-use crate::family::Family;
+use crate::engine_family::Family;
+use crate::family::AddressFamily;
 use crate::sync::{AtomicUsize, Ordering};
 
 /// A link: 0 (empty), a leaf's address, or an inner node's address with
@@ -242,7 +243,7 @@ impl Inner {
 /// A node's live entries gathered for a copy: a typical leaf's fit on the
 /// stack (a rewrite that allocated a scratch vector per copy spent a tenth
 /// of a sparse sweep in the allocator).
-pub(super) type Gathered<F> = smallvec::SmallVec<[(<F as Family>::Network, usize); 64]>;
+pub(super) type Gathered<F> = smallvec::SmallVec<[(<F as AddressFamily>::Network, usize); 64]>;
 
 /// A leaf's header: how many keys are sorted, how many slots follow them
 /// for appends, and how many of those are taken.

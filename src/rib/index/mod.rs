@@ -84,7 +84,7 @@ use std::ops::Bound;
 
 use crossbeam_epoch::{Guard, Owned, Pointable, Pointer, Shared};
 
-use crate::family::Family;
+use crate::engine_family::Family;
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, lock};
 
 use leaf::{Gathered, Inner, Leaf, Link};

@@ -8,7 +8,7 @@ use crossbeam_epoch::{Guard, Pointable};
 
 use super::leaf::{Leaf, Link, MAX_TAIL_KEYS};
 use super::{BlockIndex, FANOUT, STRIDE, chunk, load_value, path_of};
-use crate::family::Family;
+use crate::engine_family::Family;
 use crate::sync::Ordering;
 
 /// A walk calling `f` until it returns `Some`.
