@@ -2,8 +2,8 @@
 //!
 //! # Layout (poptrie family)
 //! - **Top level**: a direct-indexed array of `2^T` 32-bit atomic entries,
-//!   indexed by the address's first `T` bits (T = 18 for IPv4: 1 MiB; 20
-//!   for IPv6: 4 MiB), on transparent huge pages where Linux offers them
+//!   indexed by the address's first `T` bits (the IPv6 core's T is 18: 1
+//!   MiB; see `core::TRIE_TOP_BITS` for why), on transparent huge pages where Linux offers them
 //!   (`pages`), so the top-level access never misses the TLB. An entry is
 //!   `0` (no route), a *leaf* (the longest prefix of length <= T covering
 //!   the slot), or the arena id of a *node* (see `leaf_entry`).
@@ -30,11 +30,10 @@
 //! A lookup reads one top-level word; if it is a node, it reads per level
 //! one node header (two bitmaps), one leaf word and, when descending, one
 //! child pointer, all within the node's single allocation. For the RIS
-//! IPv4 table (every prefix is /24 or shorter) that is at most **two
-//! dependent memory accesses** (top word, one node) plus the next-hop table
-//! (a few KiB, cache-resident); longer prefixes add one node per 6 bits
-//! where prefixes branch (skipped strides cost nothing). DIR-24-8 takes one
-//! access (two for prefixes longer than /24) into 64 MiB.
+//! IPv6 table's /48s that is the top word and up to five nodes (strides
+//! 18-24, ..., 42-48), fewer where a path is compressed: one node per 6
+//! bits where prefixes branch (skipped strides cost nothing), plus the
+//! next-hop table (a few KiB, cache-resident).
 //! `LpmFib::lookup_batch` pipelines groups of addresses through four
 //! stages (prefetch the top-level line; load the top word and prefetch the
 //! node header; prefetch the exact leaf line; walk, levels interleaved), so
@@ -1182,8 +1181,8 @@ mod tests {
     impl Harness {
         fn new() -> Self {
             Harness {
-                trie: Trie::new(20),
-                shadow: TrieShadow::new(20),
+                trie: Trie::new(18),
+                shadow: TrieShadow::new(18),
                 limbo: FibLimbo::default(),
                 model: HashMap::new(),
             }
