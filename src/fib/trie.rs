@@ -82,8 +82,9 @@ fn rank_incl(bits: u64, v: usize) -> usize {
 }
 
 // Node words: [child_bits, leaf_bits, meta, children.., leaves (2 per
-//              word).., (expected lo, expected hi: only if skip > 0),
-//              owned prefixes..]
+//              word).., (expected bits: one word if 0 < skip <= 64, two
+//              if skip > 64),
+//              owned prefixes (2 per word)..]
 // meta = top_leaf (bits 0..32) | owned count (32..48) | skip length (48..56).
 // Children come right after the 24-byte header: a lookup passing through
 // the node (every level but the last) reads a child pointer at an offset
@@ -95,8 +96,12 @@ const W_CHILD: usize = 0;
 const W_LEAF: usize = 1;
 const W_META: usize = 2;
 const HEADER: usize = 3;
-/// Words of the expected skip bits.
-const EXPECTED: usize = 2;
+/// Words of the expected bits of a skip of `skip` bits: none, one for up
+/// to 64 bits (nearly every skip of a real table), two beyond.
+#[inline(always)]
+fn expected_words(skip: u32) -> usize {
+    (skip as usize).div_ceil(64)
+}
 
 #[inline(always)]
 fn meta_owned(meta: u64) -> usize {
@@ -120,16 +125,16 @@ struct Sections {
 fn sections(child_bits: u64, leaf_bits: u64, meta: u64) -> Sections {
     let leaves = HEADER + child_bits.count_ones() as usize;
     let expected = leaves + (leaf_bits.count_ones() as usize).div_ceil(2);
-    let owned = expected + if meta_skip(meta) > 0 { EXPECTED } else { 0 };
+    let owned = expected + expected_words(meta_skip(meta));
     Sections {
         expected,
         owned,
-        end: owned + meta_owned(meta),
+        end: owned + meta_owned(meta).div_ceil(2),
     }
 }
 
 /// A prefix ending in a node: its length and first slot, and its leaf.
-/// Kept in the node's writer section; lookups never read it.
+/// Kept in the node's writer section, 32 bits each; lookups never read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Owned {
     len: u8,
@@ -138,14 +143,36 @@ struct Owned {
 }
 
 impl Owned {
-    fn pack(self) -> u64 {
-        self.len as u64 | (self.slot as u64) << 8 | (self.leaf as u64) << 32
+    /// Packed for a node whose stride starts at `start`: the leaf's
+    /// next-hop id (24 bits) above 7 bits that name the prefix within the
+    /// stride, `1 << r | its r first slot bits` for its `r` = 1..=6 bits
+    /// past `start` (126 codes; the leaf's length is `start + r`). Half the
+    /// 64 bits this took, and the IPv6 table's nodes then fit in three of
+    /// the arena's 2 MiB chunks instead of four.
+    fn pack(self, start: u32) -> u32 {
+        let r = self.len as u32 - start;
+        debug_assert!(
+            (1..=STRIDE).contains(&r),
+            "owned length {r} past the stride's start"
+        );
+        debug_assert_eq!(
+            self.leaf & 0xff,
+            self.len as u32,
+            "a leaf carries its length"
+        );
+        debug_assert!(self.leaf >> 8 < 1 << 24, "next-hop ids are 24 bits");
+        (self.leaf >> 8) << 7 | 1 << r | (self.slot as u32) >> (STRIDE - r)
     }
-    fn unpack(w: u64) -> Owned {
+
+    /// The inverse of [`Owned::pack`] for the same `start`.
+    fn unpack(w: u32, start: u32) -> Owned {
+        let code = w & 0x7f;
+        let r = 31 - code.leading_zeros();
+        let len = start + r;
         Owned {
-            len: w as u8,
-            slot: (w >> 8) as u8,
-            leaf: (w >> 32) as u32,
+            len: len as u8,
+            slot: ((code & ((1 << r) - 1)) << (STRIDE - r)) as u8,
+            leaf: (w >> 7) << 8 | len,
         }
     }
 }
@@ -218,16 +245,22 @@ impl NodeRef {
         unsafe { self.sections().end }
     }
 
-    /// The owned prefixes, read in place.
+    /// The owned prefixes, read in place, of the node whose stride starts
+    /// at `start`.
     ///
     /// # Safety
     /// As for `word`, for as long as the iterator is used.
-    unsafe fn owned(self) -> impl Iterator<Item = Owned> {
+    unsafe fn owned(self, start: u32) -> impl Iterator<Item = Owned> {
         // SAFETY: forwarded; the owned section ends the node.
         unsafe {
             let sec = self.sections();
-            // SAFETY: `sec.owned + i` is inside the node for i < the count.
-            (sec.owned..sec.end).map(move |i| Owned::unpack(self.word(i)))
+            let count = meta_owned(self.word(W_META));
+            // SAFETY: `sec.owned + i / 2` is inside the node for i < the
+            // count.
+            (0..count).map(move |i| {
+                let w = (self.word(sec.owned + i / 2) >> (32 * (i & 1))) as u32;
+                Owned::unpack(w, start)
+            })
         }
     }
 
@@ -237,17 +270,20 @@ impl NodeRef {
     /// As for `word`.
     #[inline(always)]
     unsafe fn skip(self) -> (u32, u128) {
-        // SAFETY: forwarded; the expected words exist when skip > 0.
+        // SAFETY: forwarded; the expected words exist as `expected_words`
+        // says.
         unsafe {
             let skip = meta_skip(self.word(W_META));
             if skip == 0 {
                 return (0, 0);
             }
             let at = self.sections().expected;
-            (
-                skip,
-                self.word(at) as u128 | (self.word(at + 1) as u128) << 64,
-            )
+            let high = if skip > 64 {
+                (self.word(at + 1) as u128) << 64
+            } else {
+                0
+            };
+            (skip, self.word(at) as u128 | high)
         }
     }
 
@@ -268,8 +304,8 @@ impl NodeRef {
                     k += 1;
                 }
             }
-            let owned = self.owned().collect();
             let (skip, expected) = self.skip();
+            let owned = self.owned(offset + skip).collect();
             NodeBuf {
                 top_leaf: meta as u32,
                 start: offset + skip,
@@ -330,13 +366,13 @@ impl NodeBuf {
             .enumerate()
             .filter(|(_, c)| **c != 0)
             .fold(0u64, |bits, (v, _)| bits | 1 << v);
-        let expected = if self.skip > 0 { EXPECTED } else { 0 };
+        let expected = expected_words(self.skip);
         let mut words = Words::with_capacity(
             HEADER
                 + child_bits.count_ones() as usize
                 + n_leaves.div_ceil(2)
                 + expected
-                + self.owned.len(),
+                + self.owned.len().div_ceil(2),
         );
         words.push(child_bits);
         words.push(leaf_bits);
@@ -347,11 +383,13 @@ impl NodeBuf {
         for pair in leaves[..n_leaves].chunks(2) {
             words.push(pair[0] as u64 | (pair.get(1).copied().unwrap_or(0) as u64) << 32);
         }
-        if self.skip > 0 {
-            words.push(self.expected as u64);
-            words.push((self.expected >> 64) as u64);
+        for i in 0..expected {
+            words.push((self.expected >> (64 * i)) as u64);
         }
-        words.extend(self.owned.iter().map(|o| o.pack()));
+        for pair in self.owned.chunks(2) {
+            let second = pair.get(1).map_or(0, |o| o.pack(self.start));
+            words.push(pair[0].pack(self.start) as u64 | (second as u64) << 32);
+        }
         words
     }
 }
@@ -866,7 +904,7 @@ impl<W: Word> Trie<W> {
             if len <= o + STRIDE {
                 let first = Self::net(a, len).chunk(o) as u8;
                 // SAFETY: as above; the owned section lies within the node.
-                return unsafe { n.owned() }
+                return unsafe { n.owned(o) }
                     .find(|w| w.len as u32 == len && w.slot == first)
                     .map(|w| (n, o, w));
             }
@@ -900,7 +938,7 @@ impl<W: Word> Trie<W> {
         // index below is within the node's sections.
         unsafe {
             let sec = n.sections();
-            let mut list: SmallVec<[Owned; 16]> = n.owned().collect();
+            let mut list: SmallVec<[Owned; 16]> = n.owned(start).collect();
             let Some(k) = list.iter().position(|w| *w == owned) else {
                 return false;
             };
@@ -932,8 +970,13 @@ impl<W: Word> Trie<W> {
                 // the new leaf's next-hop entry was published before it.
                 n.atomic(leaves + pair).store(word, Ordering::Release);
             }
-            // Lookups never read the owned section: a plain write.
-            *(n.0 as *mut u64).add(sec.owned + k) = list[k].pack();
+            // Lookups never read the owned section: a plain write of the
+            // word holding the entry, its other half as it was.
+            let at = sec.owned + k / 2;
+            let shift = 32 * (k & 1);
+            let word =
+                n.word(at) & !(0xffff_ffff_u64 << shift) | (list[k].pack(start) as u64) << shift;
+            *(n.0 as *mut u64).add(at) = word;
         }
         true
     }
@@ -1224,7 +1267,10 @@ mod tests {
     /// leaf, and `update` returns it), or that keeps two equal runs apart
     /// instead of rebuilding; and, by counting, a fast path never taken
     /// (planted: the pair's second leaf stored as 0 fails the lookup
-    /// check at once).
+    /// check at once); and a writer section whose packed 32-bit entries
+    /// decode to another length or slot (planted: `Owned::unpack` off by
+    /// one length for the longest prefixes fails here and in
+    /// `tests/fib.rs`).
     #[test]
     fn next_hop_changes_in_place_agree_with_brute_force() {
         let mut rng = SplitMix64::new(7);
