@@ -10,9 +10,7 @@
 //! them (see [`super::pages`]).
 //!
 //! Blocks are sized in whole units; a freed block goes on its size class's
-//! free list and is reused by the next node of that size, and before the
-//! arena takes a new chunk it splits the smallest larger free block (the
-//! rest going back on its own size's list). Allocations and
+//! free list and is reused by the next node of that size. Allocations and
 //! frees both come from the FIB's writer (frees when its QSBR limbo finds
 //! a grace period over), so the mutex is never contended, and no reader
 //! ever takes it. Chunks go back to the system when the core is dropped
@@ -127,19 +125,8 @@ impl<const U: usize> NodeArena<U> {
             return p;
         }
         if s.bump_left < units {
-            // Before taking a new chunk: a larger freed block, split (a
-            // table built one prefix at a time frees nodes of every size as
-            // they grow, and exact-size reuse alone left a quarter of the
-            // IPv6 arena on free lists, a whole chunk more than it needed).
-            if let Some(p) = Self::split_larger(&mut s, units) {
-                return p;
-            }
-            // The old chunk's tail (< `units` units) joins the free lists.
-            let (tail, left) = (s.bump, s.bump_left);
-            if left > 0 {
-                // SAFETY: the tail is unused space of our newest chunk.
-                unsafe { Self::push_free(&mut s, tail, left) };
-            }
+            // The tail of the old chunk (< `units` units) goes to waste, so
+            // at most one node's worth per chunk.
             let layout = chunk_layout();
             // SAFETY: the layout has a non-zero size.
             let raw = unsafe { alloc::alloc(layout) };
@@ -185,37 +172,13 @@ impl<const U: usize> NodeArena<U> {
             return;
         }
         s.live_units -= units;
-        // SAFETY: the caller's contract: the block is ours again.
-        unsafe { Self::push_free(&mut s, p, units) };
-    }
-
-    /// Puts the unused block `p` of `units` units on its free list.
-    ///
-    /// # Safety
-    /// `p` must be `units` units of this arena's chunks that no one uses.
-    unsafe fn push_free(s: &mut State, p: *mut u64, units: usize) {
         if s.free.len() <= units {
             s.free.resize(units + 1, std::ptr::null_mut());
         }
-        // SAFETY: the caller's contract; the block is at least one unit
-        // long, so its first word is ours to hold the list's link.
+        // SAFETY: the caller's contract: the block is ours again, and it
+        // is at least one unit long.
         unsafe { p.write(s.free[units] as u64) };
         s.free[units] = p;
-    }
-
-    /// The first `units` units of the smallest free block larger than
-    /// that, the rest of which goes back on the free list of its size;
-    /// None if no larger block is free.
-    fn split_larger(s: &mut State, units: usize) -> Option<*mut u64> {
-        let k = (units + 1..s.free.len()).find(|&k| !s.free[k].is_null())?;
-        let p = s.free[k];
-        // SAFETY: a free block of this arena, whose first word holds the
-        // next free block of its size.
-        s.free[k] = unsafe { p.read() } as *mut u64;
-        // SAFETY: `p` spans `k > units` units of one chunk, so the rest
-        // starts inside it and is `k - units` units no one uses.
-        unsafe { Self::push_free(s, p.add(units * U), k - units) };
-        Some(p)
     }
 
     /// The id of a block from [`NodeArena::alloc`] (never 0).
@@ -431,37 +394,5 @@ mod tests {
         let id = unsafe { a.id_of(p) };
         assert_eq!(id >> NodeArena::<4>::UNIT_BITS, 1, "in the second chunk");
         assert_eq!(a.resolve(id), p as *const u64);
-    }
-
-    /// Would catch an arena that takes a new chunk while a larger freed
-    /// block could hold the node (the RIS IPv6 table then held a whole
-    /// 2 MiB chunk more than it needed), or a split that hands out
-    /// overlapping blocks or loses the remainder (planted: `split_larger`
-    /// returning None fails the first assertion).
-    #[test]
-    fn a_larger_free_block_is_split_before_a_new_chunk() {
-        const UNIT_BYTES: usize = 4 * 8;
-        let a = NodeArena::<4>::new();
-        let usable = NodeArena::<4>::CHUNK_UNITS - 1;
-        let half = usable / 2;
-        let big = a.alloc(half);
-        a.alloc(usable - half); // the first chunk is full
-        // SAFETY: from `alloc(half)`, freed once.
-        unsafe { a.free(big, half) };
-        assert_eq!(a.alloc(10), big, "the freed block, split");
-        let rest = a.alloc(half - 10);
-        assert_eq!(
-            rest as usize,
-            big as usize + 10 * UNIT_BYTES,
-            "its remainder"
-        );
-        assert_eq!(a.bytes(), CHUNK_BYTES + MAX_CHUNKS * 8, "still one chunk");
-        assert_eq!(a.live_bytes(), usable * UNIT_BYTES);
-        a.alloc(1);
-        assert_eq!(
-            a.bytes(),
-            2 * CHUNK_BYTES + MAX_CHUNKS * 8,
-            "then a new one"
-        );
     }
 }
