@@ -10,7 +10,10 @@ use crate::family::{AddressFamily, IpAddressFamily, Ipv4, Ipv6, Ipx};
 use crate::fib::{ForwardingTable, LpmFib, NoFib};
 
 /// An address family as the engine works over it: its vocabulary
-/// ([`AddressFamily`]) and the forwarding table its best routes feed.
+/// ([`AddressFamily`], which declares `Network`, `NextHop`, `Data` and
+/// `ID`: `F::Network` works with `F: Family`, a qualified path names
+/// `<F as AddressFamily>::Network`) and the forwarding table its best
+/// routes feed.
 ///
 /// Sealed (through [`AddressFamily`]): implemented by [`Ipv4`], [`Ipv6`]
 /// and [`Ipx`] only.

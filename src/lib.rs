@@ -107,8 +107,9 @@
 //! - **The FIB follows the RIB.** A best-route change is in the FIB before
 //!   the call that made it returns; during the call a lookup of any one
 //!   address sees the old or the new answer, never a half-applied path
-//!   (a prefix shorter than /20 may reach some addresses a moment before
-//!   others). A bulk call (a batch of updates, deregistration, a block
+//!   (a prefix shorter than the top level, /16 in IPv4 and /18 in IPv6,
+//!   or a next hop's change stored in place over several leaf words, may
+//!   reach some addresses a moment before others). A bulk call (a batch of updates, deregistration, a block
 //!   operation) publishes its FIB changes a node at a time, every few
 //!   hundred networks and before it returns. ([`Rtm::verify_consistency`],
 //!   which walks what lookups read; `tests/fib.rs`, `tests/stress.rs`,

@@ -54,7 +54,7 @@ impl Ttl {
     }
 }
 
-/// AddressFamily-specific route data: what best-route selection reads.
+/// Family-specific route data: what best-route selection reads.
 pub trait RouteData: Copy + Eq + Hash + fmt::Debug + Default + Send + Sync + 'static {
     /// The metric part of the rank, compared after the protocol priority;
     /// lower is better.

@@ -337,7 +337,7 @@ fn untouched_long_route_never_flickers_under_sub_chunk_churn() {
 /// IPv6: probes in 2001:db8:ffff::/48 under an untouched /33,
 /// 2001:db8:8000::/33; churn of /33../64 inside the other half,
 /// 2001:db8::/33 (the same top-level slot and nodes: the /33's run and the
-/// churned /34../38s' runs live in one node and can share a leaf word),
+/// churned /34../36s' runs live in one node and can share a leaf word),
 /// from a pool small enough that prefixes come back and change next hop in
 /// place (planted: an in-place store that writes the leaf word as 0 for a
 /// few dozen cycles before its new value fails here); a covering /16.

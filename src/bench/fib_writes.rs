@@ -14,6 +14,13 @@
 //! rebuilt for each of two rounds, the structures taking turns, and
 //! keeps its best rate.
 //!
+//! What the rows leave out: nothing looks up during a replay, so rtm's
+//! grace periods end at once and no reader shares the caches; and
+//! announcements here change the next hop 63 times in 64 (most of them
+//! take rtm's in-place path), where a real day also refreshes many routes
+//! with the next hop they had (a comparison in rtm, a full write in the
+//! crates).
+//!
 //! After each replay every structure answers the same addresses (random
 //! ones inside the table's and the stream's prefixes), which must agree
 //! with rtm's; a second, untimed replay gives every update a value of its

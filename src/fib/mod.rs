@@ -17,17 +17,20 @@
 //! root over one popcount-compressed chunk of runs per /16 block (module
 //! `compact`: a root entry in L2, then one or two lines of the block's
 //! chunk up to /24); for IPv6 a poptrie-family compressed trie (module
-//! `trie`: a 20-bit top level, popcount-compressed 6-bit nodes, path
+//! `trie`: an 18-bit top level, popcount-compressed 6-bit nodes, path
 //! compression). Both keep their nodes in a huge-page arena (`arena`) and
 //! their top level on huge pages (`pages`). Readers never lock, never retry
 //! and never see a half-applied path: every update publishes each fully
-//! built path with one atomic store, and replaced nodes and next-hop ids
+//! built path with one atomic store (or, for a next hop's change that
+//! keeps a node's or chunk's runs, stores the changed leaf words in place,
+//! one by one, each answer still one word), and replaced nodes and next-hop ids
 //! are reclaimed through the FIB's own quiescent-state domain
 //! (`crate::qsbr`), by the writer, never by a reader. Throughout these
 //! modules a caller *pinned* means an online reader of that domain that
 //! has not reported a quiescent state since it loaded what it reads. An update is atomic per address, not across
-//! addresses: a prefix shorter than the top level (/16 for IPv4, /20 for
-//! IPv6) spans many top-level entries, stored one by one, so while it is added a lookup of
+//! addresses: a prefix shorter than the top level (/16 for IPv4, /18 for
+//! IPv6) spans many top-level entries, and a next hop's change in place
+//! many leaf words, stored one by one, so while it is added a lookup of
 //! one address it covers can find it and a lookup of another not yet
 //! (`tests/linearizability.rs` checks exactly this, address by address).
 
