@@ -159,7 +159,8 @@ fn replay<A: IpAddress>(
     t.elapsed().as_secs_f64()
 }
 
-/// The first address where `s` answers differently from `want`.
+/// The first address where `s` answers differently from `want` (as the
+/// lookup rows report it).
 fn disagreement<A: IpAddress>(
     what: String,
     s: &dyn Writable<A>,
@@ -168,11 +169,7 @@ fn disagreement<A: IpAddress>(
 ) -> Option<String> {
     let mut got = vec![0u32; addrs.len()];
     s.scalar(addrs, &mut got);
-    addrs
-        .iter()
-        .zip(want.iter().zip(&got))
-        .find(|(_, (w, g))| w != g)
-        .map(|(a, (w, g))| format!("{what} at {a}: rtm {w} vs {g}"))
+    super::lpm::first_mismatch(what, addrs, want, &got)
 }
 
 /// Replays one family's stream into each structure: rows into `rows`, the

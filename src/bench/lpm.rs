@@ -203,7 +203,7 @@ fn timed<A: IpAddress>(
 }
 
 /// The first address where `got` differs from `want`, as a mismatch line.
-fn first_mismatch<A: IpAddress>(
+pub(crate) fn first_mismatch<A: IpAddress>(
     what: String,
     addrs: &[A],
     want: &[u32],

@@ -23,8 +23,8 @@
 //! and never see a half-applied path: every update publishes each fully
 //! built path with one atomic store (or, for a next hop's change that
 //! keeps a node's or chunk's runs, stores the changed leaf words in place,
-//! one by one, each answer still one word), and replaced nodes and next-hop ids
-//! are reclaimed through the FIB's own quiescent-state domain
+//! one by one, each answer still one word), and replaced nodes and
+//! next-hop ids are reclaimed through the FIB's own quiescent-state domain
 //! (`crate::qsbr`), by the writer, never by a reader. Throughout these
 //! modules a caller *pinned* means an online reader of that domain that
 //! has not reported a quiescent state since it loaded what it reads. An update is atomic per address, not across

@@ -430,9 +430,9 @@ pub(crate) struct Trie<W> {
     nodes: NodeStore<UNIT_WORDS>,
 }
 
-// Top-level entries are 32 bits (IPv6's 18-bit top level is then 1 MiB): 0 = no route; `leaf entry << 1 | 1`, where a leaf
-// entry packs a leaf of length <= T (<= 31) as `id << 5 | len`; or a node's
-// arena id `<< 1`. Readers decode an entry into a *top word*: 0, a leaf as
+// Top-level entries are 32 bits (IPv6's 18-bit top level is then 1 MiB):
+// 0 = no route; `leaf entry << 1 | 1`, where a leaf entry packs a leaf
+// of length <= T (<= 31) as `id << 5 | len`; or a node's arena id `<< 1`. Readers decode an entry into a *top word*: 0, a leaf as
 // `leaf << 32 | 1`, or the node's pointer (nodes are 32-byte aligned, so
 // bit 0 is clear).
 
