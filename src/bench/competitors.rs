@@ -18,6 +18,11 @@ use crate::route::ProtocolId;
 /// structure returns the same type the same way.
 pub trait Lpm<A: IpAddress>: Send + Sync {
     /// One lookup.
+    ///
+    /// Every implementation is `#[inline(always)]`, so that the default
+    /// [`scalar`](Self::scalar) loop inlines it as rtm's own loops do: a
+    /// call per lookup would handicap the structure that has no loop of its
+    /// own (DIR-24-8 paid one until 2026-12-08).
     fn lookup(&self, a: A) -> u32;
 
     /// One address per call, in order: `out[i]` gets `addrs[i]`'s value.
@@ -93,6 +98,7 @@ impl<F: IpFamily> RtmFibIds<F> {
 }
 
 impl<F: IpFamily> Lpm<F::Addr> for RtmFibIds<F> {
+    #[inline(always)]
     fn lookup(&self, a: F::Addr) -> u32 {
         self.fib
             .reader()
@@ -191,6 +197,7 @@ pub(crate) fn set_rtm<F: IpFamily>(fib: &LpmFib<F>, p: Prefix<F::Addr>, value: u
 }
 
 impl<F: IpFamily> Lpm<F::Addr> for RtmFib<F> {
+    #[inline(always)]
     fn lookup(&self, a: F::Addr) -> u32 {
         value(self.0.reader().lookup(a))
     }
@@ -230,6 +237,7 @@ impl<F: IpFamily> Lpm<F::Addr> for RtmFib<F> {
 }
 
 impl<F: IpFamily> Lpm<F::Addr> for RtmFibPerCall<F> {
+    #[inline(always)]
     fn lookup(&self, a: F::Addr) -> u32 {
         value(self.0.lookup(a))
     }
@@ -247,6 +255,7 @@ impl<F: IpFamily> Lpm<F::Addr> for RtmFibPerCall<F> {
 }
 
 impl Lpm<Ipv4Addr> for Dir24_8 {
+    #[inline(always)]
     fn lookup(&self, a: Ipv4Addr) -> u32 {
         Dir24_8::lookup(self, a)
     }
@@ -260,12 +269,14 @@ impl Lpm<Ipv4Addr> for Dir24_8 {
 pub struct PrefixTrie<R: prefix_trie::Prefix>(pub PrefixMap<R, u32>);
 
 impl Lpm<Ipv4Addr> for PrefixTrie<(u32, u8)> {
+    #[inline(always)]
     fn lookup(&self, a: Ipv4Addr) -> u32 {
         self.0.get_lpm(&(u32::from(a), 32)).map_or(0, |(_, v)| *v)
     }
 }
 
 impl Lpm<Ipv6Addr> for PrefixTrie<(u128, u8)> {
+    #[inline(always)]
     fn lookup(&self, a: Ipv6Addr) -> u32 {
         self.0.get_lpm(&(u128::from(a), 128)).map_or(0, |(_, v)| *v)
     }
@@ -309,6 +320,7 @@ where
     A: IpAddress + ip_network_table_deps_treebitmap::address::Address,
     IpLookupTable<A, u32>: Send + Sync,
 {
+    #[inline(always)]
     fn lookup(&self, a: A) -> u32 {
         self.0.longest_match(a).map_or(0, |(_, _, v)| *v)
     }

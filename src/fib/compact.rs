@@ -16,7 +16,11 @@
 //! (bitmap, run counts and the first six runs) and, for a chunk of more
 //! than six runs, the line of its run: **one L2 hit and one or two misses**,
 //! the second in the same chunk, which the batch pipeline prefetches in a
-//! stage of its own. Prefixes longer than /24 hang a *sub-chunk* of the
+//! stage of its own (the root needs no prefetch: it is in L2). In cycles,
+//! a scalar lookup is bounded less by its misses than by how many
+//! lookups fit the core's reorder window at once, so its instruction
+//! count matters as much: about 30 from address to leaf, against about 10
+//! for DIR-24-8, whose single miss goes to memory. Prefixes longer than /24 hang a *sub-chunk* of the
 //! same layout under their /24 slot (one more miss, for those addresses
 //! only). The RIS table (1,042,325 prefixes, 26,502 blocks with /17-/24
 //! prefixes, 44 runs a block on average) compiles to about 5.5 bytes a
@@ -28,11 +32,15 @@
 //! a run starts (slot 0 always does); the run counts are four bytes, the
 //! number of runs starting before each 64-bit word, so a slot's run is one
 //! popcount away: `counts[x / 64] + popcount(bitmap[x / 64] << (63 - x %
-//! 64)) - 1`. A leaf is `(next-hop id << 6 | length) << 1` (bit 0 clear),
-//! `0` for no route, [`INHERIT`] for "the block's top-level match", or,
-//! with bit 0 set, a sub-chunk's arena id. `inherited` is that top-level
-//! match (the longest prefix of /16 or shorter covering the block); in a
-//! sub-chunk it is the /24 slot's own match (possibly [`INHERIT`]).
+//! 64)) - 1` (the count a byte load, on the path of every lookup). A
+//! leaf is the FIB's own `next-hop id << 8 | length` (lengths end at 32,
+//! so bits 6 and 7 are clear), which a lookup hands on as it reads it:
+//! `0` is no route, [`INHERIT`] (bit 6) "the block's top-level match",
+//! and a word with bit 7 set names a sub-chunk (`arena id << 8 | 0x80`).
+//! `inherited` is that top-level match (the longest prefix of /16 or
+//! shorter covering the block); in a sub-chunk it is the /24 slot's own
+//! match, or a copy of the block's when no /17-/24 prefix covers the
+//! slot.
 //!
 //! # Updates
 //! The bitmap, counts and run layout of a published chunk never change;
@@ -51,7 +59,7 @@
 //! each block it covers whose match changes, the new match into the
 //! block's root entry, or its chunk's inherited word and the copies its
 //! sub-chunks keep: adding or removing a default route over the RIS table
-//! copies nothing (1.2-1.3 ms measured). Bulk writers gather a block's
+//! copies nothing (1.3-1.4 ms measured). Bulk writers gather a block's
 //! changes and compile it once ([`Compact::update_deferred`]). Replaced
 //! chunks go to the FIB's QSBR limbo and back to the arena after a grace
 //! period.
@@ -95,26 +103,22 @@ const W_INHERITED: usize = 9;
 /// Word of the first run's leaf.
 const W_LEAVES: usize = 10;
 /// The leaf of a run that falls through to the inherited match: id 0 with
-/// length 1, which no real leaf has (ids start at 1).
-pub(crate) const INHERIT: u32 = 2;
+/// "length 64", which no leaf has (ids start at 1, IPv4 lengths end at
+/// 32, so bits 6 and 7 of a leaf are always clear).
+pub(crate) const INHERIT: u32 = 0x40;
+/// Bit 7: the entry names a chunk (`id << 8 | CHUNK`). Leaves are stored
+/// as they are (`id << 8 | len`), so a lookup hands its word on without
+/// decoding it.
+const CHUNK: u32 = 0x80;
+/// Chunk ids fit the 24 bits above the flag: 512 of the arena's 2 MiB
+/// chunks, 1 GiB of chunks (the RIS table takes 6 MiB; filling it takes
+/// over ten million prefixes longer than /24 in distinct /24s).
+const MAX_CHUNK_ID: u32 = 1 << 24;
 
-/// The entry of a leaf (`id << 8 | len`, 0 = none).
-#[inline(always)]
-fn leaf_entry(leaf: u32) -> u32 {
-    ((leaf >> 8) << 6 | (leaf & 0x3f)) << 1
-}
-
-/// The leaf of a leaf entry (0 stays 0).
-#[inline(always)]
-fn entry_leaf(e: u32) -> u32 {
-    let x = e >> 1;
-    (x >> 6) << 8 | (x & 0x3f)
-}
-
-/// Whether an entry names a chunk (bit 0 set).
+/// Whether an entry names a chunk.
 #[inline(always)]
 fn is_chunk(e: u32) -> bool {
-    e & 1 == 1
+    e & CHUNK != 0
 }
 
 /// A published chunk or sub-chunk.
@@ -145,10 +149,10 @@ impl ChunkRef {
         // reads race with nothing.
         unsafe {
             let bits = *(self.0 as *const u64).add(x >> 6);
-            let counts = *self.0.add(W_COUNTS);
-            ((counts >> ((x >> 6) * 8)) & 0xff) as usize
-                + (bits << (63 - (x & 63))).count_ones() as usize
-                - 1
+            // One byte per 64-bit word (see `write_header`): a byte load
+            // instead of a shift and a mask, on the path of every lookup.
+            let before = *(self.0.add(W_COUNTS) as *const u8).add(x >> 6);
+            before as usize + (bits << (63 - (x & 63))).count_ones() as usize - 1
         }
     }
 
@@ -184,6 +188,27 @@ impl ChunkRef {
     unsafe fn slot_addr(self, x: usize) -> *const u8 {
         // SAFETY: forwarded.
         unsafe { self.0.add(W_LEAVES + self.rank(x)) as *const u8 }
+    }
+
+    /// The slot where run `r` starts.
+    ///
+    /// # Safety
+    /// As for `atomic`; `r` must be below the chunk's run count.
+    unsafe fn run_start(self, r: usize) -> usize {
+        let mut left = r;
+        for i in 0..4 {
+            // SAFETY: forwarded; the bitmap is the first 4 u64 words.
+            let mut bits = unsafe { *(self.0 as *const u64).add(i) };
+            let n = bits.count_ones() as usize;
+            if left < n {
+                for _ in 0..left {
+                    bits &= bits - 1;
+                }
+                return i * 64 + bits.trailing_zeros() as usize;
+            }
+            left -= n;
+        }
+        unreachable!("run {r} past the chunk's runs")
     }
 
     /// Words in the chunk.
@@ -223,13 +248,13 @@ impl ChunkRef {
 
 /// The inherited match of a sub-chunk whose /24 slot's own match is
 /// `slot_match`, in a chunk inheriting `block`: the slot's match, or, if
-/// the slot falls through ([`INHERIT`]), a copy of the block's match with
-/// bit 0 set (leaf entries have it clear, and `entry_leaf` drops it), so
-/// that a change of the block's match finds the copies to update and a
-/// lookup never reads two inherited words.
+/// the slot falls through ([`INHERIT`]), a copy of the block's match, so
+/// that a lookup never reads two inherited words. A change of the block's
+/// match finds the copies to update from the block's list (see
+/// `Compact::update_top`).
 fn sub_inherited(slot_match: u32, block: u32) -> u32 {
     if slot_match == INHERIT {
-        block | 1
+        block
     } else {
         slot_match
     }
@@ -267,15 +292,18 @@ fn encode(vals: &[u32; SPAN], inherited: u32) -> Words {
 /// Fills a chunk's header (its first `W_LEAVES` words): the run-start
 /// bitmap, the run counts before each 64-bit word, the inherited match.
 fn write_header(words: &mut Words, bits: &[u64; 4], inherited: u32) {
-    let mut counts = 0u32;
+    let mut counts = [0u8; 4];
     let mut before = 0u32;
     for (i, b) in bits.iter().enumerate() {
         words[2 * i] = *b as u32;
         words[2 * i + 1] = (*b >> 32) as u32;
-        counts |= before << (8 * i);
+        // At most 192 runs start before the last word: a byte holds it.
+        counts[i] = before as u8;
         before += b.count_ones();
     }
-    words[W_COUNTS] = counts;
+    // Native byte order: byte `i` of the word in memory is count `i`,
+    // which is how `ChunkRef::rank` reads it.
+    words[W_COUNTS] = u32::from_ne_bytes(counts);
     words[W_INHERITED] = inherited;
 }
 
@@ -341,6 +369,8 @@ impl BlockShadow {
                     list.remove(i);
                     if list.is_empty() {
                         *list = Vec::new(); // an emptied block holds nothing
+                    } else if list.capacity() - list.len() > Self::headroom(list.len()) * 2 {
+                        list.shrink_to(list.len() + Self::headroom(list.len()));
                     }
                 } else {
                     list[i] = k << 32 | leaf as u64;
@@ -349,11 +379,23 @@ impl BlockShadow {
             }
             Err(i) => {
                 if leaf != 0 {
+                    if list.len() == list.capacity() {
+                        list.reserve_exact(Self::headroom(list.len()));
+                    }
                     list.insert(i, k << 32 | leaf as u64);
                 }
                 0
             }
         }
+    }
+
+    /// Room a list of `len` entries grows by: a quarter, not the doubling
+    /// of `Vec::push`. The lists are most of the writer's memory (8 bytes
+    /// a prefix), and doubling left about 3.6 MB of the RIS table's
+    /// 13.5 MB idle; a quarter leaves about 1.1 MB and keeps the table's
+    /// build time (an eighth left 0.5 MB but took 60% longer to build).
+    fn headroom(len: usize) -> usize {
+        (len / 4).max(4)
     }
 
     /// Bytes held.
@@ -426,7 +468,16 @@ impl<W: Word> Compact<W> {
 
     #[inline(always)]
     fn chunk(&self, e: u32) -> ChunkRef {
-        ChunkRef(self.chunks.resolve(e >> 1) as *const u32)
+        ChunkRef(self.chunks.resolve(e >> 8) as *const u32)
+    }
+
+    /// Stores a chunk's words; the entry naming it.
+    fn store_chunk(&self, words: &[u32]) -> u32 {
+        let p = self.chunks.store(words);
+        // SAFETY: `p` was just stored.
+        let id = unsafe { self.chunks.id_of(p) };
+        assert!(id < MAX_CHUNK_ID, "IPv4 FIB chunks past 1 GiB");
+        id << 8 | CHUNK
     }
 
     /// The low 16 bits of the network `a/len`: its key within its block.
@@ -449,7 +500,7 @@ impl<W: Word> Compact<W> {
         // published.
         let e = self.top_slot(a).load(Ordering::Acquire);
         if !is_chunk(e) {
-            return entry_leaf(e);
+            return e;
         }
         // SAFETY: the entry was published while we were pinned; chunks are
         // freed a grace period after being unlinked.
@@ -498,7 +549,7 @@ impl<W: Word> Compact<W> {
             // keeps a mispredict from stalling the lookups in flight.
             let inherited = c.inherited();
             (
-                entry_leaf(std::hint::select_unpredictable(v == INHERIT, inherited, v)),
+                std::hint::select_unpredictable(v == INHERIT, inherited, v),
                 sub,
             )
         }
@@ -511,7 +562,7 @@ impl<W: Word> Compact<W> {
         // Acquire: see `lookup`.
         let e = self.top_slot(a).load(Ordering::Acquire);
         if !is_chunk(e) {
-            return (entry_leaf(e), TOP_BITS);
+            return (e, TOP_BITS);
         }
         // SAFETY: as in `lookup` (the caller is pinned).
         let (leaf, sub) = unsafe { self.finish_span(self.chunk(e), a) };
@@ -533,8 +584,8 @@ impl<W: Word> Compact<W> {
 
     /// Loads the root entries of a group and prefetches each chunk's first
     /// line (batch stage 2). A chunk entry is handed on resolved, as its
-    /// address with bit 0 set (chunks are 64-byte aligned; leaf entries
-    /// have bit 0 clear).
+    /// address (64-byte aligned, so bit 0 clear), a leaf as `leaf << 1 |
+    /// 1`.
     #[inline(always)]
     pub(crate) fn load_group(&self, addrs: &[W], words: &mut [u64]) {
         for (w, a) in words.iter_mut().zip(addrs) {
@@ -543,41 +594,74 @@ impl<W: Word> Compact<W> {
             *w = if is_chunk(e) {
                 let c = self.chunk(e);
                 prefetch(c.0 as *const u8);
-                c.0 as u64 | 1
+                c.0 as u64
             } else {
-                e as u64
+                (e as u64) << 1 | 1
             };
         }
     }
 
-    /// Prefetches the line of each lookup's run (batch stage 3).
+    /// Prefetches the line of each lookup's run (batch stage 3), and hands
+    /// stage 4 that run's address in place of the chunk's (4-byte aligned,
+    /// so bit 0 clear) and the chunk's inherited match in `aux`: the first
+    /// line, which holds the bitmap read here, holds that match too.
     ///
     /// # Safety
     /// `words` must come from [`Compact::load_group`] and the caller must
     /// have been pinned since.
     #[inline(always)]
-    pub(crate) unsafe fn prefetch_leaves(&self, addrs: &[W], words: &[u64]) {
-        for (a, &w) in addrs.iter().zip(words) {
-            if w & 1 == 1 {
-                let c = ChunkRef((w & !1) as *const u32);
+    pub(crate) unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64], aux: &mut [u32]) {
+        for ((a, w), inherited) in addrs.iter().zip(words).zip(aux) {
+            if *w & 1 == 0 {
+                let c = ChunkRef(*w as *const u32);
                 // SAFETY: the caller's contract: `c` is live.
-                prefetch(unsafe { c.slot_addr(Self::bytes34(*a).0) });
+                unsafe {
+                    let run = c.slot_addr(Self::bytes34(*a).0);
+                    prefetch(run);
+                    *w = run as u64;
+                    *inherited = c.inherited();
+                }
             }
         }
     }
 
-    /// Finishes the lookups of a group from their root entries.
+    /// Finishes the lookups of a group from stage 3's words: a run's
+    /// address (then, as in [`finish_span`](Self::finish_span), its leaf,
+    /// a sub-chunk's, or the inherited match stage 3 read) or a leaf.
+    ///
+    /// The inherited match is read before the run's leaf here, after it in
+    /// `finish_span`; either way the answer is one word read once, since
+    /// whether a run falls through is fixed for the life of its chunk.
     ///
     /// # Safety
-    /// As for [`Compact::prefetch_leaves`].
+    /// `words` and `aux` must come from [`Compact::prefetch_leaves`] and
+    /// the caller must have been pinned since `load_group`.
     #[inline(always)]
-    pub(crate) unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]) {
-        for ((a, &w), leaf) in addrs.iter().zip(words).zip(leaves.iter_mut()) {
-            *leaf = if w & 1 == 1 {
-                // SAFETY: the caller's contract, as in `lookup`.
-                unsafe { self.finish(ChunkRef((w & !1) as *const u32), *a) }
+    pub(crate) unsafe fn walk_group(
+        &self,
+        addrs: &[W],
+        words: &[u64],
+        aux: &[u32],
+        leaves: &mut [u32],
+    ) {
+        for (((a, &w), &inherited), leaf) in addrs.iter().zip(words).zip(aux).zip(leaves.iter_mut())
+        {
+            *leaf = if w & 1 == 0 {
+                // SAFETY: the caller's contract: the run is a live chunk's
+                // leaf word, and a sub-chunk it names is live (as in
+                // `finish_span`).
+                unsafe {
+                    // Acquire: see `ChunkRef::slot`.
+                    let mut v = (*(w as *const AtomicU32)).load(Ordering::Acquire);
+                    if is_chunk(v) {
+                        let s = self.chunk(v);
+                        let x = s.slot(Self::bytes34(*a).1);
+                        v = std::hint::select_unpredictable(x == INHERIT, s.inherited(), x);
+                    }
+                    std::hint::select_unpredictable(v == INHERIT, inherited, v)
+                }
             } else {
-                entry_leaf(w as u32)
+                (w >> 1) as u32
             };
         }
     }
@@ -594,7 +678,7 @@ impl<W: Word> Compact<W> {
         limbo: &mut FibLimbo,
     ) -> u32 {
         if len <= TOP_BITS {
-            return self.update_top(top, a, len, leaf);
+            return self.update_top(top, blocks, a, len, leaf);
         }
         let b = a.top(TOP_BITS);
         let low = Self::low16(a, len);
@@ -648,7 +732,7 @@ impl<W: Word> Compact<W> {
     ) -> u32 {
         if len <= TOP_BITS {
             self.publish_pending(blocks, pending, limbo);
-            return self.update_top(top, a, len, leaf);
+            return self.update_top(top, blocks, a, len, leaf);
         }
         let b = a.top(TOP_BITS);
         if pending.0.as_ref().is_some_and(|p| p.block != b) {
@@ -704,15 +788,23 @@ impl<W: Word> Compact<W> {
         let e = self.top[s].load(Ordering::Relaxed); // only the writer stores
         if is_chunk(e) {
             // SAFETY: the writer only reads chunks it has not retired.
-            entry_leaf(unsafe { self.chunk(e).inherited() })
+            unsafe { self.chunk(e).inherited() }
         } else {
-            entry_leaf(e)
+            e
         }
     }
 
     /// A change of a prefix of /16 or shorter: one store per block whose
-    /// match changes (into its root entry, or its chunk's inherited word).
-    fn update_top(&self, top: &mut TrieShadow<W>, a: W, len: u32, leaf: u32) -> u32 {
+    /// match changes (into its root entry, or its chunk's inherited word
+    /// and the copies of it that its sub-chunks hold).
+    fn update_top(
+        &self,
+        top: &mut TrieShadow<W>,
+        blocks: &BlockShadow,
+        a: W,
+        len: u32,
+        leaf: u32,
+    ) -> u32 {
         let net = a.network(len);
         let (old, rule) = top.update(net, len, leaf);
         let Some(rule) = rule else { return old };
@@ -726,27 +818,31 @@ impl<W: Word> Compact<W> {
                 let c = self.chunk(e);
                 // Release: see `ChunkRef::inherited`.
                 // SAFETY: the writer only writes chunks it has not retired,
-                // and reads their leaves (its own stores) plainly.
+                // and reads their bitmaps and leaves (its own stores)
+                // plainly.
                 unsafe {
-                    c.atomic(W_INHERITED)
-                        .store(leaf_entry(want), Ordering::Release);
+                    c.atomic(W_INHERITED).store(want, Ordering::Release);
                     let runs = c.len_words() - W_LEAVES;
-                    for &l in std::slice::from_raw_parts(c.0.add(W_LEAVES), runs) {
-                        // A sub-chunk whose slot falls through to the block's
-                        // match holds a copy of it, marked (see
-                        // `sub_inherited`).
+                    let leaves = std::slice::from_raw_parts(c.0.add(W_LEAVES), runs);
+                    for (r, &l) in leaves.iter().enumerate() {
+                        // A sub-chunk whose slot falls through to the
+                        // block's match (no /17-/24 prefix covers the slot)
+                        // holds a copy of it (see `sub_inherited`). A scan
+                        // of the leaves first: sub-chunks are rare, and
+                        // most blocks have none.
                         if is_chunk(l) {
-                            let sub = self.chunk(l);
-                            if sub.inherited() & 1 == 1 {
-                                sub.atomic(W_INHERITED)
-                                    .store(leaf_entry(want) | 1, Ordering::Release);
+                            let x = c.run_start(r);
+                            if blocks.cover(s, (x as u32) << 8, 25).is_none() {
+                                self.chunk(l)
+                                    .atomic(W_INHERITED)
+                                    .store(want, Ordering::Release);
                             }
                         }
                     }
                 }
             } else {
                 // Release: see `lookup`.
-                self.top[s].store(leaf_entry(want), Ordering::Release);
+                self.top[s].store(want, Ordering::Release);
             }
         }
         old
@@ -806,12 +902,10 @@ impl<W: Word> Compact<W> {
             let len = Self::len_of(w);
             if len > 24 {
                 let y = (w >> 40) as usize & 0xff;
-                vals[y..y + (1 << (32 - len))].fill(leaf_entry(w as u32));
+                vals[y..y + (1 << (32 - len))].fill(w as u32);
             }
         }
-        let p = self.chunks.store(&encode(&vals, inherited));
-        // SAFETY: `p` was just stored.
-        unsafe { self.chunks.id_of(p) << 1 | 1 }
+        self.store_chunk(&encode(&vals, inherited))
     }
 
     /// Recompiles slots `x0..x1` of block `b`'s chunk (the slots of the
@@ -850,7 +944,7 @@ impl<W: Word> Compact<W> {
         let n = x1 - x0;
         let len = 24 - n.trailing_zeros();
         let low = (x0 as u32) << 8;
-        let cover = blocks.cover(b, low, len).map_or(INHERIT, leaf_entry);
+        let cover = blocks.cover(b, low, len).unwrap_or(INHERIT);
         let mut vals = [cover; SPAN];
         let vals = &mut vals[..n];
         let mut long = [0u64; 4];
@@ -860,7 +954,7 @@ impl<W: Word> Compact<W> {
             let x = Self::slot_of(w);
             if l <= 24 {
                 let end = (x + (1 << (24 - l))).min(x1);
-                vals[x - x0..end - x0].fill(leaf_entry(w as u32));
+                vals[x - x0..end - x0].fill(w as u32);
             } else {
                 long[x >> 6] |= 1 << (x & 63);
             }
@@ -946,10 +1040,9 @@ impl<W: Word> Compact<W> {
         }
         words.extend_from_slice(&old_leaves[runs_below(&old_bits, end)..]);
         write_header(&mut words, &bits, inherited);
-        let p = self.chunks.store(&words);
+        let entry = self.store_chunk(&words);
         // Release: see `lookup`.
-        // SAFETY: `p` was just stored.
-        self.top[b].store(unsafe { self.chunks.id_of(p) } << 1 | 1, Ordering::Release);
+        self.top[b].store(entry, Ordering::Release);
         self.retire(&retired, limbo);
         true
     }
@@ -982,7 +1075,7 @@ impl<W: Word> Compact<W> {
                 let len = Self::len_of(w);
                 let x = Self::slot_of(w);
                 if len <= 24 {
-                    vals[x..x + (1 << (24 - len))].fill(leaf_entry(w as u32));
+                    vals[x..x + (1 << (24 - len))].fill(w as u32);
                 } else {
                     long[x >> 6] |= 1 << (x & 63);
                 }
@@ -1018,9 +1111,7 @@ impl<W: Word> Compact<W> {
                     }
                 }
             }
-            let p = self.chunks.store(&encode(&vals, inherited));
-            // SAFETY: `p` was just stored.
-            unsafe { self.chunks.id_of(p) << 1 | 1 }
+            self.store_chunk(&encode(&vals, inherited))
         };
         if list.is_empty()
             && let Some(o) = &old_vals
@@ -1234,8 +1325,9 @@ mod tests {
     /// A default route over blocks with chunks changes only their
     /// inherited words (the chunk's, and the copy a sub-chunk holds when
     /// its slot falls through to it): no chunk is copied. Catches a short
-    /// prefix that recompiles (or forgets) the chunks under it, and one
-    /// that leaves a sub-chunk's copy of the block's match stale.
+    /// prefix that recompiles (or forgets) the chunks under it, one that
+    /// leaves a sub-chunk's copy of the block's match stale, and one that
+    /// overwrites the match of a sub-chunk whose slot has its own /24.
     #[test]
     fn a_short_prefix_updates_chunks_in_place() {
         let mut h = Harness::new();
@@ -1243,6 +1335,8 @@ mod tests {
             h.set(0x0a00_0000 | x << 10, 22, 1 << 8 | 22, false);
         }
         h.set(0x0a05_0710, 28, 4 << 8 | 28, false);
+        h.set(0x0a05_0900, 24, 5 << 8 | 24, false);
+        h.set(0x0a05_0910, 28, 6 << 8 | 28, false);
         let chunks = h.core.node_count();
         let live = h.core.node_bytes();
         h.set(0, 0, 2 << 8, false);
@@ -1254,6 +1348,7 @@ mod tests {
             0x0a01_0000,
             0x0b00_0000,
             0x0a05_0700,
+            0x0a05_0900,
         ];
         h.check(&probes);
         h.set(0x0a00_0000, 8, 0, false);

@@ -39,16 +39,19 @@ pub(crate) trait Stages<W> {
     /// Stage 2: load the group's top-level entries into `words` and
     /// prefetch the next line each lookup reads.
     fn load_group(&self, addrs: &[W], words: &mut [u64]);
-    /// Stage 3: prefetch lines that the stage-2 lines tell.
+    /// Stage 3: prefetch lines that the stage-2 lines tell; a core may
+    /// rewrite `words` and fill `aux` with what stage 4 then needs (so it
+    /// does not redo stage 3's work).
     ///
     /// # Safety
     /// `words` come from `load_group`, and the caller has been pinned since.
-    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &[u64]);
+    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64], aux: &mut [u32]);
     /// Stage 4: finish the lookups into leaves.
     ///
     /// # Safety
-    /// As for `prefetch_leaves`.
-    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]);
+    /// `words` and `aux` come from `prefetch_leaves`, and the caller has
+    /// been pinned since `load_group`.
+    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], aux: &[u32], leaves: &mut [u32]);
 }
 
 impl<W: Word> Stages<W> for Trie<W> {
@@ -61,12 +64,12 @@ impl<W: Word> Stages<W> for Trie<W> {
         Trie::load_group(self, addrs, words)
     }
     #[inline(always)]
-    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &[u64]) {
+    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64], _aux: &mut [u32]) {
         // SAFETY: forwarded.
         unsafe { Trie::prefetch_leaves(self, addrs, words) }
     }
     #[inline(always)]
-    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]) {
+    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], _aux: &[u32], leaves: &mut [u32]) {
         // SAFETY: forwarded.
         unsafe { Trie::walk_group(self, addrs, words, leaves) }
     }
@@ -74,22 +77,24 @@ impl<W: Word> Stages<W> for Trie<W> {
 
 impl<W: Word> Stages<W> for Compact<W> {
     #[inline(always)]
-    fn prefetch_top(&self, a: W) {
-        Compact::prefetch_top(self, a)
+    fn prefetch_top(&self, _a: W) {
+        // Nothing: the compact core's root is 256 KiB and stays in L2, so
+        // stage 2's load of it is a hit; a prefetch would only add
+        // instructions to every lookup of the batch.
     }
     #[inline(always)]
     fn load_group(&self, addrs: &[W], words: &mut [u64]) {
         Compact::load_group(self, addrs, words)
     }
     #[inline(always)]
-    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &[u64]) {
+    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64], aux: &mut [u32]) {
         // SAFETY: forwarded.
-        unsafe { Compact::prefetch_leaves(self, addrs, words) }
+        unsafe { Compact::prefetch_leaves(self, addrs, words, aux) }
     }
     #[inline(always)]
-    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]) {
+    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], aux: &[u32], leaves: &mut [u32]) {
         // SAFETY: forwarded.
-        unsafe { Compact::walk_group(self, addrs, words, leaves) }
+        unsafe { Compact::walk_group(self, addrs, words, aux, leaves) }
     }
 }
 
@@ -139,9 +144,23 @@ impl<W: Word> Core<W> {
     /// must be pinned while it uses the leaf's next-hop id.
     #[inline(always)]
     pub(crate) fn lookup(&self, a: W) -> u32 {
-        match self {
-            Core::Trie(t) => t.lookup(a),
-            Core::Compact(d) => d.lookup(a),
+        // The width decides the core at compile time, so the lookup loop
+        // of a router does not load and test the variant per packet (two
+        // more instructions in the window that bounds how many lookups a
+        // core keeps in flight).
+        if W::BITS == 32 {
+            match self {
+                Core::Compact(d) => d.lookup(a),
+                // SAFETY: `Core::new`, the only constructor, builds the
+                // compact core exactly when `W::BITS == 32`.
+                Core::Trie(_) => unsafe { std::hint::unreachable_unchecked() },
+            }
+        } else {
+            match self {
+                Core::Trie(t) => t.lookup(a),
+                // SAFETY: as above, the trie exactly otherwise.
+                Core::Compact(_) => unsafe { std::hint::unreachable_unchecked() },
+            }
         }
     }
 
