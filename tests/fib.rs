@@ -286,9 +286,10 @@ fn never_flickers<F: IpFamily>(
 
 /// IPv4: probes 10.1.255.x under an untouched /16; churn never covering
 /// them inside 10.1.240.0/21 and 10.1.192.0/19 (the probes' /16 block: its
-/// chunk is patched and replaced under them, and their slots fall through
-/// to the block's inherited match); a covering /8, whose add and
-/// withdrawal store into that inherited word in place.
+/// chunk is patched and replaced under them, and their slots hold the
+/// block's inherited match, resolved into their leaves); a covering /8,
+/// whose add and withdrawal go through the short-prefix path over that
+/// block.
 #[test]
 fn untouched_route_never_flickers_under_churn() {
     never_flickers::<Ipv4>(

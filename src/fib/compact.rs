@@ -16,15 +16,15 @@
 //! (bitmap, run counts and the first six runs) and, for a chunk of more
 //! than six runs, the line of its run: **one L2 hit and one or two misses**,
 //! the second in the same chunk, which the batch pipeline prefetches in a
-//! stage of its own (the root needs no prefetch: it is in L2). In cycles,
-//! a scalar lookup is bounded less by its misses than by how many
-//! lookups fit the core's reorder window at once, so its instruction
-//! count matters as much: about 30 from address to leaf, against about 10
-//! for DIR-24-8, whose single miss goes to memory. Prefixes longer than /24 hang a *sub-chunk* of the
-//! same layout under their /24 slot (one more miss, for those addresses
-//! only). The RIS table (1,042,325 prefixes, 26,502 blocks with /17-/24
-//! prefixes, 44 runs a block on average) compiles to about 5.5 bytes a
-//! prefix of chunks plus the 256 KiB root.
+//! stage of its own (the root needs no prefetch: it is in L2). Prefixes
+//! longer than /24 hang a *sub-chunk* of the same layout under their /24
+//! slot (one more miss, for those addresses only). In cycles, a scalar
+//! lookup is bounded less by its misses than by how many lookups fit the
+//! core's reorder window at once, so its instruction count matters as
+//! much: about 25 from address to leaf, against about 10 for DIR-24-8,
+//! whose single miss goes to memory. The RIS table (1,042,325 prefixes,
+//! 26,502 blocks with /17-/24 prefixes, 44 runs a block on average)
+//! compiles to about 6 bytes a prefix of chunks plus the 256 KiB root.
 //!
 //! # Chunk layout (32-bit words, 64-byte aligned)
 //! `[bitmap: 8 words][run counts][inherited][leaves..]`. The bitmap's
@@ -34,35 +34,37 @@
 //! popcount away: `counts[x / 64] + popcount(bitmap[x / 64] << (63 - x %
 //! 64)) - 1` (the count a byte load, on the path of every lookup). A
 //! leaf is the FIB's own `next-hop id << 8 | length` (lengths end at 32,
-//! so bits 6 and 7 are clear), which a lookup hands on as it reads it:
-//! `0` is no route, [`INHERIT`] (bit 6) "the block's top-level match",
-//! and a word with bit 7 set names a sub-chunk (`arena id << 8 | 0x80`).
-//! `inherited` is that top-level match (the longest prefix of /16 or
-//! shorter covering the block); in a sub-chunk it is the /24 slot's own
-//! match, or a copy of the block's when no /17-/24 prefix covers the
-//! slot.
+//! so bit 7 is clear), which a lookup hands on as it reads it: `0` is no
+//! route, and a word with bit 7 set names a sub-chunk (`arena id << 8 |
+//! 0x80`). Slots no /17-/24 prefix covers hold the block's *inherited*
+//! match (the longest prefix of /16 or shorter covering it, or 0),
+//! resolved into their leaves, so a lookup never reads a second word; the
+//! `inherited` header word records it for the writer. In a sub-chunk, the
+//! inherited match is the /24 slot's own: its /17-/24 match, else the
+//! block's.
 //!
 //! # Updates
 //! The bitmap, counts and run layout of a published chunk never change;
-//! its `inherited` word and its leaves are atomic words, stored in place
-//! only where that keeps each answer one word (see
-//! [`Compact::finish_span`]). The writer keeps each block's prefixes
-//! longer than /16 in a sorted list. A change of a /17-/24 prefix repaints
-//! the prefix's slots from the list and either stores the leaves of the
-//! runs it changed in place (the runs stay where they were and none starts
-//! or stops falling through: a next hop's change of an existing prefix),
-//! or publishes a copy of the chunk whose runs outside those slots are
-//! copied whole, with one Release store into the root. A change of a
-//! /25-/32 prefix rebuilds its slot's sub-chunk and swaps the reference in
-//! place; a slot's first long prefix or its last one goes through the
-//! chunk like a /24. A change of a prefix of /16 or shorter stores, for
-//! each block it covers whose match changes, the new match into the
-//! block's root entry, or its chunk's inherited word and the copies its
-//! sub-chunks keep: adding or removing a default route over the RIS table
-//! copies nothing (1.3-1.4 ms measured). Bulk writers gather a block's
-//! changes and compile it once ([`Compact::update_deferred`]). Replaced
-//! chunks go to the FIB's QSBR limbo and back to the arena after a grace
-//! period.
+//! its leaves are atomic words, stored in place one word at a time, so
+//! every answer is one word read once (see [`Compact::finish_span`]). The
+//! writer keeps each block's prefixes longer than /16 in a sorted list. A
+//! change of a /17-/24 prefix repaints the prefix's slots from the list
+//! and either stores the leaves of the runs it changed in place (the runs
+//! stay where they were: a next hop's change of an existing prefix), or
+//! publishes a copy of the chunk whose runs outside those slots are copied
+//! whole, with one Release store into the root. A change of a /25-/32
+//! prefix rebuilds its slot's sub-chunk and swaps the reference in place;
+//! a slot's first long prefix or its last one goes through the chunk like
+//! a /24. A change of a prefix of /16 or shorter stores, for each block it
+//! covers whose match changes, the new match into the block's root entry,
+//! or into each leaf of its chunk (and of the sub-chunks that fall through
+//! to it) holding the old match: a leaf holds the inherited match exactly
+//! when it equals it, as own leaves are longer and never 0, so the runs
+//! stay canonical. Adding or removing a default route over the RIS table
+//! copies nothing (3.5-4.5 ms measured, a scan and stores over the 4.7 MB
+//! of leaves). Bulk writers gather a block's changes and compile it once
+//! ([`Compact::update_deferred`]). Replaced chunks go to the FIB's QSBR
+//! limbo and back to the arena after a grace period.
 //!
 //! # Proof
 //! Loom cannot reach this core: its atomics are words of the huge-page
@@ -102,13 +104,9 @@ const W_COUNTS: usize = 8;
 const W_INHERITED: usize = 9;
 /// Word of the first run's leaf.
 const W_LEAVES: usize = 10;
-/// The leaf of a run that falls through to the inherited match: id 0 with
-/// "length 64", which no leaf has (ids start at 1, IPv4 lengths end at
-/// 32, so bits 6 and 7 of a leaf are always clear).
-pub(crate) const INHERIT: u32 = 0x40;
 /// Bit 7: the entry names a chunk (`id << 8 | CHUNK`). Leaves are stored
-/// as they are (`id << 8 | len`), so a lookup hands its word on without
-/// decoding it.
+/// as they are (`id << 8 | len`; IPv4 lengths end at 32, so bit 7 is
+/// clear), so a lookup hands its word on without decoding it.
 const CHUNK: u32 = 0x80;
 /// Chunk ids fit the 24 bits above the flag: 512 of the arena's 2 MiB
 /// chunks, 1 GiB of chunks (the RIS table takes 6 MiB; filling it takes
@@ -156,7 +154,7 @@ impl ChunkRef {
         }
     }
 
-    /// Slot `x`'s leaf (a leaf entry, [`INHERIT`] or a sub-chunk entry).
+    /// Slot `x`'s leaf or sub-chunk entry.
     ///
     /// # Safety
     /// As for `atomic`; the caller is pinned (or is the writer).
@@ -168,16 +166,44 @@ impl ChunkRef {
         unsafe { self.atomic(W_LEAVES + self.rank(x)).load(Ordering::Acquire) }
     }
 
-    /// The inherited match.
+    /// The inherited match (writer side: lookups read the leaves it was
+    /// resolved into).
     ///
     /// # Safety
     /// As for `slot`.
-    #[inline(always)]
     unsafe fn inherited(self) -> u32 {
-        // Acquire: a match stored in place names a next-hop id whose entry
-        // was published before it (as for the root's entries).
+        // Relaxed: only the writer reads it, and only the writer stores.
         // SAFETY: forwarded.
-        unsafe { self.atomic(W_INHERITED).load(Ordering::Acquire) }
+        unsafe { self.atomic(W_INHERITED).load(Ordering::Relaxed) }
+    }
+
+    /// Stores `new` over the inherited match: in the header and in every
+    /// leaf that holds the old one, in place. A leaf holds the inherited
+    /// match exactly when it equals it: own leaves are longer than the
+    /// match (/17-/24 in a chunk over a /16-or-shorter match, /25-/32 in a
+    /// sub-chunk over a /24-or-shorter one) and never 0, so no leaf is
+    /// mistaken for it, and no two runs come to hold equal leaves (the
+    /// runs stay canonical).
+    ///
+    /// # Safety
+    /// The chunk must be live, and the caller its writer.
+    unsafe fn retarget(self, new: u32) {
+        // SAFETY: forwarded; the leaves are the chunk's `len_words`.
+        unsafe {
+            let old = self.inherited();
+            if old == new {
+                return;
+            }
+            for i in W_LEAVES..self.len_words() {
+                let leaf = self.atomic(i);
+                if leaf.load(Ordering::Relaxed) == old {
+                    // Release: see `ChunkRef::slot` (a new next-hop id's
+                    // entry is published before a leaf naming it).
+                    leaf.store(new, Ordering::Release);
+                }
+            }
+            self.atomic(W_INHERITED).store(new, Ordering::Relaxed);
+        }
     }
 
     /// The address of slot `x`'s leaf, for a prefetch.
@@ -188,27 +214,6 @@ impl ChunkRef {
     unsafe fn slot_addr(self, x: usize) -> *const u8 {
         // SAFETY: forwarded.
         unsafe { self.0.add(W_LEAVES + self.rank(x)) as *const u8 }
-    }
-
-    /// The slot where run `r` starts.
-    ///
-    /// # Safety
-    /// As for `atomic`; `r` must be below the chunk's run count.
-    unsafe fn run_start(self, r: usize) -> usize {
-        let mut left = r;
-        for i in 0..4 {
-            // SAFETY: forwarded; the bitmap is the first 4 u64 words.
-            let mut bits = unsafe { *(self.0 as *const u64).add(i) };
-            let n = bits.count_ones() as usize;
-            if left < n {
-                for _ in 0..left {
-                    bits &= bits - 1;
-                }
-                return i * 64 + bits.trailing_zeros() as usize;
-            }
-            left -= n;
-        }
-        unreachable!("run {r} past the chunk's runs")
     }
 
     /// Words in the chunk.
@@ -243,20 +248,6 @@ impl ChunkRef {
             *v = cur;
         }
         vals
-    }
-}
-
-/// The inherited match of a sub-chunk whose /24 slot's own match is
-/// `slot_match`, in a chunk inheriting `block`: the slot's match, or, if
-/// the slot falls through ([`INHERIT`]), a copy of the block's match, so
-/// that a lookup never reads two inherited words. A change of the block's
-/// match finds the copies to update from the block's list (see
-/// `Compact::update_top`).
-fn sub_inherited(slot_match: u32, block: u32) -> u32 {
-    if slot_match == INHERIT {
-        block
-    } else {
-        slot_match
     }
 }
 
@@ -519,14 +510,11 @@ impl<W: Word> Compact<W> {
 
     /// [`finish`](Self::finish), and whether a sub-chunk decided it.
     ///
-    /// Every answer is one word read once: a run's leaf, a sub-chunk run's
-    /// leaf, a sub-chunk's inherited match or the chunk's, whichever the
-    /// runs lead to. Which of them a run leads to is fixed for the life of
-    /// a chunk (a leaf stored in place is never [`INHERIT`] nor replaced
-    /// by it, and a sub-chunk's inherited match is a resolved leaf, never
-    /// [`INHERIT`]), so a lookup racing any number of writes answers what
-    /// one of those words held at one instant: the answer of some moment
-    /// of the lookup, never a mix of two.
+    /// Every answer is one word read once: a run's leaf, or a sub-chunk
+    /// run's leaf when the run names a sub-chunk. Inherited matches are
+    /// resolved into the leaves, so a lookup racing any number of writes
+    /// answers what that one word held at one instant: the answer of some
+    /// moment of the lookup, never a mix of two.
     ///
     /// # Safety
     /// As for `finish`.
@@ -536,22 +524,13 @@ impl<W: Word> Compact<W> {
         // SAFETY: the caller's contract; a sub-chunk named by a live chunk
         // is live (it is retired only after being unlinked).
         unsafe {
-            let mut v = c.slot(x);
+            let v = c.slot(x);
             let sub = is_chunk(v);
             if sub {
-                let s = self.chunk(v);
-                let w = s.slot(y);
-                v = std::hint::select_unpredictable(w == INHERIT, s.inherited(), w);
+                (self.chunk(v).slot(y), true)
+            } else {
+                (v, false)
             }
-            // The inherited match shares the first line with the bitmap, so
-            // it is loaded whether needed or not: whether a slot inherits
-            // is as random as the traffic, and a select instead of a branch
-            // keeps a mispredict from stalling the lookups in flight.
-            let inherited = c.inherited();
-            (
-                std::hint::select_unpredictable(v == INHERIT, inherited, v),
-                sub,
-            )
         }
     }
 
@@ -603,62 +582,46 @@ impl<W: Word> Compact<W> {
 
     /// Prefetches the line of each lookup's run (batch stage 3), and hands
     /// stage 4 that run's address in place of the chunk's (4-byte aligned,
-    /// so bit 0 clear) and the chunk's inherited match in `aux`: the first
-    /// line, which holds the bitmap read here, holds that match too.
+    /// so bit 0 clear), so stage 4 need not rank the slot again.
     ///
     /// # Safety
     /// `words` must come from [`Compact::load_group`] and the caller must
     /// have been pinned since.
     #[inline(always)]
-    pub(crate) unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64], aux: &mut [u32]) {
-        for ((a, w), inherited) in addrs.iter().zip(words).zip(aux) {
+    pub(crate) unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64]) {
+        for (a, w) in addrs.iter().zip(words) {
             if *w & 1 == 0 {
                 let c = ChunkRef(*w as *const u32);
                 // SAFETY: the caller's contract: `c` is live.
-                unsafe {
-                    let run = c.slot_addr(Self::bytes34(*a).0);
-                    prefetch(run);
-                    *w = run as u64;
-                    *inherited = c.inherited();
-                }
+                let run = unsafe { c.slot_addr(Self::bytes34(*a).0) };
+                prefetch(run);
+                *w = run as u64;
             }
         }
     }
 
     /// Finishes the lookups of a group from stage 3's words: a run's
-    /// address (then, as in [`finish_span`](Self::finish_span), its leaf,
-    /// a sub-chunk's, or the inherited match stage 3 read) or a leaf.
-    ///
-    /// The inherited match is read before the run's leaf here, after it in
-    /// `finish_span`; either way the answer is one word read once, since
-    /// whether a run falls through is fixed for the life of its chunk.
+    /// address (then, as in [`finish_span`](Self::finish_span), its leaf
+    /// or its sub-chunk's) or a leaf.
     ///
     /// # Safety
-    /// `words` and `aux` must come from [`Compact::prefetch_leaves`] and
-    /// the caller must have been pinned since `load_group`.
+    /// `words` must come from [`Compact::prefetch_leaves`] and the caller
+    /// must have been pinned since `load_group`.
     #[inline(always)]
-    pub(crate) unsafe fn walk_group(
-        &self,
-        addrs: &[W],
-        words: &[u64],
-        aux: &[u32],
-        leaves: &mut [u32],
-    ) {
-        for (((a, &w), &inherited), leaf) in addrs.iter().zip(words).zip(aux).zip(leaves.iter_mut())
-        {
+    pub(crate) unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]) {
+        for ((a, &w), leaf) in addrs.iter().zip(words).zip(leaves.iter_mut()) {
             *leaf = if w & 1 == 0 {
                 // SAFETY: the caller's contract: the run is a live chunk's
                 // leaf word, and a sub-chunk it names is live (as in
                 // `finish_span`).
                 unsafe {
                     // Acquire: see `ChunkRef::slot`.
-                    let mut v = (*(w as *const AtomicU32)).load(Ordering::Acquire);
+                    let v = (*(w as *const AtomicU32)).load(Ordering::Acquire);
                     if is_chunk(v) {
-                        let s = self.chunk(v);
-                        let x = s.slot(Self::bytes34(*a).1);
-                        v = std::hint::select_unpredictable(x == INHERIT, s.inherited(), x);
+                        self.chunk(v).slot(Self::bytes34(*a).1)
+                    } else {
+                        v
                     }
-                    std::hint::select_unpredictable(v == INHERIT, inherited, v)
                 }
             } else {
                 (w >> 1) as u32
@@ -678,7 +641,7 @@ impl<W: Word> Compact<W> {
         limbo: &mut FibLimbo,
     ) -> u32 {
         if len <= TOP_BITS {
-            return self.update_top(top, blocks, a, len, leaf);
+            return self.update_top(top, a, len, leaf);
         }
         let b = a.top(TOP_BITS);
         let low = Self::low16(a, len);
@@ -732,7 +695,7 @@ impl<W: Word> Compact<W> {
     ) -> u32 {
         if len <= TOP_BITS {
             self.publish_pending(blocks, pending, limbo);
-            return self.update_top(top, blocks, a, len, leaf);
+            return self.update_top(top, a, len, leaf);
         }
         let b = a.top(TOP_BITS);
         if pending.0.as_ref().is_some_and(|p| p.block != b) {
@@ -794,51 +757,42 @@ impl<W: Word> Compact<W> {
         }
     }
 
-    /// A change of a prefix of /16 or shorter: one store per block whose
-    /// match changes (into its root entry, or its chunk's inherited word
-    /// and the copies of it that its sub-chunks hold).
-    fn update_top(
-        &self,
-        top: &mut TrieShadow<W>,
-        blocks: &BlockShadow,
-        a: W,
-        len: u32,
-        leaf: u32,
-    ) -> u32 {
+    /// A change of a prefix of /16 or shorter: for each block whose match
+    /// changes, one store into its root entry, or, for a block with a
+    /// chunk, a store into each leaf that holds the old match (the chunk's
+    /// and those of its sub-chunks whose slots fall through to it).
+    fn update_top(&self, top: &mut TrieShadow<W>, a: W, len: u32, leaf: u32) -> u32 {
         let net = a.network(len);
         let (old, rule) = top.update(net, len, leaf);
         let Some(rule) = rule else { return old };
         let first = net.top(TOP_BITS);
         for s in first..first + (1usize << (TOP_BITS - len)) {
-            let Some(want) = rule.apply(self.top_match(s)) else {
+            let was = self.top_match(s);
+            let Some(want) = rule.apply(was) else {
                 continue;
             };
             let e = self.top[s].load(Ordering::Relaxed); // only the writer stores
             if is_chunk(e) {
                 let c = self.chunk(e);
-                // Release: see `ChunkRef::inherited`.
                 // SAFETY: the writer only writes chunks it has not retired,
-                // and reads their bitmaps and leaves (its own stores)
-                // plainly.
+                // and reads their leaves (its own stores) plainly; a
+                // sub-chunk a live chunk names is live.
                 unsafe {
-                    c.atomic(W_INHERITED).store(want, Ordering::Release);
                     let runs = c.len_words() - W_LEAVES;
                     let leaves = std::slice::from_raw_parts(c.0.add(W_LEAVES), runs);
-                    for (r, &l) in leaves.iter().enumerate() {
+                    for &l in leaves {
                         // A sub-chunk whose slot falls through to the
-                        // block's match (no /17-/24 prefix covers the slot)
-                        // holds a copy of it (see `sub_inherited`). A scan
-                        // of the leaves first: sub-chunks are rare, and
-                        // most blocks have none.
+                        // block's match inherits it: its own inherited match
+                        // is the block's (a slot's own /17-/24 match never
+                        // equals a /16-or-shorter one, nor is it 0).
                         if is_chunk(l) {
-                            let x = c.run_start(r);
-                            if blocks.cover(s, (x as u32) << 8, 25).is_none() {
-                                self.chunk(l)
-                                    .atomic(W_INHERITED)
-                                    .store(want, Ordering::Release);
+                            let sub = self.chunk(l);
+                            if sub.inherited() == was {
+                                sub.retarget(want);
                             }
                         }
                     }
+                    c.retarget(want);
                 }
             } else {
                 // Release: see `lookup`.
@@ -893,9 +847,9 @@ impl<W: Word> Compact<W> {
     }
 
     /// A fresh sub-chunk for /24 slot `x` from the block's list, inheriting
-    /// `inherited`; its entry.
+    /// `inherited` (the slot's match); its entry.
     fn compile_sub(&self, list: &[u64], x: usize, inherited: u32) -> u32 {
-        let mut vals = [INHERIT; SPAN];
+        let mut vals = [inherited; SPAN];
         // The list is sorted by low bits: slot x's prefixes are contiguous.
         let start = list.partition_point(|w| ((w >> 48) as usize) < x);
         for &w in list[start..].iter().take_while(|w| Self::slot_of(**w) == x) {
@@ -939,12 +893,12 @@ impl<W: Word> Compact<W> {
         // only after its replacement is published.
         let old_at = |x: usize| unsafe { c.atomic(W_LEAVES + c.rank(x)).load(Ordering::Relaxed) };
         // The range's slots: the longest /17-/24 prefix containing the
-        // whole range (or INHERIT), then every prefix inside it, in list
-        // order.
+        // whole range (or the block's match), then every prefix inside it,
+        // in list order.
         let n = x1 - x0;
         let len = 24 - n.trailing_zeros();
         let low = (x0 as u32) << 8;
-        let cover = blocks.cover(b, low, len).unwrap_or(INHERIT);
+        let cover = blocks.cover(b, low, len).unwrap_or(inherited);
         let mut vals = [cover; SPAN];
         let vals = &mut vals[..n];
         let mut long = [0u64; 4];
@@ -963,16 +917,10 @@ impl<W: Word> Compact<W> {
             let was = old_at(x);
             let has_long = long[x >> 6] >> (x & 63) & 1 == 1;
             if has_long {
-                let slot_match = sub_inherited(vals[x - x0], inherited);
+                let slot_match = vals[x - x0];
                 vals[x - x0] = if is_chunk(was) {
-                    let sub = self.chunk(was);
                     // SAFETY: as above; the kept sub-chunk is live.
-                    unsafe {
-                        if sub.inherited() != slot_match {
-                            // Release: see `ChunkRef::inherited`.
-                            sub.atomic(W_INHERITED).store(slot_match, Ordering::Release);
-                        }
-                    }
+                    unsafe { self.chunk(was).retarget(slot_match) };
                     was
                 } else {
                     self.compile_sub(list, x, slot_match)
@@ -1003,14 +951,11 @@ impl<W: Word> Compact<W> {
                 bits[x >> 6] &= !bit;
             }
         }
-        let in_place =
-            bits == old_bits && (x0..x1).all(|x| (value(x) == INHERIT) == (old_at(x) == INHERIT));
-        if in_place {
-            // The same runs, none starting or ceasing to fall through: only
-            // the leaves of runs starting in the range change, each stored
-            // in place (a lookup sees its address's old answer or its new
-            // one; see `finish_span`). A next hop's change of an existing
-            // prefix lands here.
+        if bits == old_bits {
+            // The same runs: only the leaves of runs starting in the range
+            // change, each stored in place (a lookup sees its address's old
+            // answer or its new one; see `finish_span`). A next hop's
+            // change of an existing prefix lands here.
             for x in x0..x1 {
                 if bits[x >> 6] >> (x & 63) & 1 == 1 && value(x) != old_at(x) {
                     // Release: see `ChunkRef::slot` (a new sub-chunk's
@@ -1067,7 +1012,7 @@ impl<W: Word> Compact<W> {
         let new = if list.is_empty() {
             inherited
         } else {
-            let mut vals = [INHERIT; SPAN];
+            let mut vals = [inherited; SPAN];
             let mut long = [0u64; 4];
             // Address-then-length order: a prefix paints after every
             // shorter one containing it.
@@ -1084,20 +1029,14 @@ impl<W: Word> Compact<W> {
                 if long[x >> 6] >> (x & 63) & 1 == 0 {
                     continue;
                 }
-                let slot_match = sub_inherited(vals[x], inherited);
+                let slot_match = vals[x];
                 let kept = old_vals
                     .map(|o| o[x])
                     .filter(|&s| is_chunk(s) && dirty[x >> 6] >> (x & 63) & 1 == 0);
                 vals[x] = match kept {
                     Some(s) => {
-                        let sub = self.chunk(s);
                         // SAFETY: as above; the kept sub-chunk is live.
-                        unsafe {
-                            if sub.inherited() != slot_match {
-                                // Release: see `ChunkRef::inherited`.
-                                sub.atomic(W_INHERITED).store(slot_match, Ordering::Release);
-                            }
-                        }
+                        unsafe { self.chunk(s).retarget(slot_match) };
                         s
                     }
                     None => self.compile_sub(list, x, slot_match),
@@ -1322,12 +1261,13 @@ mod tests {
         assert_eq!(h.core.node_count(), 0, "every chunk retired once empty");
     }
 
-    /// A default route over blocks with chunks changes only their
-    /// inherited words (the chunk's, and the copy a sub-chunk holds when
-    /// its slot falls through to it): no chunk is copied. Catches a short
-    /// prefix that recompiles (or forgets) the chunks under it, one that
-    /// leaves a sub-chunk's copy of the block's match stale, and one that
-    /// overwrites the match of a sub-chunk whose slot has its own /24.
+    /// A default route over blocks with chunks changes only the leaves
+    /// that hold their inherited match (the chunk's, and a sub-chunk's
+    /// when its slot falls through to it), in place: no chunk is copied.
+    /// Catches a short prefix that recompiles (or forgets) the chunks under
+    /// it, one that leaves a sub-chunk's copy of the block's match stale,
+    /// and one that overwrites the match of a sub-chunk whose slot has its
+    /// own /24.
     #[test]
     fn a_short_prefix_updates_chunks_in_place() {
         let mut h = Harness::new();

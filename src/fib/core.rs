@@ -40,18 +40,18 @@ pub(crate) trait Stages<W> {
     /// prefetch the next line each lookup reads.
     fn load_group(&self, addrs: &[W], words: &mut [u64]);
     /// Stage 3: prefetch lines that the stage-2 lines tell; a core may
-    /// rewrite `words` and fill `aux` with what stage 4 then needs (so it
-    /// does not redo stage 3's work).
+    /// rewrite `words` into what stage 4 then needs (so it does not redo
+    /// stage 3's work).
     ///
     /// # Safety
     /// `words` come from `load_group`, and the caller has been pinned since.
-    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64], aux: &mut [u32]);
+    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64]);
     /// Stage 4: finish the lookups into leaves.
     ///
     /// # Safety
-    /// `words` and `aux` come from `prefetch_leaves`, and the caller has
-    /// been pinned since `load_group`.
-    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], aux: &[u32], leaves: &mut [u32]);
+    /// `words` come from `prefetch_leaves`, and the caller has been pinned
+    /// since `load_group`.
+    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]);
 }
 
 impl<W: Word> Stages<W> for Trie<W> {
@@ -64,12 +64,12 @@ impl<W: Word> Stages<W> for Trie<W> {
         Trie::load_group(self, addrs, words)
     }
     #[inline(always)]
-    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64], _aux: &mut [u32]) {
+    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64]) {
         // SAFETY: forwarded.
         unsafe { Trie::prefetch_leaves(self, addrs, words) }
     }
     #[inline(always)]
-    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], _aux: &[u32], leaves: &mut [u32]) {
+    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]) {
         // SAFETY: forwarded.
         unsafe { Trie::walk_group(self, addrs, words, leaves) }
     }
@@ -87,14 +87,14 @@ impl<W: Word> Stages<W> for Compact<W> {
         Compact::load_group(self, addrs, words)
     }
     #[inline(always)]
-    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64], aux: &mut [u32]) {
+    unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64]) {
         // SAFETY: forwarded.
-        unsafe { Compact::prefetch_leaves(self, addrs, words, aux) }
+        unsafe { Compact::prefetch_leaves(self, addrs, words) }
     }
     #[inline(always)]
-    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], aux: &[u32], leaves: &mut [u32]) {
+    unsafe fn walk_group(&self, addrs: &[W], words: &[u64], leaves: &mut [u32]) {
         // SAFETY: forwarded.
-        unsafe { Compact::walk_group(self, addrs, words, aux, leaves) }
+        unsafe { Compact::walk_group(self, addrs, words, leaves) }
     }
 }
 

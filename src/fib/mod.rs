@@ -638,7 +638,6 @@ impl<F: IpAddressFamily> LpmFib<F> {
         let mut native = [[Bits::<F>::default(); GROUP]; STAGES];
         let mut lens = [0usize; STAGES];
         let mut words = [[0u64; GROUP]; STAGES];
-        let mut aux = [[0u32; GROUP]; STAGES];
         let mut leaves = [0u32; GROUP];
         // Loads group g into its ring slot: native addresses, top-level
         // words (prefetching the node lines they name).
@@ -663,37 +662,18 @@ impl<F: IpAddressFamily> LpmFib<F> {
         }
         // SAFETY: the words came from `load_group`, and the caller is online
         // for the whole batch.
-        unsafe {
-            core.prefetch_leaves(
-                &native[0][..lens[0]],
-                &mut words[0][..lens[0]],
-                &mut aux[0][..lens[0]],
-            )
-        };
+        unsafe { core.prefetch_leaves(&native[0][..lens[0]], &mut words[0][..lens[0]]) };
         for g in 0..groups {
             prefetch_tops(g + 3);
             let r2 = (g + 2) % STAGES;
             lens[r2] = load::<F, C>(core, group(g + 2), &mut native[r2], &mut words[r2]);
             let r1 = (g + 1) % STAGES;
             // SAFETY: as above.
-            unsafe {
-                core.prefetch_leaves(
-                    &native[r1][..lens[r1]],
-                    &mut words[r1][..lens[r1]],
-                    &mut aux[r1][..lens[r1]],
-                )
-            };
+            unsafe { core.prefetch_leaves(&native[r1][..lens[r1]], &mut words[r1][..lens[r1]]) };
             let r = g % STAGES;
             let len = lens[r];
             // SAFETY: as above.
-            unsafe {
-                core.walk_group(
-                    &native[r][..len],
-                    &words[r][..len],
-                    &aux[r][..len],
-                    &mut leaves,
-                )
-            };
+            unsafe { core.walk_group(&native[r][..len], &words[r][..len], &mut leaves) };
             for i in 0..len {
                 out[g * GROUP + i] = emit(native[r][i], leaves[i]);
             }
