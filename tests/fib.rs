@@ -309,13 +309,39 @@ fn untouched_route_never_flickers_under_churn() {
     );
 }
 
+/// IPv4: probes 10.1.255.x under an untouched /24, an own leaf of block
+/// 10.1's chunk, which has no /16; the same churn as above; a covering /8
+/// whose add and withdrawal change the block's inherited match, so each
+/// rewrites, in place, every leaf of the chunk holding the old match while
+/// the reader looks up. Catches a rewrite that touches an own leaf (it
+/// would answer the /8 or nothing for a moment).
+#[test]
+fn untouched_route_never_flickers_under_inherited_rewrites() {
+    never_flickers::<Ipv4>(
+        "10.1.255.0/24".parse().unwrap(),
+        "10.0.0.0/8".parse().unwrap(),
+        (0..=255).map(|i| Ipv4Addr::new(10, 1, 255, i)).collect(),
+        Ipv4Addr::new(192, 0, 2, 7),
+        |rng| {
+            let (base, span, min_len) = if rng.below(2) == 0 {
+                (0x0a01_f000u32, 0x07ff, 21)
+            } else {
+                (0x0a01_c000u32, 0x1fff, 19)
+            };
+            let len = min_len + rng.below(33 - min_len as u64) as u8;
+            Prefix::truncating(Ipv4Addr::from(base | (rng.next_u64() as u32 & span)), len)
+        },
+    );
+}
+
 /// IPv4 past /24: probes 10.1.255.16-31 under an untouched /28, so their
 /// /24 slot holds a sub-chunk in the IPv4 core; churn of /25../32 in
 /// 10.1.255.128/25 (the same sub-chunk, rebuilt and swapped in place) and
 /// of /21../24 in 10.1.240.0/21 (the block's chunk, patched around the
 /// sub-chunk); a covering /24 whose add and withdrawal change the
-/// sub-chunk's inherited match in place. Catches a sub-chunk swap or an
-/// inherited store that leaves a reader a moment without the /28.
+/// sub-chunk's inherited match, rewritten into its leaves in place.
+/// Catches a sub-chunk swap or a rewrite that leaves a reader a moment
+/// without the /28.
 #[test]
 fn untouched_long_route_never_flickers_under_sub_chunk_churn() {
     never_flickers::<Ipv4>(

@@ -206,6 +206,11 @@ impl<const U: usize> NodeArena<U> {
         base.wrapping_add((id as usize & (Self::CHUNK_UNITS - 1)) * U)
     }
 
+    /// Chunks the arena holds from the system.
+    pub(crate) fn chunks(&self) -> usize {
+        self.state().chunks.len()
+    }
+
     /// Bytes the arena holds from the system (whole chunks).
     pub(crate) fn bytes(&self) -> usize {
         self.state().chunks.len() * CHUNK_BYTES + self.bases.len() * 8
@@ -333,6 +338,11 @@ impl<const U: usize> NodeStore<U> {
     #[inline(always)]
     pub(crate) fn resolve(&self, id: u32) -> *const u64 {
         self.arena.resolve(id)
+    }
+
+    /// Chunks the store holds from the system.
+    pub(crate) fn chunks(&self) -> usize {
+        self.arena.chunks()
     }
 
     /// Bytes the store holds from the system.

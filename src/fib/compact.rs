@@ -50,7 +50,9 @@
 //! writer keeps each block's prefixes longer than /16 in a sorted list. A
 //! change of a /17-/24 prefix repaints the prefix's slots from the list
 //! and either stores the leaves of the runs it changed in place (the runs
-//! stay where they were: a next hop's change of an existing prefix), or
+//! stay where they were: a next hop's change of an existing prefix, or a
+//! removal whose slots fall back to a run that already holds its cover),
+//! or
 //! publishes a copy of the chunk whose runs outside those slots are copied
 //! whole, with one Release store into the root. A change of a /25-/32
 //! prefix rebuilds its slot's sub-chunk and swaps the reference in place;
@@ -72,8 +74,8 @@
 //! atomic types cannot stand for; the reclamation protocol they rely on is
 //! loom-checked in `loom-tests/tests/fib_qsbr.rs`. The core is checked
 //! against a brute-force longest match through random changes of every
-//! length (the tests below, which also check every chunk's canonical
-//! form), and under concurrent readers by `tests/fib.rs`'s
+//! length (the tests below, which also check every chunk's and
+//! sub-chunk's canonical form and inherited match), and under concurrent readers by `tests/fib.rs`'s
 //! `untouched_*_never_flickers_*` (a route no write touches answers every
 //! lookup while chunks are patched, copied and their sub-chunks swapped
 //! around it), `tests/stress.rs` and `tests/linearizability.rs`. Why an
@@ -110,8 +112,14 @@ const W_LEAVES: usize = 10;
 const CHUNK: u32 = 0x80;
 /// Chunk ids fit the 24 bits above the flag: 512 of the arena's 2 MiB
 /// chunks, 1 GiB of chunks (the RIS table takes 6 MiB; filling it takes
-/// over ten million prefixes longer than /24 in distinct /24s).
+/// over ten million prefixes longer than /24 in distinct /24s). The FIB
+/// refuses new prefixes before that (see [`Compact::is_full`]).
 const MAX_CHUNK_ID: u32 = 1 << 24;
+/// Arena chunks whose ids fit [`MAX_CHUNK_ID`].
+const MAX_ARENA_CHUNKS: usize = (MAX_CHUNK_ID as usize * UNIT_WORDS * 8) >> 21;
+// 2^24 units of 64 bytes are 512 chunks of 2 MiB, within the arena's own
+// limit.
+const _: () = assert!(MAX_ARENA_CHUNKS == 512 && MAX_ARENA_CHUNKS <= super::arena::MAX_CHUNKS);
 
 /// Whether an entry names a chunk.
 #[inline(always)]
@@ -160,8 +168,10 @@ impl ChunkRef {
     /// As for `atomic`; the caller is pinned (or is the writer).
     #[inline(always)]
     unsafe fn slot(self, x: usize) -> u32 {
-        // Acquire pairs with the writer's in-place Release store of a new
-        // sub-chunk's entry: the sub-chunk's words are visible first.
+        // Acquire pairs with the writer's in-place Release stores: of a new
+        // sub-chunk's entry (the sub-chunk's words are visible first) and
+        // of a leaf naming a next-hop id (the id's entry is published
+        // first).
         // SAFETY: forwarded; the run index is within the leaves.
         unsafe { self.atomic(W_LEAVES + self.rank(x)).load(Ordering::Acquire) }
     }
@@ -182,8 +192,9 @@ impl ChunkRef {
     /// match exactly when it equals it: own leaves are longer than the
     /// match (/17-/24 in a chunk over a /16-or-shorter match, /25-/32 in a
     /// sub-chunk over a /24-or-shorter one) and never 0, so no leaf is
-    /// mistaken for it, and no two runs come to hold equal leaves (the
-    /// runs stay canonical).
+    /// mistaken for it (nor is a sub-chunk entry, which has bit 7 set),
+    /// and no two adjacent runs come to hold equal leaves (the runs stay
+    /// canonical).
     ///
     /// # Safety
     /// The chunk must be live, and the caller its writer.
@@ -196,12 +207,15 @@ impl ChunkRef {
             }
             for i in W_LEAVES..self.len_words() {
                 let leaf = self.atomic(i);
+                // Relaxed: only the writer stores leaves; it reads its own
+                // stores.
                 if leaf.load(Ordering::Relaxed) == old {
                     // Release: see `ChunkRef::slot` (a new next-hop id's
                     // entry is published before a leaf naming it).
                     leaf.store(new, Ordering::Release);
                 }
             }
+            // Relaxed: the header's match is read by the writer only.
             self.atomic(W_INHERITED).store(new, Ordering::Relaxed);
         }
     }
@@ -467,8 +481,19 @@ impl<W: Word> Compact<W> {
         let p = self.chunks.store(words);
         // SAFETY: `p` was just stored.
         let id = unsafe { self.chunks.id_of(p) };
+        // Unreachable while writers honour `is_full`: one write allocates
+        // at most a chunk and 256 sub-chunks (under 300 KB), and
+        // `is_full` keeps a whole 2 MiB chunk in reserve.
         assert!(id < MAX_CHUNK_ID, "IPv4 FIB chunks past 1 GiB");
         id << 8 | CHUNK
+    }
+
+    /// Whether the chunk ids are nearly spent: the last 2 MiB chunk the
+    /// ids can name is kept in reserve, so the FIB refuses adds and
+    /// changes from here on (counted as dropped, like an exhausted next-hop
+    /// id) and still takes removals, whose copies the reserve covers.
+    pub(crate) fn is_full(&self) -> bool {
+        self.chunks.chunks() + 1 >= MAX_ARENA_CHUNKS
     }
 
     /// The low 16 bits of the network `a/len`: its key within its block.
@@ -555,7 +580,8 @@ impl<W: Word> Compact<W> {
         self.top[s].load(Ordering::Acquire)
     }
 
-    /// Prefetches the root entry of `a` (batch stage 1).
+    /// Prefetches the root entry of `a` (the writer's hint; the batch
+    /// pipeline needs none, see `Stages for Compact`).
     #[inline(always)]
     pub(crate) fn prefetch_top(&self, a: W) {
         prefetch(self.top_slot(a).as_ptr() as *const u8);
@@ -585,8 +611,9 @@ impl<W: Word> Compact<W> {
     /// so bit 0 clear), so stage 4 need not rank the slot again.
     ///
     /// # Safety
-    /// `words` must come from [`Compact::load_group`] and the caller must
-    /// have been pinned since.
+    /// `words` must come from [`Compact::load_group`], untouched since
+    /// (called once: the rewritten words are no chunk addresses), and the
+    /// caller must have been pinned since.
     #[inline(always)]
     pub(crate) unsafe fn prefetch_leaves(&self, addrs: &[W], words: &mut [u64]) {
         for (a, w) in addrs.iter().zip(words) {
@@ -640,6 +667,7 @@ impl<W: Word> Compact<W> {
         leaf: u32,
         limbo: &mut FibLimbo,
     ) -> u32 {
+        Self::check_leaf(len, leaf);
         if len <= TOP_BITS {
             return self.update_top(top, a, len, leaf);
         }
@@ -693,6 +721,7 @@ impl<W: Word> Compact<W> {
         leaf: u32,
         limbo: &mut FibLimbo,
     ) -> u32 {
+        Self::check_leaf(len, leaf);
         if len <= TOP_BITS {
             self.publish_pending(blocks, pending, limbo);
             return self.update_top(top, a, len, leaf);
@@ -733,6 +762,17 @@ impl<W: Word> Compact<W> {
             }
             Some(p) => self.compile(blocks, p.block, &p.dirty, limbo),
         }
+    }
+
+    /// Asserts a leaf's format: 0, or `id << 8 | len`. Lookups read a
+    /// word with bit 7 set as a chunk's id, and a short prefix's change
+    /// tells inherited leaves from own ones by their length, so a leaf
+    /// of any other form would be memory-unsafe, not merely wrong.
+    fn check_leaf(len: u32, leaf: u32) {
+        assert!(
+            leaf == 0 || (leaf & 0xff == len && len <= 32),
+            "IPv4 leaf {leaf:#x} is not `id << 8 | {len}`"
+        );
     }
 
     /// The leaf of exactly `a/len` (writer side).
@@ -1168,7 +1208,11 @@ mod tests {
         }
 
         fn expected(&self, a: u32) -> u32 {
-            (0..=32u32)
+            self.match_within(a, 32)
+        }
+        /// The longest match of `a` among prefixes of at most `max_len`.
+        fn match_within(&self, a: u32, max_len: u32) -> u32 {
+            (0..=max_len)
                 .rev()
                 .find_map(|len| self.model.get(&(a.network(len), len)).copied())
                 .unwrap_or(0)
@@ -1197,6 +1241,26 @@ mod tests {
                     // SAFETY: as above; `len` words are the chunk's.
                     let stored = unsafe { std::slice::from_raw_parts(c.0, len) };
                     assert_eq!(&words[..], stored, "block {b:#x} is not canonical");
+                    let block = (b as u32) << 16;
+                    assert_eq!(
+                        inherited,
+                        self.match_within(block, 16),
+                        "block {b:#x}'s match"
+                    );
+                    for (x, &v) in vals.iter().enumerate() {
+                        if !is_chunk(v) || (x > 0 && vals[x - 1] == v) {
+                            continue;
+                        }
+                        let sub = self.core.chunk(v);
+                        // SAFETY: as above.
+                        let (svals, sinh, slen) =
+                            unsafe { (sub.decode(), sub.inherited(), sub.len_words()) };
+                        // SAFETY: as above.
+                        let stored = unsafe { std::slice::from_raw_parts(sub.0, slen) };
+                        let at = block | (x as u32) << 8;
+                        assert_eq!(&encode(&svals, sinh)[..], stored, "{at:#x} not canonical");
+                        assert_eq!(sinh, self.match_within(at, 24), "{at:#x}'s slot match");
+                    }
                 }
             }
         }
@@ -1259,6 +1323,16 @@ mod tests {
         }
         h.check(&probes);
         assert_eq!(h.core.node_count(), 0, "every chunk retired once empty");
+    }
+
+    /// A leaf that is not `id << 8 | len` (here, bit 7 set, which
+    /// lookups would follow as a chunk id) is refused before anything
+    /// changes. Catches a core that trusts the leaf's format.
+    #[test]
+    #[should_panic(expected = "is not `id << 8 | 24`")]
+    fn a_leaf_of_another_form_is_refused() {
+        let mut h = Harness::new();
+        h.set(0x0a00_0100, 24, 1 << 8 | 0x80 | 24, false);
     }
 
     /// A default route over blocks with chunks changes only the leaves

@@ -124,6 +124,15 @@ impl<W: Word> Core<W> {
         }
     }
 
+    /// Whether the core refuses adds and changes (see
+    /// `Compact::is_full`; the trie's ids cover its whole arena).
+    pub(crate) fn is_full(&self) -> bool {
+        match self {
+            Core::Compact(d) => d.is_full(),
+            Core::Trie(_) => false,
+        }
+    }
+
     /// Bits of the core's direct top level.
     pub(crate) fn top_bits(&self) -> u32 {
         match self {

@@ -21,18 +21,22 @@
 //! compression). Both keep their nodes in a huge-page arena (`arena`) and
 //! their top level on huge pages (`pages`). Readers never lock, never retry
 //! and never see a half-applied path: every update publishes each fully
-//! built path with one atomic store (or, for a next hop's change that
-//! keeps a node's or chunk's runs, stores the changed leaf words in place,
-//! one by one, each answer still one word), and replaced nodes and
-//! next-hop ids are reclaimed through the FIB's own quiescent-state domain
-//! (`crate::qsbr`), by the writer, never by a reader. Throughout these
-//! modules a caller *pinned* means an online reader of that domain that
-//! has not reported a quiescent state since it loaded what it reads. An update is atomic per address, not across
-//! addresses: a prefix shorter than the top level (/16 for IPv4, /18 for
-//! IPv6) spans many top-level entries, and a next hop's change in place
-//! many leaf words, stored one by one, so while it is added a lookup of
-//! one address it covers can find it and a lookup of another not yet
-//! (`tests/linearizability.rs` checks exactly this, address by address).
+//! built path with one atomic store (or, for a change that keeps a node's
+//! or chunk's runs, stores the changed leaf words in place, one by one,
+//! each answer still one word: a next hop's change of an existing prefix,
+//! in IPv4 any /17-/24 change that keeps the runs, and a short prefix's
+//! change of the match it passes to a block's chunk), and replaced nodes
+//! and next-hop ids are reclaimed through the FIB's own quiescent-state
+//! domain (`crate::qsbr`), by the writer, never by a reader. Throughout
+//! these modules a caller *pinned* means an online reader of that domain
+//! that has not reported a quiescent state since it loaded what it reads.
+//! An update is atomic per address, not across addresses: a prefix
+//! shorter than the top level (/16 for IPv4, /18 for IPv6) spans many
+//! top-level entries (and, in IPv4, leaves of their chunks), and a change
+//! in place many leaf words, stored one by one, so while it is added a
+//! lookup of one address it covers can find it and a lookup of another
+//! not yet (`tests/linearizability.rs` checks exactly this, address by
+//! address).
 
 mod arena;
 mod compact;
@@ -365,6 +369,10 @@ impl<F: IpAddressFamily> LpmFib<F> {
             self.writer()
         };
         let w = &mut *w;
+        if !matches!(target, Target::Remove) && self.core.is_full() {
+            w.dropped += 1;
+            return;
+        }
         let id = match target {
             Target::Remove => Some(0),
             Target::One(nh) => w.ids.acquire(&self.nexthops, nh),
@@ -619,10 +627,11 @@ impl<F: IpAddressFamily> LpmFib<F> {
         // A four-stage pipeline over groups of GROUP addresses. In one
         // round, group g is walked (its walks interleaved level by level),
         // group g+1 gets the lines holding its leaves prefetched (their
-        // node headers arrived meanwhile), group g+2 has its top-level
-        // words loaded and its node headers prefetched, and group g+3 has
-        // its top-level lines prefetched. Every access thus has a group's
-        // worth of work to hide behind.
+        // node headers arrived meanwhile; a core may rewrite its words into
+        // what the walk needs), group g+2 has its top-level words loaded
+        // and its node headers prefetched, and group g+3 has its top-level
+        // lines prefetched (by the trie; the compact core's root is in L2).
+        // Every access thus has a group's worth of work to hide behind.
         const GROUP: usize = 32;
         const STAGES: usize = 3;
         let n = addrs.len().min(out.len());
@@ -634,7 +643,8 @@ impl<F: IpAddressFamily> LpmFib<F> {
         };
         let groups = n.div_ceil(GROUP);
         // Ring of the groups in flight: native addresses, their count and
-        // their top-level words.
+        // their top-level words (after stage 3, what the core's walk
+        // needs).
         let mut native = [[Bits::<F>::default(); GROUP]; STAGES];
         let mut lens = [0usize; STAGES];
         let mut words = [[0u64; GROUP]; STAGES];
@@ -799,7 +809,9 @@ impl<F: IpAddressFamily> LpmFib<F> {
     }
 
     /// Routes that could not be installed (see [`FibMemory`]): always 0
-    /// unless 16M distinct next hops were in use at once.
+    /// unless 16M distinct next hops were in use at once, or (IPv4) the
+    /// lookup structure reached 1 GiB, which takes over ten million
+    /// prefixes longer than /24 in distinct /24s.
     pub fn dropped(&self) -> usize {
         self.writer().dropped
     }
