@@ -48,6 +48,9 @@ pub(crate) struct NodeArena<const U: usize> {
     /// Chunk bases by number, for [`NodeArena::resolve`]. A slot is stored
     /// once, before any block of its chunk is handed out.
     bases: Box<[AtomicPtr<u64>; MAX_CHUNKS]>,
+    /// How many chunks `state` holds, readable without the lock (the
+    /// compact core asks before every write whether its ids run out).
+    chunk_count: AtomicUsize,
 }
 
 struct State {
@@ -88,6 +91,7 @@ impl<const U: usize> NodeArena<U> {
             // A fixed-size array, so `resolve`'s masked index needs no
             // bounds check on the lookup path.
             bases: Box::new([const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_CHUNKS]),
+            chunk_count: AtomicUsize::new(0),
             state: Mutex::new(State {
                 chunks: Vec::new(),
                 bump: std::ptr::null_mut(),
@@ -148,6 +152,8 @@ impl<const U: usize> NodeArena<U> {
             // and keeps the chunk header visible to any other path.
             self.bases[number].store(base, Ordering::Release);
             s.chunks.push(base);
+            // Relaxed: a count, read by the same writer that allocates.
+            self.chunk_count.store(s.chunks.len(), Ordering::Relaxed);
             // Unit 0 holds the chunk number.
             // SAFETY: one unit into the chunk.
             s.bump = unsafe { base.add(U) };
@@ -208,7 +214,8 @@ impl<const U: usize> NodeArena<U> {
 
     /// Chunks the arena holds from the system.
     pub(crate) fn chunks(&self) -> usize {
-        self.state().chunks.len()
+        // Relaxed: see `alloc`.
+        self.chunk_count.load(Ordering::Relaxed)
     }
 
     /// Bytes the arena holds from the system (whole chunks).
@@ -232,6 +239,8 @@ impl<const U: usize> NodeArena<U> {
         for b in self.bases.iter() {
             b.store(std::ptr::null_mut(), Ordering::Relaxed);
         }
+        // Relaxed: see `alloc`.
+        self.chunk_count.store(0, Ordering::Relaxed);
         for c in std::mem::take(&mut s.chunks) {
             // SAFETY: allocated in `alloc` with `chunk_layout()`; the caller
             // guarantees no block is in use.
@@ -365,6 +374,10 @@ impl<const U: usize> NodeStore<U> {
 mod tests {
     use super::*;
 
+    /// Catches misaligned or overlapping blocks, a freed block not reused,
+    /// an id that does not resolve back to its block, and a lock-free chunk
+    /// count that does not follow the chunks (the IPv4 core's `is_full`
+    /// reads it).
     #[test]
     fn blocks_are_aligned_disjoint_and_reused() {
         let a = NodeArena::<4>::new();
@@ -399,6 +412,7 @@ mod tests {
             a.alloc(29);
         }
         assert_eq!(a.bytes(), 2 * CHUNK_BYTES + MAX_CHUNKS * 8);
+        assert_eq!(a.chunks(), 2, "the lock-free chunk count follows");
         let p = a.alloc(1);
         // SAFETY: a live block of `a`.
         let id = unsafe { a.id_of(p) };
