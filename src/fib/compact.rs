@@ -52,9 +52,8 @@
 //! and either stores the leaves of the runs it changed in place (the runs
 //! stay where they were: a next hop's change of an existing prefix, or a
 //! removal whose slots fall back to a run that already holds its cover),
-//! or
-//! publishes a copy of the chunk whose runs outside those slots are copied
-//! whole, with one Release store into the root. A change of a /25-/32
+//! or publishes a copy of the chunk whose runs outside those slots are
+//! copied whole, with one Release store into the root. A change of a /25-/32
 //! prefix rebuilds its slot's sub-chunk and swaps the reference in place;
 //! a slot's first long prefix or its last one goes through the chunk like
 //! a /24. A change of a prefix of /16 or shorter stores, for each block it
@@ -75,10 +74,11 @@
 //! loom-checked in `loom-tests/tests/fib_qsbr.rs`. The core is checked
 //! against a brute-force longest match through random changes of every
 //! length (the tests below, which also check every chunk's and
-//! sub-chunk's canonical form and inherited match), and under concurrent readers by `tests/fib.rs`'s
-//! `untouched_*_never_flickers_*` (a route no write touches answers every
-//! lookup while chunks are patched, copied and their sub-chunks swapped
-//! around it), `tests/stress.rs` and `tests/linearizability.rs`. Why an
+//! sub-chunk's canonical form and inherited match), and under concurrent
+//! readers by `tests/fib.rs`'s `untouched_*_never_flickers_*` (a route no
+//! write touches answers every lookup while chunks are patched, copied,
+//! their sub-chunks swapped and their inherited leaves rewritten around
+//! it), `tests/stress.rs` and `tests/linearizability.rs`. Why an
 //! answer is never a mix of two moments is argued at
 //! [`Compact::finish_span`].
 
@@ -113,7 +113,7 @@ const CHUNK: u32 = 0x80;
 /// Chunk ids fit the 24 bits above the flag: 512 of the arena's 2 MiB
 /// chunks, 1 GiB of chunks (the RIS table takes 6 MiB; filling it takes
 /// over ten million prefixes longer than /24 in distinct /24s). The FIB
-/// refuses new prefixes before that (see [`Compact::is_full`]).
+/// refuses adds and changes before that (see [`Compact::is_full`]).
 const MAX_CHUNK_ID: u32 = 1 << 24;
 /// Arena chunks whose ids fit [`MAX_CHUNK_ID`].
 const MAX_ARENA_CHUNKS: usize = (MAX_CHUNK_ID as usize * UNIT_WORDS * 8) >> 21;
