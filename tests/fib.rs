@@ -284,6 +284,18 @@ fn never_flickers<F: IpFamily>(
     assert!(n > 1000, "the writer barely ran");
 }
 
+/// A prefix of /19../32 in 10.1.192.0/19 or /21../32 in 10.1.240.0/21:
+/// block 10.1's chunk changes, but never over 10.1.255.x.
+fn churn_beside_10_1_255(rng: &mut rtm::synth::SplitMix64) -> Prefix<Ipv4Addr> {
+    let (base, span, min_len) = if rng.below(2) == 0 {
+        (0x0a01_f000u32, 0x07ff, 21)
+    } else {
+        (0x0a01_c000u32, 0x1fff, 19)
+    };
+    let len = min_len + rng.below(33 - min_len as u64) as u8;
+    Prefix::truncating(Ipv4Addr::from(base | (rng.next_u64() as u32 & span)), len)
+}
+
 /// IPv4: probes 10.1.255.x under an untouched /16; churn never covering
 /// them inside 10.1.240.0/21 and 10.1.192.0/19 (the probes' /16 block: its
 /// chunk is patched and replaced under them, and their slots hold the
@@ -297,15 +309,7 @@ fn untouched_route_never_flickers_under_churn() {
         "10.0.0.0/8".parse().unwrap(),
         (0..=255).map(|i| Ipv4Addr::new(10, 1, 255, i)).collect(),
         Ipv4Addr::new(192, 0, 2, 7),
-        |rng| {
-            let (base, span, min_len) = if rng.below(2) == 0 {
-                (0x0a01_f000u32, 0x07ff, 21)
-            } else {
-                (0x0a01_c000u32, 0x1fff, 19)
-            };
-            let len = min_len + rng.below(33 - min_len as u64) as u8;
-            Prefix::truncating(Ipv4Addr::from(base | (rng.next_u64() as u32 & span)), len)
-        },
+        churn_beside_10_1_255,
     );
 }
 
@@ -322,15 +326,7 @@ fn untouched_route_never_flickers_under_inherited_rewrites() {
         "10.0.0.0/8".parse().unwrap(),
         (0..=255).map(|i| Ipv4Addr::new(10, 1, 255, i)).collect(),
         Ipv4Addr::new(192, 0, 2, 7),
-        |rng| {
-            let (base, span, min_len) = if rng.below(2) == 0 {
-                (0x0a01_f000u32, 0x07ff, 21)
-            } else {
-                (0x0a01_c000u32, 0x1fff, 19)
-            };
-            let len = min_len + rng.below(33 - min_len as u64) as u8;
-            Prefix::truncating(Ipv4Addr::from(base | (rng.next_u64() as u32 & span)), len)
-        },
+        churn_beside_10_1_255,
     );
 }
 
